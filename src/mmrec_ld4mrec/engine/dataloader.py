@@ -1,0 +1,101 @@
+"""Data loaders with MMRec's batch formats.
+
+* Training, ``use_full_sampling: True``: a 1-D LongTensor of (shuffled) user ids.
+* Training otherwise: ``[users, positive items, one sampled negative]`` stacked, shape [3, B].
+* Evaluation: ``[users, (rows, items) of their training items to mask]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .dataset import RecDataset
+
+
+def _matrix(ds: RecDataset, form: str = "coo"):
+    df = ds.df
+    m = sp.coo_matrix((np.ones(len(df), dtype=np.float32), (df[ds.uid_field].to_numpy(), df[ds.iid_field].to_numpy())),
+                      shape=(ds.get_user_num(), ds.get_item_num()))
+    m = m.tocsr()
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    if form == "coo":
+        return m.tocoo()
+    if form == "csr":
+        return m
+    raise ValueError(f"sparse matrix format {form!r} is not supported (coo or csr)")
+
+
+class TrainDataLoader:
+    def __init__(self, config, dataset: RecDataset, batch_size: int, shuffle: bool = True):
+        self.config, self.dataset, self.batch_size, self.shuffle = config, dataset, batch_size, shuffle
+        self.device = config["device"]
+        self.use_full_sampling = bool(config["use_full_sampling"])
+        self._csr = _matrix(dataset, "csr")
+        self.all_uids = np.unique(dataset.df[dataset.uid_field].to_numpy())
+
+    def inter_matrix(self, form: str = "coo", value_field=None):
+        return _matrix(self.dataset, form)
+
+    def __len__(self) -> int:
+        n = len(self.all_uids) if self.use_full_sampling else len(self.dataset)
+        return (n + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        if self.use_full_sampling:
+            uids = self.all_uids.copy()
+            if self.shuffle:
+                np.random.shuffle(uids)
+            for start in range(0, len(uids), self.batch_size):
+                yield torch.from_numpy(uids[start:start + self.batch_size]).long().to(self.device)
+            return
+        df = self.dataset.df
+        order = np.random.permutation(len(df)) if self.shuffle else np.arange(len(df))
+        users = df[self.dataset.uid_field].to_numpy()[order]
+        items = df[self.dataset.iid_field].to_numpy()[order]
+        for start in range(0, len(order), self.batch_size):
+            u, i = users[start:start + self.batch_size], items[start:start + self.batch_size]
+            yield torch.from_numpy(np.stack([u, i, self._negatives(u)])).long().to(self.device)
+
+    def _negatives(self, users: np.ndarray) -> np.ndarray:
+        n_items = self._csr.shape[1]
+        neg = np.random.randint(0, n_items, size=len(users))
+        todo = np.flatnonzero(np.asarray(self._csr[users, neg]).ravel() > 0)
+        while len(todo):
+            neg[todo] = np.random.randint(0, n_items, size=len(todo))
+            todo = todo[np.asarray(self._csr[users[todo], neg[todo]]).ravel() > 0]
+        return neg
+
+
+class EvalDataLoader:
+    """Users of an evaluation split, in id order, with their held-out items."""
+
+    def __init__(self, config, eval_dataset: RecDataset, train_dataset: RecDataset, batch_size: int):
+        self.device = config["device"]
+        self.batch_size = batch_size
+        df = eval_dataset.df.sort_values([eval_dataset.uid_field, eval_dataset.iid_field])
+        users = df[eval_dataset.uid_field].to_numpy()
+        self.eval_users, starts = np.unique(users, return_index=True)
+        self.eval_items = np.split(df[eval_dataset.iid_field].to_numpy(), starts[1:])
+        self._train = _matrix(train_dataset, "csr")
+
+    def get_eval_users(self) -> np.ndarray:
+        return self.eval_users
+
+    def get_eval_items(self) -> list[np.ndarray]:
+        return self.eval_items
+
+    def get_eval_len_list(self) -> np.ndarray:
+        return np.array([len(x) for x in self.eval_items])
+
+    def __len__(self) -> int:
+        return (len(self.eval_users) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        for start in range(0, len(self.eval_users), self.batch_size):
+            users = self.eval_users[start:start + self.batch_size]
+            mask = self._train[users].tocoo()
+            mask_index = torch.from_numpy(np.stack([mask.row, mask.col]).astype(np.int64)).to(self.device)
+            yield [torch.from_numpy(users).long().to(self.device), mask_index]

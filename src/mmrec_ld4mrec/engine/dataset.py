@@ -1,0 +1,110 @@
+"""MMRec's dataset layout: ``<data_path><dataset>/<inter_file_name>``, one row per
+interaction, with ``x_label`` 0 (train), 1 (validation), 2 (test). Ids are 0-based ints."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+
+log = logging.getLogger(__name__)
+SPLIT_NAMES = ("training", "validation", "test")
+
+
+class RecDataset:
+    def __init__(self, config, df: pd.DataFrame | None = None):
+        self.config = config
+        self.dataset_name = config["dataset"]
+        self.dataset_path = os.path.abspath(str(config["data_path"]) + self.dataset_name)
+        self.uid_field = config["USER_ID_FIELD"]
+        self.iid_field = config["ITEM_ID_FIELD"]
+        self.splitting_label = config["inter_splitting_label"]
+        self.dropped_cold_users = {"validation": 0, "test": 0}
+        if df is not None:
+            self.df = df
+            return
+        self.path = os.path.join(self.dataset_path, str(config["inter_file_name"]))
+        self.df = self._load(self.path)
+        self.user_num = int(self.df[self.uid_field].max()) + 1
+        self.item_num = int(self.df[self.iid_field].max()) + 1
+
+    def _load(self, path: str) -> pd.DataFrame:
+        if not os.path.isfile(path):
+            raise DataError(f"{path}: interaction file not found (data_path={self.config['data_path']!r}, "
+                            f"dataset={self.dataset_name!r}, inter_file_name={self.config['inter_file_name']!r})")
+        cols = [self.uid_field, self.iid_field, self.splitting_label]
+        try:
+            header = pd.read_csv(path, sep=self.config["field_separator"], nrows=0).columns
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot parse the header ({exc})") from None
+        missing = [c for c in cols if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {missing}; found {list(header)}")
+        try:
+            df = pd.read_csv(path, sep=self.config["field_separator"], usecols=cols)
+        except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+        if df.empty:
+            raise DataError(f"{path}: holds no interactions")
+        for c in cols:
+            values = pd.to_numeric(df[c], errors="coerce")
+            bad = values.isna() | (values != np.floor(values))
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataError(f"{path}: column '{c}' must hold integers; data row {row + 1} has {df[c].iloc[row]!r}")
+            df[c] = values.astype(np.int64)
+            if (df[c] < 0).any():
+                raise DataError(f"{path}: column '{c}' has negative value {int(df[c].min())}; ids must be 0-based")
+        labels = set(np.unique(df[self.splitting_label]).tolist())
+        if not labels <= {0, 1, 2}:
+            raise DataError(f"{path}: column '{self.splitting_label}' must be 0, 1 or 2; found {sorted(labels - {0, 1, 2})}")
+        for c in (self.uid_field, self.iid_field):
+            n_distinct, top = df[c].nunique(), int(df[c].max())
+            if top + 1 > 50 * n_distinct + 1000:
+                raise DataError(f"{path}: column '{c}' has id {top} but only {n_distinct} distinct ids; "
+                                "ids must be remapped to 0..n-1")
+        return df
+
+    def split(self) -> list[RecDataset]:
+        """Train / validation / test, dropping validation/test users unseen in training
+        when ``filter_out_cod_start_users`` (MMRec's cold-user filter)."""
+        parts = [self.df[self.df[self.splitting_label] == i].drop(columns=self.splitting_label) for i in range(3)]
+        where = getattr(self, "path", self.dataset_path)
+        if parts[0].empty:
+            raise DataError(f"{where}: the training split (x_label=0) is empty")
+        train_users = set(parts[0][self.uid_field].unique().tolist())
+        dropped = {}
+        for i in (1, 2):
+            cold = ~parts[i][self.uid_field].isin(train_users)
+            if cold.any():
+                n_cold = parts[i].loc[cold, self.uid_field].nunique()
+                if not self.config["filter_out_cod_start_users"]:
+                    raise DataError(f"{where}: {n_cold} user(s) in the {SPLIT_NAMES[i]} split have no training "
+                                    "interactions; set filter_out_cod_start_users: True to drop them")
+                dropped[SPLIT_NAMES[i]] = int(n_cold)
+                parts[i] = parts[i][~cold]
+            if parts[i].empty:
+                raise DataError(f"{where}: the {SPLIT_NAMES[i]} split (x_label={i}) is empty"
+                                + (" after dropping users without training interactions" if cold.any() else ""))
+        if dropped:
+            log.info("cold-user filter dropped users without training interactions: %s", dropped)
+        out = []
+        for p in parts:
+            ds = RecDataset(self.config, p.reset_index(drop=True))
+            ds.user_num, ds.item_num = self.user_num, self.item_num
+            ds.dropped_cold_users = {**self.dropped_cold_users, **dropped}
+            out.append(ds)
+        return out
+
+    def get_user_num(self) -> int:
+        return self.user_num
+
+    def get_item_num(self) -> int:
+        return self.item_num
+
+    def __len__(self) -> int:
+        return len(self.df)

@@ -1,0 +1,38 @@
+"""Full ranking over all items, training items masked, in user batches (no |I| x |I| work)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .dataloader import EvalDataLoader
+from .metrics import topk_metrics
+
+
+@torch.no_grad()
+def rank_topk(model, loader: EvalDataLoader, k: int) -> np.ndarray:
+    """Top-``k`` item ids per evaluation user, [n_eval_users, k]."""
+    model.eval()
+    chunks = []
+    for users, mask_index in loader:
+        scores = model.full_sort_predict([users]).float()
+        scores[mask_index[0], mask_index[1]] = -1e10
+        chunks.append(torch.topk(scores, k, dim=-1).indices.cpu().numpy())
+    return np.concatenate(chunks, axis=0)
+
+
+def hit_matrix(topk_index: np.ndarray, loader: EvalDataLoader, n_items: int) -> np.ndarray:
+    """Boolean [n_users, k]: is the ranked item one of the user's held-out items?"""
+    held_out = loader.get_eval_items()
+    rows = np.repeat(np.arange(len(held_out)), [len(x) for x in held_out])
+    truth = rows * n_items + np.concatenate(held_out)
+    ranked = np.arange(len(held_out))[:, None] * n_items + topk_index
+    return np.isin(ranked, truth)
+
+
+def evaluate(model, loader: EvalDataLoader, config) -> tuple[dict[str, float], np.ndarray]:
+    """Metrics dict and the top-max(topk) ranking of every evaluation user."""
+    topk = list(config["topk"])
+    topk_index = rank_topk(model, loader, max(topk))
+    hits = hit_matrix(topk_index, loader, model.n_items)
+    return topk_metrics(hits, loader.get_eval_len_list(), list(config["metrics"]), topk), topk_index

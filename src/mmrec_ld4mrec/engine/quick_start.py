@@ -1,0 +1,133 @@
+"""One run as MMRec's ``quick_start`` does it, with one difference: across the
+``hyper_parameters`` grid the best combination is chosen on **validation** (MMRec picks the
+best test result)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..models import get_model
+from ..synthetic import ensure_synthetic
+from .checkpoint import dataset_fingerprint, load_checkpoint, save_checkpoint, save_topk_csv
+from .config import Config
+from .dataloader import EvalDataLoader, TrainDataLoader
+from .dataset import RecDataset
+from .evaluator import evaluate, rank_topk
+from .trainer import FitResult, Trainer
+
+log = logging.getLogger(__name__)
+_MACHINE_KEYS = {"data_path", "device", "gpu_id", "use_gpu", "eval_batch_size"}
+
+
+def init_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(False)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def grid(config: Config) -> list[dict]:
+    """Every combination of the ``hyper_parameters`` values (a scalar is a one-value axis)."""
+    keys = config["hyper_parameters"]
+    axes = [v if isinstance(v, list) else [v] for v in (config[k] for k in keys)]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
+
+
+def feature_paths(config: Config) -> list[str]:
+    folder = os.path.abspath(str(config["data_path"]) + config["dataset"])
+    names = [config["vision_feature_file"], config["text_feature_file"], *(config["extra_feature_files"] or [])]
+    return [os.path.join(folder, n) for n in names if n and os.path.isfile(os.path.join(folder, n))]
+
+
+def time_full_inference(model, train_loader: TrainDataLoader, config: Config) -> float:
+    """Seconds for one full ranking (top-max(topk), training items masked) of every user."""
+    all_users = EvalDataLoader.__new__(EvalDataLoader)
+    all_users.device, all_users.batch_size = config["device"], int(config["eval_batch_size"])
+    all_users.eval_users = np.arange(model.n_users)
+    all_users._train = train_loader.inter_matrix("csr")
+    start = time.perf_counter()
+    rank_topk(model, all_users, max(config["topk"]))
+    return time.perf_counter() - start
+
+
+def run(model_name: str, dataset_name: str, config_dict: dict | None = None, save_dir: str | None = None,
+        load_dir: str | None = None) -> dict:
+    """Train (or load) and evaluate; returns the JSON-ready result of the best grid point."""
+    config = Config(model_name, dataset_name, config_dict)
+    if dataset_name == "synthetic":
+        ensure_synthetic(Path(str(config["data_path"]) + dataset_name))
+    dataset = RecDataset(config)
+    train_ds, valid_ds, test_ds = dataset.split()
+    fingerprint = dataset_fingerprint(dataset, feature_paths(config))
+    model_cls = get_model(model_name)
+    points = grid(config)
+    payload = load_checkpoint(Path(load_dir), fingerprint, dataset_name) if load_dir else None
+    if payload:
+        for key, value in payload["config"].items():
+            if key in config and key not in _MACHINE_KEYS:
+                config[key] = value
+        points = [{k: config[k] for k in config["hyper_parameters"]}]
+
+    runs = []
+    for idx, point in enumerate(points):
+        for key, value in point.items():
+            config[key] = value
+        log.info("run %d/%d of %s on %s: %s", idx + 1, len(points), model_name, dataset_name, point)
+        init_seed(int(config["seed"]))
+        train = TrainDataLoader(config, train_ds, int(config["train_batch_size"]), shuffle=True)
+        valid = EvalDataLoader(config, valid_ds, train_ds, int(config["eval_batch_size"]))
+        test = EvalDataLoader(config, test_ds, train_ds, int(config["eval_batch_size"]))
+        model = model_cls(config, train).to(config["device"])
+        if payload:
+            model.load_state_dict(payload["state_dict"])
+            fit = FitResult(best_epoch=int(payload.get("best_epoch", -1)), epochs_run=0)
+            fit.valid, _ = evaluate(model, valid, config)
+            fit.test, fit.test_topk = evaluate(model, test, config)
+        else:
+            fit = Trainer(config, model).fit(train, valid, test, keep_state=bool(save_dir))
+            if fit.best_state is not None:
+                model.load_state_dict(fit.best_state)
+        infer_s = time_full_inference(model, train, config)
+        runs.append({"idx": idx, "point": point, "fit": fit, "inference_seconds": infer_s,
+                     "config": config.to_dict(), "test_users": test.get_eval_users()})
+
+    metric = config["valid_metric"]
+    best = max(runs, key=lambda r: r["fit"].valid.get(metric, -1.0))  # chosen on validation only
+    fit = best["fit"]
+    if save_dir and fit.test_topk is not None:
+        state = fit.best_state if fit.best_state is not None else (payload or {}).get("state_dict")
+        if state is not None:
+            save_checkpoint(Path(save_dir), state, best["config"], fingerprint,
+                            {"model": model_name, "dataset": dataset_name, "best_epoch": fit.best_epoch})
+        save_topk_csv(Path(save_dir), model_name, dataset_name, best["idx"], best["test_users"], fit.test_topk[:, :50])
+    return {
+        "model": model_name,
+        "dataset": dataset_name,
+        "config": best["config"],
+        "hyper_parameters": best["point"],
+        "best_epoch": fit.best_epoch,
+        "epochs_run": fit.epochs_run,
+        "valid": fit.valid,
+        "test": fit.test,
+        "train_seconds_per_epoch": fit.train_seconds_per_epoch,
+        "inference_seconds": best["inference_seconds"],
+        "peak_rss_mb": peak_rss_mb(),
+        "dropped_cold_users": train_ds.dropped_cold_users,
+        "selection": f"best {metric} on validation across {len(runs)} grid point(s)",
+        "grid": [{"point": r["point"], "best_epoch": r["fit"].best_epoch, "valid": r["fit"].valid,
+                  "test": r["fit"].test} for r in runs],
+        "history": fit.history,
+    }

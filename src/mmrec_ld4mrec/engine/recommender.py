@@ -1,0 +1,67 @@
+"""Standalone stand-ins for MMRec's ``AbstractRecommender`` / ``GeneralRecommender``:
+the same constructor signature and attributes (``n_users``, ``n_items``, ``batch_size``,
+``device``, ``v_feat``, ``t_feat``), with the feature files validated on load."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DataError
+
+
+def load_feature_file(path: str, n_items: int) -> np.ndarray:
+    """Load an item-feature ``.npy`` (row i = item i), refusing anything but a finite 2-D
+    numeric array with one row per item."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise DataError(f"{path}: expected a 2-D numeric array, got shape {arr.shape} dtype {arr.dtype}")
+    if arr.shape[0] != n_items:
+        raise DataError(f"{path}: has {arr.shape[0]} rows, expected one per item ({n_items})")
+    if not np.isfinite(arr).all():
+        raise DataError(f"{path}: holds NaN or infinite values")
+    return arr.astype(np.float32)
+
+
+class AbstractRecommender(nn.Module):
+    def pre_epoch_processing(self):
+        pass
+
+    def post_epoch_processing(self):
+        pass
+
+    def calculate_loss(self, interaction):
+        raise NotImplementedError
+
+    def full_sort_predict(self, interaction):
+        raise NotImplementedError
+
+
+class GeneralRecommender(AbstractRecommender):
+    def __init__(self, config, dataloader):
+        super().__init__()
+        self.USER_ID = config["USER_ID_FIELD"]
+        self.ITEM_ID = config["ITEM_ID_FIELD"]
+        self.n_users = dataloader.dataset.get_user_num()
+        self.n_items = dataloader.dataset.get_item_num()
+        self.batch_size = config["train_batch_size"]
+        self.device = config["device"]
+        self.v_feat, self.t_feat = None, None
+        if not config["end2end"] and config["is_multimodal_model"]:
+            folder = os.path.abspath(config["data_path"] + config["dataset"])
+            for attr, key in (("v_feat", "vision_feature_file"), ("t_feat", "text_feature_file")):
+                name = config[key]
+                if name and os.path.isfile(os.path.join(folder, name)):
+                    arr = load_feature_file(os.path.join(folder, name), self.n_items)
+                    setattr(self, attr, torch.from_numpy(arr).to(self.device))
+            if self.v_feat is None and self.t_feat is None:
+                raise DataError(
+                    f"{folder}: a multimodal model needs 'vision_feature_file' or 'text_feature_file' "
+                    f"there (got {config['vision_feature_file']!r}, {config['text_feature_file']!r}); "
+                    "set is_multimodal_model: False for a dataset without features")

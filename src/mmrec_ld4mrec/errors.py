@@ -1,0 +1,16 @@
+"""Errors a user can act on: each names the file, field or key and what was expected."""
+
+
+class UserInputError(ValueError):
+    """Bad input from the user (data file, config key, CLI argument).
+
+    The CLI prints the message on one line and exits non-zero instead of a traceback.
+    """
+
+
+class ConfigError(UserInputError):
+    """A configuration key is unknown or its value is out of range."""
+
+
+class DataError(UserInputError):
+    """A dataset file is missing, malformed or inconsistent."""

@@ -1,0 +1,144 @@
+"""LD4MRec (Tan et al.): a light diffusion model for multimedia recommendation.
+
+Training (Algorithm 1): for a batch of users, draw steps by importance sampling (Eq. 8),
+corrupt the observed rows (Eq. 2), denoise them with C-Net under the step embedding
+SinEmb(t) + e_in(u) (Eq. 17) and the collaborative / modality signals (Eq. 14-16), and
+regress on the soft-reconstruction target (Eq. 6-7).
+Inference (Algorithm 2): one C-Net pass on the uncorrupted row with SinEmb(0) + e_in(u).
+
+The constructor and methods follow MMRec's contract: ``(config, dataloader)``,
+``calculate_loss(user_ids)`` with ``use_full_sampling: True``, and
+``full_sort_predict(interaction)`` scoring ``interaction[0]`` against every item.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..cnet import CNet, CorruptedRows
+from ..diffusion import NoiseSchedule, sinusoidal_step_embedding
+from ..engine.recommender import load_feature_file
+from ..errors import ConfigError
+from ..host import config_get, general_recommender_base
+from ..settings import ld4mrec_settings
+from ..signals import cached_signals
+from ..soft_target import soft_reconstruction_target
+from ..step_sampler import ImportanceStepSampler
+
+
+class LD4MRec(general_recommender_base()):
+    def __init__(self, config, dataloader):
+        super().__init__(config, dataloader)
+        self.settings = s = ld4mrec_settings(lambda key: config_get(config, key))
+        X = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
+        X.sort_indices()
+        self.train_matrix = X
+
+        features = self._modality_features(config)
+        if s.svd_rank > min(X.shape):
+            raise ConfigError(f"config key 'svd_rank': expected at most min(|U|, |I|) = {min(X.shape)}, got {s.svd_rank}")
+        collab, prefs = cached_signals(X, features, s.svd_rank, s.feature_norm)
+        self.register_buffer("collab_signal", torch.from_numpy(collab).to(self.device))
+        self.n_modalities = len(prefs)
+        for m, p in enumerate(prefs):
+            self.register_buffer(f"pref_signal_{m}", torch.from_numpy(p).to(self.device))
+
+        self.schedule = NoiseSchedule(s.steps, s.noise_scale, s.noise_min, s.noise_max)
+        self.step_sampler = ImportanceStepSampler(s.steps, s.history_num_per_term, s.uniform_mix)
+        # e_in(u): the user's unknown inherent diffusion step, zero = "no inherent noise".
+        self.initial_step = nn.Embedding(self.n_users, s.step_emb_size)
+        nn.init.zeros_(self.initial_step.weight)
+        self.cnet = CNet(
+            n_items=self.n_items, embedding_size=s.embedding_size, hidden_size=s.hidden_size,
+            step_dim=s.step_emb_size, collab_dim=collab.shape[1], pref_dims=[p.shape[1] for p in prefs],
+            activation=s.activation, use_cg=s.use_cg, use_pg=s.use_pg, sparse_input=s.sparse_input,
+        ).to(self.device)
+        self.to(self.device)
+
+    # ---- inputs -------------------------------------------------------------------------
+    def _modality_features(self, config) -> list[np.ndarray]:
+        """Modalities in a fixed order: text, visual (the paper's), then ``extra_feature_files``."""
+        feats = [f.detach().cpu().numpy() for f in (self.t_feat, self.v_feat) if f is not None]
+        folder = os.path.abspath(str(config_get(config, "data_path", "")) + str(config_get(config, "dataset", "")))
+        for name in self.settings.extra_feature_files:
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                raise ConfigError(f"config key 'extra_feature_files': {path} does not exist")
+            feats.append(load_feature_file(path, self.n_items))
+        for f in feats:
+            if not np.isfinite(f).all():
+                raise ConfigError("item features hold NaN or infinite values")
+        return feats
+
+    def _rows(self, users: torch.Tensor):
+        """Training rows of ``users``: (sparse COO [B, |I|], CSR indptr, CSR indices)."""
+        sub = self.train_matrix[users.cpu().numpy()]
+        indptr = torch.from_numpy(sub.indptr.astype(np.int64))
+        indices = torch.from_numpy(sub.indices.astype(np.int64))
+        rows = torch.repeat_interleave(torch.arange(len(users)), indptr[1:] - indptr[:-1])
+        x = torch.sparse_coo_tensor(torch.stack([rows, indices]), torch.ones(len(indices)),
+                                    (len(users), self.n_items), is_coalesced=True)
+        return x.to(self.device), indptr, indices
+
+    def _conditions(self, users: torch.Tensor):
+        prefs = [getattr(self, f"pref_signal_{m}")[users] for m in range(self.n_modalities)]
+        return self.collab_signal[users], prefs
+
+    def step_embedding(self, t: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """e_step = SinEmb(t) + e_in(u) (Eq. 17 and section 5.2)."""
+        return sinusoidal_step_embedding(t, self.settings.step_emb_size).to(self.device) + self.initial_step(users)
+
+    def _input_dropout(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.settings.input_dropout
+        if not self.training or p == 0:
+            return x
+        keep = (torch.rand(x._nnz(), device=x.device) >= p).float() / (1.0 - p)
+        return torch.sparse_coo_tensor(x._indices(), x._values() * keep, x.shape, is_coalesced=True)
+
+    # ---- MMRec contract -----------------------------------------------------------------
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        """Algorithm 1: importance-sampled step, corruption, soft-reconstruction MSE."""
+        users = interaction if torch.is_tensor(interaction) and interaction.dim() == 1 else interaction[0]
+        users = users.to(self.device)
+        s = self.settings
+        x, indptr, indices = self._rows(users)
+        x_dense = x.to_dense()
+        t, weights = self.step_sampler.sample(len(users))
+        t = t.to(self.device)
+        corrupted = CorruptedRows(self._input_dropout(x), torch.randn_like(x_dense),
+                                  self.schedule.signal_coef(t, x_dense), self.schedule.noise_coef(t, x_dense))
+        collab, prefs = self._conditions(users)
+        x_hat = self.cnet(corrupted, self.step_embedding(t, users), collab, prefs)
+        if s.use_soft_target:
+            target = soft_reconstruction_target(x_dense.cpu(), indptr, indices, s.soft_prob, s.smooth).to(self.device)
+        else:
+            target = x_dense
+        per_user = ((x_hat - target) ** 2).mean(dim=1)  # L_t(u), Eq. 5
+        self.step_sampler.update(t, per_user)
+        return (per_user * weights.to(self.device)).mean()  # Eq. 8 weighting 1 / (T p_t)
+
+    @torch.no_grad()
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        """Algorithm 2 (forward-free): x_hat = C-Net(x_u, SinEmb(0) + e_in(u)) in one pass.
+
+        With ``inference_steps`` = k > 0: corrupt x_u to step k, then k reverse steps with the
+        DDPM posterior mean of the predicted x_0 (no sampling noise), as in Fig. 3.
+        """
+        users = interaction[0].to(self.device)
+        x, _, _ = self._rows(users)
+        collab, prefs = self._conditions(users)
+        k = self.settings.inference_steps
+        if k == 0:
+            t0 = torch.zeros(len(users), dtype=torch.long, device=self.device)
+            return self.cnet(x, self.step_embedding(t0, users), collab, prefs)
+        x_t = self.schedule.q_sample(x.to_dense(), torch.full((len(users),), k, device=self.device))
+        for step in range(k, 0, -1):
+            t = torch.full((len(users),), step, dtype=torch.long, device=self.device)
+            x0_pred = self.cnet(x_t, self.step_embedding(t, users), collab, prefs)
+            x_t = self.schedule.posterior_mean(x_t, x0_pred, t)
+        return x_t

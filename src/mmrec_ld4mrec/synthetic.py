@@ -1,0 +1,96 @@
+"""The embedded default dataset ``synthetic``, generated deterministically on first use.
+
+Users and items get latent factors around a few planted taste clusters; users pick items by
+a softmax over factor affinity plus a mild popularity term, with a share of uniformly
+random (noisy) clicks. Two modalities carry the item factors through random projections plus
+noise. After iterated 10-core filtering and id remapping, each user's interactions are split
+8:1:1 in a random per-user order (at least one validation and one test item each).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+SEED = 20240607
+N_USERS, N_ITEMS, N_FACTORS, N_CLUSTERS = 1500, 700, 16, 8
+CLICKS_MEAN, NOISE_SHARE, TEMPERATURE = 28, 0.15, 0.5
+FEATURE_DIMS = {"image_feat.npy": 48, "text_feat.npy": 32}
+INTER_FILE = "synthetic.inter"
+
+
+def k_core(pairs: np.ndarray, k: int = 10) -> np.ndarray:
+    """Iterate dropping users and items with fewer than ``k`` interactions until stable."""
+    while True:
+        u, cu = np.unique(pairs[:, 0], return_counts=True)
+        i, ci = np.unique(pairs[:, 1], return_counts=True)
+        keep = np.isin(pairs[:, 0], u[cu >= k]) & np.isin(pairs[:, 1], i[ci >= k])
+        if keep.all():
+            return pairs
+        pairs = pairs[keep]
+
+
+def generate(rng: np.random.Generator | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    rng = rng or np.random.default_rng(SEED)
+    centers = rng.normal(size=(N_CLUSTERS, N_FACTORS))
+    user_f = centers[rng.integers(N_CLUSTERS, size=N_USERS)] + 0.6 * rng.normal(size=(N_USERS, N_FACTORS))
+    item_f = centers[rng.integers(N_CLUSTERS, size=N_ITEMS)] + 0.6 * rng.normal(size=(N_ITEMS, N_FACTORS))
+    popularity = rng.normal(scale=0.5, size=N_ITEMS)
+    logits = user_f @ item_f.T / (np.sqrt(N_FACTORS) * TEMPERATURE) + popularity
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    pairs = []
+    for u in range(N_USERS):
+        n = int(np.clip(rng.poisson(CLICKS_MEAN), 12, N_ITEMS // 4))
+        n_noise = rng.binomial(n, NOISE_SHARE)
+        chosen = set(rng.choice(N_ITEMS, size=n - n_noise, replace=False, p=probs[u]).tolist())
+        chosen |= set(rng.choice(N_ITEMS, size=n_noise, replace=False).tolist())
+        pairs.extend((u, i) for i in chosen)
+    pairs = k_core(np.array(pairs, dtype=np.int64))
+    users, pairs[:, 0] = np.unique(pairs[:, 0], return_inverse=True)
+    items, pairs[:, 1] = np.unique(pairs[:, 1], return_inverse=True)
+    labels = np.zeros(len(pairs), dtype=np.int64)
+    order = rng.permutation(len(pairs))
+    pairs, labels = pairs[order], labels[order]
+    for u in range(len(users)):
+        idx = np.flatnonzero(pairs[:, 0] == u)
+        n_eval = max(1, int(round(0.1 * len(idx))))
+        labels[idx[:n_eval]] = 1
+        labels[idx[n_eval:2 * n_eval]] = 2
+    df = pd.DataFrame({"userID": pairs[:, 0], "itemID": pairs[:, 1], "x_label": labels})
+    df = df.sort_values(["userID", "x_label", "itemID"]).reset_index(drop=True)
+    features = {}
+    for name, dim in FEATURE_DIMS.items():
+        projection = rng.normal(size=(N_FACTORS, dim)) / np.sqrt(N_FACTORS)
+        feat = item_f[items] @ projection + 0.5 * rng.normal(size=(len(items), dim))
+        features[name] = feat.astype(np.float32)
+    return df, features
+
+
+def ensure_synthetic(folder: str | os.PathLike) -> Path:
+    """Write the dataset into ``folder`` unless it is already there; atomic (temp + rename)."""
+    folder = Path(folder)
+    if (folder / INTER_FILE).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=folder.parent))
+    try:
+        df, features = generate()
+        df.to_csv(tmp / INTER_FILE, sep="\t", index=False)
+        for name, arr in features.items():
+            np.save(tmp / name, arr)
+        if folder.exists():  # an empty or partial folder of ours; keep anything else intact
+            if any(folder.iterdir()):
+                raise DataError(f"{folder}: exists without {INTER_FILE}; move it away to regenerate")
+            folder.rmdir()
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

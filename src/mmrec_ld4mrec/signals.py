@@ -33,7 +33,8 @@ def normalized_adjacency(X: sp.spmatrix) -> sp.csr_matrix:
 def _to_torch_sparse(X: sp.spmatrix) -> torch.Tensor:
     coo = sp.coo_matrix(X)
     index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float64)), coo.shape).coalesce()
+    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float64)), coo.shape,
+                                   check_invariants=False).coalesce()
 
 
 def collaborative_signal(X: sp.spmatrix, rank: int, seed: int = 0, power_iterations: int = 4) -> np.ndarray:

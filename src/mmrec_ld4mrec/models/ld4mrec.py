@@ -82,7 +82,8 @@ class LD4MRec(general_recommender_base()):
         indices = torch.from_numpy(sub.indices.astype(np.int64))
         rows = torch.repeat_interleave(torch.arange(len(users)), indptr[1:] - indptr[:-1])
         x = torch.sparse_coo_tensor(torch.stack([rows, indices]), torch.ones(len(indices)),
-                                    (len(users), self.n_items), is_coalesced=True)
+                                    (len(users), self.n_items), is_coalesced=True,
+                                    check_invariants=False)
         return x.to(self.device), indptr, indices
 
     def _conditions(self, users: torch.Tensor):
@@ -98,7 +99,8 @@ class LD4MRec(general_recommender_base()):
         if not self.training or p == 0:
             return x
         keep = (torch.rand(x._nnz(), device=x.device) >= p).float() / (1.0 - p)
-        return torch.sparse_coo_tensor(x._indices(), x._values() * keep, x.shape, is_coalesced=True)
+        return torch.sparse_coo_tensor(x._indices(), x._values() * keep, x.shape, is_coalesced=True,
+                                       check_invariants=False)
 
     # ---- MMRec contract -----------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:

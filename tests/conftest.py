@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mmrec_ld4mrec.synthetic import ensure_synthetic
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+os.environ.setdefault("MMREC_LD4MREC_STANDALONE", "1")
+
+
+@pytest.fixture(scope="session")
+def data_path(tmp_path_factory) -> Path:
+    """A data_path folder holding the generated ``synthetic`` dataset."""
+    root = tmp_path_factory.mktemp("data")
+    ensure_synthetic(root / "synthetic")
+    return root
+
+
+@pytest.fixture
+def small_ld4mrec() -> dict:
+    """A fast LD4MRec configuration for tests (narrow layers, one grid point)."""
+    return {"embedding_size": 64, "hidden_size": 32, "svd_rank": 16, "soft_prob": 0.01, "smooth": 0.01,
+            "epochs": 3, "seed": [7]}

@@ -20,7 +20,7 @@ import pandas as pd
 from .errors import DataError
 
 SEED = 20240607
-N_USERS, N_ITEMS, N_FACTORS, N_CLUSTERS = 1500, 700, 16, 8
+N_USERS, N_ITEMS, N_FACTORS, N_CLUSTERS = 1000, 500, 16, 8
 CLICKS_MEAN, NOISE_SHARE, TEMPERATURE = 28, 0.15, 0.5
 FEATURE_DIMS = {"image_feat.npy": 48, "text_feat.npy": 32}
 INTER_FILE = "synthetic.inter"

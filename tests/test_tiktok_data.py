@@ -1,0 +1,54 @@
+"""The real TikTok data in ../shared: safe loading and a short LD4MRec run (slow)."""
+
+import pickle
+
+import pytest
+
+from mmrec_ld4mrec.errors import DataError
+from mmrec_ld4mrec.safe_pickle import load_sparse_pickle
+
+from .conftest import SHARED
+
+TIKTOK = SHARED / "data" / "tiktok"
+needs_tiktok = pytest.mark.skipif(not (TIKTOK / "trnMat.pkl").is_file(), reason=f"{TIKTOK} not present")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo should-not-run",))
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path):
+    evil = tmp_path / "trnMat.pkl"
+    evil.write_bytes(pickle.dumps(_RunsCode()))
+    with pytest.raises(DataError, match="refusing to load posix.system"):
+        load_sparse_pickle(evil)
+
+
+def test_truncated_or_non_matrix_pickles_are_refused(tmp_path):
+    (tmp_path / "cut.pkl").write_bytes(pickle.dumps([1, 2, 3])[:5])
+    with pytest.raises(DataError, match="cut.pkl"):
+        load_sparse_pickle(tmp_path / "cut.pkl")
+    (tmp_path / "list.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(DataError, match="expected a scipy sparse matrix"):
+        load_sparse_pickle(tmp_path / "list.pkl")
+
+
+@needs_tiktok
+def test_shared_tiktok_loads_with_published_counts():
+    counts = [load_sparse_pickle(TIKTOK / f).nnz for f in ("trnMat.pkl", "valMat.pkl", "tstMat.pkl")]
+    assert counts == [59541, 3051, 6130]
+
+
+@needs_tiktok
+@pytest.mark.slow
+def test_ld4mrec_trains_on_tiktok(tmp_path):
+    from mmrec_ld4mrec.bench import write_tiktok_layout
+    from mmrec_ld4mrec.engine.quick_start import run
+
+    write_tiktok_layout(TIKTOK, tmp_path)
+    result = run("LD4MRec", "tiktok", {"data_path": f"{tmp_path}/", "epochs": 1, "embedding_size": 64,
+                                       "hidden_size": 32, "soft_prob": 0.01, "smooth": 0.01})
+    assert result["epochs_run"] == 1 and 0 < result["test"]["Recall@20"] < 1

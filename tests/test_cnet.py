@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from mmrec_ld4mrec.cnet import CGBlock, CNet, CorruptedRows, ItemInput, PGBlock
+from mmrec_ld4mrec.cnet import CGBlock, CNet, ItemInput, PGBlock
 
 
 def test_cg_gate_extremes_select_behaviour_or_collaboration():
@@ -56,17 +56,16 @@ def test_pg_applies_film():
     assert torch.allclose(pg(h, [torch.randn(1, 2)]), torch.tensor([[3.0, 1.0, 0.0]]))
 
 
-def test_sparse_fc_in_equals_dense_including_corrupted_rows():
+def test_sparse_fc_in_equals_dense():
     torch.manual_seed(0)
     sparse_in = ItemInput(30, 8, sparse=True)
     dense_in = ItemInput(30, 8, sparse=False)
     dense_in.load_state_dict(sparse_in.state_dict())
     x = (torch.rand(4, 30) < 0.2).float()
-    xs = x.to_sparse()
-    assert torch.allclose(sparse_in(xs), x @ sparse_in.weight + sparse_in.bias, atol=1e-6)
-    rows = CorruptedRows(xs, torch.randn(4, 30), torch.rand(4, 1), torch.rand(4, 1))
-    assert torch.allclose(sparse_in(rows), dense_in(rows), atol=1e-5)
-    assert torch.allclose(dense_in(rows), rows.dense() @ dense_in.weight + dense_in.bias, atol=1e-5)
+    expected = x @ sparse_in.weight + sparse_in.bias
+    assert torch.allclose(sparse_in(x.to_sparse()), expected, atol=1e-6)
+    assert torch.allclose(dense_in(x.to_sparse()), expected, atol=1e-6)
+    assert torch.allclose(sparse_in(x), expected, atol=1e-6)
 
 
 def test_ablation_switches_shape_the_network():

@@ -19,7 +19,7 @@ def test_same_seed_same_metrics(data_path, small_ld4mrec):
 
 
 def test_ld4mrec_beats_pop_on_synthetic(data_path, small_ld4mrec):
-    cfg = {"data_path": f"{data_path}/", **small_ld4mrec, "epochs": 8}
+    cfg = {"data_path": f"{data_path}/", **small_ld4mrec, "epochs": 10, "learning_rate": 0.005}
     ld = run("LD4MRec", "synthetic", cfg)
     pop = run("Pop", "synthetic", {"data_path": f"{data_path}/"})
     assert ld["test"]["Recall@20"] >= 2 * pop["test"]["Recall@20"]

@@ -2,14 +2,13 @@
 
     x --FC_in--> h (d_e) --CG_1--> (d_h) --PG--> (d_h) --CG_2--> (d_e) --FC_out--> x_hat
 
-The input rows are sparse (a few dozen ones among thousands of items), so FC_in is a
-sparse product; a corrupted row x_t = a*x + c*eps is passed as :class:`CorruptedRows` and
-projected as a*(W x) + c*(W eps), keeping the sparse product for the observed part.
+Observed rows are sparse (a few dozen ones among thousands of items), so FC_in is a sparse
+product at inference. A corrupted training row x_t = a*x + c*eps is dense (Gaussian noise on
+every item), so training takes the dense product: splitting it into a*(W x) + c*(W eps)
+would cost the same dense product plus the sparse one.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -17,24 +16,10 @@ from torch import nn
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leakyrelu": nn.LeakyReLU, "gelu": nn.GELU}
 
 
-@dataclass
-class CorruptedRows:
-    """x_t = signal_coef * x + noise_coef * noise (Eq. 2), kept factored for FC_in."""
-
-    x: torch.Tensor  # sparse COO or dense, [B, |I|]
-    noise: torch.Tensor  # dense, [B, |I|]
-    signal_coef: torch.Tensor  # [B, 1]
-    noise_coef: torch.Tensor  # [B, 1]
-
-    def dense(self) -> torch.Tensor:
-        x = self.x.to_dense() if self.x.is_sparse else self.x
-        return self.signal_coef * x + self.noise_coef * self.noise
-
-
 class ItemInput(nn.Module):
-    """FC_in (section 5.3): item space -> d_e, with a sparse product for sparse rows.
+    """FC_in (section 5.3): item space -> d_e, a sparse product for sparse rows.
 
-    ``sparse=False`` densifies every input first (the reference for the speed benchmark).
+    ``sparse=False`` densifies sparse input first (the reference for the speed benchmark).
     """
 
     def __init__(self, n_items: int, out_dim: int, sparse: bool = True):
@@ -44,19 +29,12 @@ class ItemInput(nn.Module):
         self.sparse = sparse
         nn.init.xavier_normal_(self.weight)
 
-    def _project(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_sparse:
             if self.sparse:
-                return torch.sparse.mm(x, self.weight)
+                return torch.sparse.mm(x, self.weight) + self.bias
             x = x.to_dense()
-        return x @ self.weight
-
-    def forward(self, x: torch.Tensor | CorruptedRows) -> torch.Tensor:
-        if isinstance(x, CorruptedRows):
-            if not self.sparse:
-                return x.dense() @ self.weight + self.bias
-            return x.signal_coef * self._project(x.x) + x.noise_coef * (x.noise @ self.weight) + self.bias
-        return self._project(x) + self.bias
+        return x @ self.weight + self.bias
 
 
 class CGBlock(nn.Module):
@@ -141,7 +119,7 @@ class CNet(nn.Module):
         nn.init.xavier_normal_(self.fc_out.weight)
         nn.init.zeros_(self.fc_out.bias)
 
-    def forward(self, x: torch.Tensor | CorruptedRows, e_step: torch.Tensor, collab: torch.Tensor | None,
+    def forward(self, x: torch.Tensor, e_step: torch.Tensor, collab: torch.Tensor | None,
                 prefs: list[torch.Tensor]) -> torch.Tensor:
         h = self.fc_in(x)
         h = self.cg_in(h, e_step, collab)

@@ -19,8 +19,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from ..cnet import CNet, CorruptedRows
+from ..cnet import CNet
 from ..diffusion import NoiseSchedule, sinusoidal_step_embedding
 from ..engine.recommender import load_feature_file
 from ..errors import ConfigError
@@ -94,14 +95,6 @@ class LD4MRec(general_recommender_base()):
         """e_step = SinEmb(t) + e_in(u) (Eq. 17 and section 5.2)."""
         return sinusoidal_step_embedding(t, self.settings.step_emb_size).to(self.device) + self.initial_step(users)
 
-    def _input_dropout(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.settings.input_dropout
-        if not self.training or p == 0:
-            return x
-        keep = (torch.rand(x._nnz(), device=x.device) >= p).float() / (1.0 - p)
-        return torch.sparse_coo_tensor(x._indices(), x._values() * keep, x.shape, is_coalesced=True,
-                                       check_invariants=False)
-
     # ---- MMRec contract -----------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:
         """Algorithm 1: importance-sampled step, corruption, soft-reconstruction MSE."""
@@ -112,10 +105,10 @@ class LD4MRec(general_recommender_base()):
         x_dense = x.to_dense()
         t, weights = self.step_sampler.sample(len(users))
         t = t.to(self.device)
-        corrupted = CorruptedRows(self._input_dropout(x), torch.randn_like(x_dense),
-                                  self.schedule.signal_coef(t, x_dense), self.schedule.noise_coef(t, x_dense))
+        x_in = F.dropout(x_dense, s.input_dropout, training=self.training) if s.input_dropout > 0 else x_dense
+        x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
         collab, prefs = self._conditions(users)
-        x_hat = self.cnet(corrupted, self.step_embedding(t, users), collab, prefs)
+        x_hat = self.cnet(x_t, self.step_embedding(t, users), collab, prefs)
         if s.use_soft_target:
             target = soft_reconstruction_target(x_dense.cpu(), indptr, indices, s.soft_prob, s.smooth).to(self.device)
         else:

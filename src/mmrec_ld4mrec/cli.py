@@ -33,21 +33,87 @@ def metrics_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def cmd_run(args) -> int:
-    from .engine.quick_start import run
-
+def _run_one(args, model: str) -> dict:
     config = parse_sets(args.set or [])
     if args.data_path:
-        config["data_path"] = str(Path(args.data_path)) + "/"
-    result = run(args.model, args.dataset, config, save_dir=args.save, load_dir=args.load)
+        config["data_path"] = str(Path(args.data_path).resolve()) + "/"
+    if args.engine == "mmrec":
+        from .mmrec.driver import run_in_mmrec
+
+        if not args.mmrec_root:
+            raise UserInputError("--engine mmrec needs --mmrec-root PATH (an MMRec checkout)")
+        if getattr(args, "save", None) or getattr(args, "load", None):
+            raise UserInputError("--save/--load work with the standalone engine only")
+        return run_in_mmrec(args.mmrec_root, model, args.dataset, config)
+    from .engine.quick_start import run
+
+    return run(model, args.dataset, config, save_dir=getattr(args, "save", None), load_dir=getattr(args, "load", None))
+
+
+def _write_json(path: str, data) -> None:
+    text = json.dumps(data, indent=2, default=float)
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    print(f"wrote {path}")
+
+
+def cmd_run(args) -> int:
+    result = _run_one(args, args.model)
     print(f"\n{args.model} on {args.dataset}: best epoch {result['best_epoch']} "
           f"({result['selection']}); {result['train_seconds_per_epoch']:.2f} s/epoch, "
           f"inference {result['inference_seconds']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
     print(metrics_table(result))
     if args.out:
-        text = json.dumps(result, indent=2, default=float)
-        atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text(text))
-        print(f"wrote {args.out}")
+        _write_json(args.out, result)
+    return 0
+
+
+COMPARE_COLUMNS = ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20")
+
+
+def compare_table(results: list[dict]) -> str:
+    lines = ["| model | R@10 | R@20 | N@10 | N@20 | best epoch | s/epoch |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        cells = " | ".join(f"{r['test'].get(c, float('nan')):.4f}" for c in COMPARE_COLUMNS)
+        lines.append(f"| {r['model']} | {cells} | {r['best_epoch']} | {r['train_seconds_per_epoch']:.2f} |")
+    return "\n".join(lines)
+
+
+def cmd_compare(args) -> int:
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise UserInputError("-m/--models expects a comma-separated list of model names")
+    results = []
+    for model in models:
+        print(f"== {model} on {args.dataset} ({args.engine} engine)", flush=True)
+        results.append(_run_one(args, model))
+    table = compare_table(results)
+    print(f"\nTest metrics at the best-validation epoch, {args.dataset}, grid points chosen on validation:\n")
+    print(table)
+    if args.out:
+        _write_json(args.out, {"dataset": args.dataset, "engine": args.engine, "table": table,
+                               "results": [{k: v for k, v in r.items() if k != "history"} for r in results]})
+    return 0
+
+
+def cmd_install(args) -> int:
+    from .mmrec.overlay import install
+
+    report = install(args.mmrec_root)
+    print(f"installed into {report['root']}: {len(report['written'])} file(s) written, "
+          f"{len(report['unchanged'])} already in place")
+    for target in report["written"]:
+        print(f"  + {target}")
+    print(f"now: cd {report['root']}/src && python main.py -m LD4MRec -d synthetic")
+    return 0
+
+
+def cmd_uninstall(args) -> int:
+    from .mmrec.overlay import uninstall
+
+    report = uninstall(args.mmrec_root)
+    print(f"removed {len(report['removed'])} file(s) from {report['root']}")
+    for target in report["kept"]:
+        print(f"  kept (changed since install, or holds other files): {target}")
     return 0
 
 
@@ -55,6 +121,12 @@ def cmd_bench(args) -> int:
     from .bench import main as bench_main
 
     return bench_main(args)
+
+
+def _engine_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("standalone", "mmrec"), default="standalone",
+                        help="standalone (no checkout needed) or mmrec (MMRec's own pipeline)")
+    parser.add_argument("--mmrec-root", metavar="PATH", help="MMRec checkout for --engine mmrec")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="write the result as JSON")
     run.add_argument("--save", metavar="DIR", help="keep the best checkpoint and the test users' top-50 CSV")
     run.add_argument("--load", metavar="DIR", help="evaluate a saved checkpoint instead of training")
+    _engine_args(run)
     run.set_defaults(func=cmd_run)
+    compare = sub.add_parser("compare", help="run several models on the same split and seeds, one table")
+    compare.add_argument("-d", "--dataset", required=True)
+    compare.add_argument("-m", "--models", required=True, help="comma-separated, e.g. LD4MRec,MGCN,BM3")
+    compare.add_argument("--data-path")
+    compare.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE")
+    compare.add_argument("--out", help="write the table and results as JSON")
+    _engine_args(compare)
+    compare.set_defaults(func=cmd_compare)
+    for name, func, text in (("install", cmd_install, "add LD4MRec, configs and shims to an MMRec checkout"),
+                             ("uninstall", cmd_uninstall, "remove exactly what install added")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--mmrec-root", required=True, metavar="PATH")
+        p.set_defaults(func=func)
     bench = sub.add_parser("bench", help="LD4MRec speed/memory on the TikTok data, sparse vs dense FC_in")
     bench.add_argument("--src", default="../shared/data/tiktok", help="DiffMM-format TikTok folder")
     bench.add_argument("--epochs", type=int, default=3)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 import yaml
 
 from ..errors import ConfigError
+from ..resources import resource_dir
 
 
 def _yaml_loader():
@@ -50,12 +50,7 @@ def parse_value(text: str) -> Any:
 
 def configs_root() -> Path:
     """``configs/`` of a source checkout (editable install) or of the installed data files."""
-    candidates = [Path(__file__).resolve().parents[3] / "configs",
-                  Path(sys.prefix) / "share" / "mmrec_ld4mrec" / "configs"]
-    for c in candidates:
-        if (c / "overall.yaml").is_file():
-            return c
-    raise ConfigError(f"cannot find configs/overall.yaml in any of: {', '.join(map(str, candidates))}")
+    return resource_dir("configs", "overall.yaml")
 
 
 def read_yaml(path: Path) -> dict:

@@ -36,6 +36,10 @@ class TrainDataLoader:
         self._csr = _matrix(dataset, "csr")
         self.all_uids = np.unique(dataset.df[dataset.uid_field].to_numpy())
 
+    def pretrain_setup(self) -> None:
+        """Reset the user order at the start of a grid point (as MMRec does)."""
+        self.all_uids.sort()
+
     def inter_matrix(self, form: str = "coo", value_field=None):
         return _matrix(self.dataset, form)
 
@@ -45,9 +49,12 @@ class TrainDataLoader:
 
     def __iter__(self):
         if self.use_full_sampling:
-            uids = self.all_uids.copy()
             if self.shuffle:
-                np.random.shuffle(uids)
+                # MMRec shuffles its interaction frame (drawing from numpy's global generator)
+                # and then the user array in place; the same draws keep seeds comparable.
+                self.dataset.df = self.dataset.df.sample(frac=1, replace=False).reset_index(drop=True)
+                np.random.shuffle(self.all_uids)
+            uids = self.all_uids.copy()
             for start in range(0, len(uids), self.batch_size):
                 yield torch.from_numpy(uids[start:start + self.batch_size]).long().to(self.device)
             return

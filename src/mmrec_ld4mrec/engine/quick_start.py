@@ -81,15 +81,17 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
                 config[key] = value
         points = [{k: config[k] for k in config["hyper_parameters"]}]
 
+    train = TrainDataLoader(config, train_ds, int(config["train_batch_size"]), shuffle=True)
+    valid = EvalDataLoader(config, valid_ds, train_ds, int(config["eval_batch_size"]))
+    test = EvalDataLoader(config, test_ds, train_ds, int(config["eval_batch_size"]))
     runs = []
     for idx, point in enumerate(points):
         for key, value in point.items():
             config[key] = value
         log.info("run %d/%d of %s on %s: %s", idx + 1, len(points), model_name, dataset_name, point)
         init_seed(int(config["seed"]))
-        train = TrainDataLoader(config, train_ds, int(config["train_batch_size"]), shuffle=True)
-        valid = EvalDataLoader(config, valid_ds, train_ds, int(config["eval_batch_size"]))
-        test = EvalDataLoader(config, test_ds, train_ds, int(config["eval_batch_size"]))
+        train.batch_size = int(config["train_batch_size"])
+        train.pretrain_setup()
         model = model_cls(config, train).to(config["device"])
         if payload:
             model.load_state_dict(payload["state_dict"])

@@ -1,0 +1,193 @@
+"""``mmrec-ld4mrec install|uninstall --mmrec-root PATH``: add this project's files to an
+MMRec checkout, and take exactly those away again.
+
+Only new files are written; MMRec's own files are never edited. What is added:
+``patches/overlay/`` (model modules and the shim hook), our model and dataset YAMLs, and the
+generated ``synthetic`` dataset. A manifest in the checkout records each file and its hash,
+so uninstall removes only what install wrote and still holds the content it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.config import configs_root
+from ..errors import UserInputError
+from ..resources import resource_dir
+from ..synthetic import INTER_FILE, generate
+
+MANIFEST = ".mmrec-ld4mrec-manifest.json"
+CHECKOUT_MARKERS = ("src/main.py", "src/utils/quick_start.py", "src/common/abstract_recommender.py",
+                    "src/configs/overall.yaml")
+# MMRec ships a compatible YAML for these; ours is not installed over it.
+MMREC_OWN_DATASETS = {"microlens"}
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    target: str  # relative to the checkout root
+    content: bytes
+    why: str
+
+
+def _sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def _synthetic_files() -> list[PlannedFile]:
+    df, features = generate()
+    files = [PlannedFile(f"data/synthetic/{INTER_FILE}", df.to_csv(sep="\t", index=False).encode(),
+                         "the embedded synthetic dataset")]
+    for name, arr in features.items():
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        files.append(PlannedFile(f"data/synthetic/{name}", buf.getvalue(), "synthetic item features"))
+    return files
+
+
+def planned_files() -> list[PlannedFile]:
+    overlay = resource_dir("patches", "overlay") / "overlay"
+    files = [PlannedFile(p.relative_to(overlay).as_posix(), p.read_bytes(), "overlay")
+             for p in sorted(overlay.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    configs = configs_root()
+    for p in sorted((configs / "model").glob("*.yaml")):
+        files.append(PlannedFile(f"src/configs/model/{p.name}", p.read_bytes(), "model hyper-parameters"))
+    for p in sorted((configs / "dataset").glob("*.yaml")):
+        if p.stem not in MMREC_OWN_DATASETS:
+            files.append(PlannedFile(f"src/configs/dataset/{p.name}", p.read_bytes(), "dataset config"))
+    return files + _synthetic_files()
+
+
+def check_checkout(root: Path) -> Path:
+    root = Path(root).expanduser().resolve()
+    missing = [m for m in CHECKOUT_MARKERS if not (root / m).is_file()]
+    if missing:
+        raise UserInputError(f"{root}: not an MMRec checkout (missing {', '.join(missing)})")
+    return root
+
+
+def _read_manifest(root: Path) -> dict:
+    path = root / MANIFEST
+    if not path.is_file():
+        return {"files": {}, "dirs": []}
+    try:
+        data = json.loads(path.read_text())
+        assert isinstance(data.get("files"), dict) and isinstance(data.get("dirs"), list)
+        return data
+    except (ValueError, AssertionError):
+        raise UserInputError(f"{path}: unreadable install manifest; remove it by hand after checking") from None
+
+
+def _write_atomic(path: Path, content: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def install(mmrec_root: str | Path) -> dict:
+    """Add our files; idempotent; refuses (changing nothing) to overwrite a file it did not write."""
+    root = check_checkout(Path(mmrec_root))
+    manifest = _read_manifest(root)
+    plan, conflicts, unchanged = [], [], []
+    for f in planned_files():
+        path = root / f.target
+        if path.is_file():
+            current = _sha(path.read_bytes())
+            if current == _sha(f.content):
+                unchanged.append(f.target)
+                continue
+            if manifest["files"].get(f.target) != current:
+                conflicts.append(f.target)
+                continue
+        elif path.exists():
+            conflicts.append(f.target)
+            continue
+        plan.append(f)
+    if conflicts:
+        raise UserInputError(f"{root}: would overwrite files this tool did not write: {', '.join(conflicts)}; "
+                             "nothing was changed")
+    created_dirs, written = [], []
+    try:
+        for f in plan:
+            path = root / f.target
+            missing_dirs = [d for d in reversed(path.parents) if not d.exists()]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            created_dirs += [d.relative_to(root).as_posix() for d in missing_dirs]
+            _write_atomic(path, f.content)
+            written.append(f)
+        files = {**manifest["files"], **{f.target: _sha(f.content) for f in written}}
+        for target in unchanged:
+            files[target] = _sha((root / target).read_bytes())
+        dirs = sorted(set(manifest["dirs"]) | set(created_dirs))
+        _write_atomic(root / MANIFEST, json.dumps({"files": files, "dirs": dirs}, indent=1).encode())
+    except BaseException:
+        for f in written:
+            (root / f.target).unlink(missing_ok=True)
+        for d in sorted(created_dirs, key=len, reverse=True):
+            try:
+                (root / d).rmdir()
+            except OSError:
+                pass
+        raise
+    return {"root": str(root), "written": [f.target for f in written], "unchanged": unchanged}
+
+
+# MMRec writes these caches next to a dataset's files (MGCN, LATTICE, FREEDOM, ...); they are
+# derived from our generated data, so they go with it.
+DERIVED_CACHE_SUFFIXES = (".pt",)
+
+
+def uninstall(mmrec_root: str | Path) -> dict:
+    """Remove what install wrote (and still holds install's content); report what was kept."""
+    root = check_checkout(Path(mmrec_root))
+    if not (root / MANIFEST).is_file():
+        raise UserInputError(f"{root}: nothing to uninstall (no {MANIFEST})")
+    manifest = _read_manifest(root)
+    removed, kept = [], []
+    for target, digest in manifest["files"].items():
+        path = root / target
+        if not path.is_file():
+            continue
+        if _sha(path.read_bytes()) == digest:
+            path.unlink()
+            removed.append(target)
+        else:
+            kept.append(target)
+    for target in manifest["files"]:
+        pycache = (root / target).parent / "__pycache__"
+        stem = Path(target).stem
+        for pyc in pycache.glob(f"{stem}.*.pyc") if target.endswith(".py") else []:
+            pyc.unlink()
+    for d in sorted(manifest["dirs"], key=len, reverse=True):
+        path = root / d
+        if path.is_dir():
+            for cache in path.iterdir():
+                if cache.is_file() and cache.suffix in DERIVED_CACHE_SUFFIXES and d.startswith("data/"):
+                    cache.unlink()
+            pycache = path / "__pycache__"
+            if pycache.is_dir() and not any(pycache.iterdir()):
+                pycache.rmdir()
+            try:
+                path.rmdir()
+            except OSError:
+                kept.append(d + "/")
+    if kept:
+        _write_atomic(root / MANIFEST, json.dumps(
+            {"files": {t: manifest["files"][t] for t in kept if t in manifest["files"]},
+             "dirs": [d.rstrip("/") for d in kept if d.endswith("/")]}, indent=1).encode())
+    else:
+        (root / MANIFEST).unlink()
+    return {"root": str(root), "removed": removed, "kept": kept}

@@ -1,0 +1,96 @@
+"""Contract tests against a real MMRec checkout, when MMREC_ROOT names one.
+
+The checkout itself is never touched: each test session clones it into a temporary folder.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmrec_ld4mrec.engine.config import YAML_LOADER
+
+MMREC_ROOT = os.environ.get("MMREC_ROOT")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not MMREC_ROOT, reason="MMREC_ROOT is not set (path of an MMRec git checkout)")]
+BASELINES = ["BPR", "LightGCN", "VBPR", "LATTICE", "SLMRec", "BM3", "MGCN", "FREEDOM"]
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.cli", *args], capture_output=True, text=True)
+
+
+def _quick_start(root: Path, model: str, config: dict) -> subprocess.CompletedProcess:
+    """MMRec's own quick_start, as main.py calls it, with a config_dict."""
+    code = ("from utils.quick_start import quick_start\n"
+            f"quick_start(model={model!r}, dataset='synthetic', config_dict={config!r}, save_model=False)\n")
+    env = {k: v for k, v in os.environ.items() if k != "MMREC_LD4MREC_STANDALONE"}
+    return subprocess.run([sys.executable, "-c", code], cwd=root / "src", capture_output=True, text=True, env=env,
+                          timeout=900)
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("mmrec") / "MMRec"
+    subprocess.run(["git", "clone", "--quiet", MMREC_ROOT, str(root)], check=True)
+    assert _git(root, "status", "--porcelain") == ""
+    proc = _cli("install", "--mmrec-root", str(root))
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_install_shows_only_added_files(checkout):
+    lines = _git(checkout, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert lines and all(line.startswith("?? ") for line in lines), lines
+    assert "?? src/models/ld4mrec.py" in lines and "?? src/utils/__init__.py" in lines
+
+
+def test_ld4mrec_trains_through_mmrec_quick_start(checkout):
+    proc = _quick_start(checkout, "LD4MRec", {"epochs": 2, "soft_prob": [0.01], "smooth": [0.01]})
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "epoch 1 evaluating" in log and "recall@20" in log and "BEST" in log
+
+
+@pytest.mark.parametrize("model", BASELINES)
+def test_baseline_trains_one_epoch(checkout, model):
+    declared = yaml.load((checkout / "src" / "configs" / "model" / f"{model}.yaml").read_text(), Loader=YAML_LOADER)
+    config = {"epochs": 1}
+    for key in declared.get("hyper_parameters") or []:
+        value = declared[key]
+        config[key] = [value[0] if isinstance(value, list) else value]
+    proc = _quick_start(checkout, model, config)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "epoch 0 training" in log and "valid_score" in log
+
+
+def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):
+    settings = ["--set", "epochs=4", "embedding_size=64", "hidden_size=32", "svd_rank=16", "soft_prob=0.05",
+                "smooth=0.05"]
+    outs = {}
+    for engine in ("standalone", "mmrec"):
+        out = tmp_path / f"{engine}.json"
+        extra = (["--engine", "mmrec", "--mmrec-root", str(checkout)] if engine == "mmrec"
+                 else ["--data-path", str(checkout / "data")])
+        proc = _cli("run", "-m", "LD4MRec", "-d", "synthetic", *extra, *settings, "--out", str(out))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[engine] = json.loads(out.read_text())
+    assert outs["standalone"]["best_epoch"] == outs["mmrec"]["best_epoch"]
+    for name in ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20", "Precision@20", "MAP@20"):
+        for split in ("valid", "test"):
+            assert outs["standalone"][split][name] == pytest.approx(outs["mmrec"][split][name], abs=1e-4), name
+
+
+def test_uninstall_leaves_the_checkout_clean(checkout):
+    proc = _cli("uninstall", "--mmrec-root", str(checkout))
+    assert proc.returncode == 0, proc.stderr
+    assert _git(checkout, "status", "--porcelain", "--untracked-files=all") == ""

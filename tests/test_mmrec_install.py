@@ -1,0 +1,94 @@
+"""install / uninstall on a fake MMRec folder layout (no MMRec code)."""
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from mmrec_ld4mrec.cli import main
+from mmrec_ld4mrec.errors import UserInputError
+from mmrec_ld4mrec.mmrec.overlay import CHECKOUT_MARKERS, MANIFEST, install, planned_files, uninstall
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _snapshot(root: Path) -> dict:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    root = tmp_path / "MMRec"
+    for marker in CHECKOUT_MARKERS:
+        (root / marker).parent.mkdir(parents=True, exist_ok=True)
+        (root / marker).write_text("# upstream file\n")
+    (root / "src" / "configs" / "dataset" / "microlens.yaml").parent.mkdir(parents=True)
+    (root / "src" / "configs" / "dataset" / "microlens.yaml").write_text("inter_file_name: 'microlens.inter'\n")
+    (root / "data").mkdir()
+    (root / "data" / "README.md").write_text("upstream\n")
+    return root
+
+
+def test_install_adds_files_only_and_uninstall_restores(checkout):
+    before = _snapshot(checkout)
+    report = install(checkout)
+    after = _snapshot(checkout)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing of the checkout changed
+    added = set(after) - set(before)
+    assert {"src/models/ld4mrec.py", "src/models/pop.py", "src/utils/__init__.py", "src/configs/model/LD4MRec.yaml",
+            "src/configs/dataset/synthetic.yaml", "data/synthetic/synthetic.inter", MANIFEST} <= added
+    assert "src/configs/dataset/microlens.yaml" not in report["written"]  # MMRec's own is kept
+    assert install(checkout)["written"] == []  # idempotent
+    assert _snapshot(checkout) == after
+    uninstall(checkout)
+    assert _snapshot(checkout) == before
+    assert not (checkout / "data" / "synthetic").exists() and not (checkout / "src" / "models" / "__pycache__").exists()
+
+
+def test_a_users_file_stops_install_and_nothing_changes(checkout):
+    user_yaml = checkout / "src" / "configs" / "model" / "LD4MRec.yaml"
+    user_yaml.parent.mkdir(parents=True)
+    user_yaml.write_text("my: own\n")
+    before = _snapshot(checkout)
+    with pytest.raises(UserInputError, match="would overwrite.*LD4MRec.yaml.*nothing was changed"):
+        install(checkout)
+    assert _snapshot(checkout) == before
+
+
+def test_not_a_checkout_is_refused(tmp_path, capsys):
+    assert main(["install", "--mmrec-root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not an MMRec checkout" in err and "src/main.py" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_uninstall_keeps_files_the_user_changed(checkout):
+    before = _snapshot(checkout)
+    install(checkout)
+    edited = checkout / "src" / "configs" / "model" / "LD4MRec.yaml"
+    edited.write_text(edited.read_text() + "\n# my tweak\n")
+    report = uninstall(checkout)
+    assert "src/configs/model/LD4MRec.yaml" in report["kept"]
+    assert edited.is_file() and "my tweak" in edited.read_text()
+    assert (checkout / MANIFEST).is_file()  # the kept file stays tracked for a later uninstall
+    edited.unlink()
+    uninstall(checkout)
+    assert _snapshot(checkout) == before
+
+
+def test_reinstall_after_an_upgrade_replaces_only_our_files(checkout):
+    install(checkout)
+    ours = checkout / "src" / "models" / "pop.py"
+    ours.write_text("# an older version that install wrote\n")
+    manifest = (checkout / MANIFEST).read_text()
+    digest = hashlib.sha256(ours.read_bytes()).hexdigest()
+    (checkout / MANIFEST).write_text(re.sub(r'("src/models/pop.py": ")[0-9a-f]+', rf"\g<1>{digest}", manifest))
+    assert "src/models/pop.py" in install(checkout)["written"]
+
+
+def test_patches_readme_lists_every_overlay_file():
+    readme = (PROJECT / "patches" / "README.md").read_text()
+    for f in planned_files():
+        assert f.target in readme, f.target

@@ -9,8 +9,8 @@ working directory is ``<mmrec_root>/src``, as ``python main.py`` would.
 from __future__ import annotations
 
 import itertools
-import logging
 import json
+import logging
 import os
 import subprocess
 import sys

@@ -17,42 +17,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from .engine.checkpoint import atomic_write
 from .errors import DataError
-from .safe_pickle import load_sparse_pickle
+from .prepare.published import prepare_diffmm
 
-SPLITS = {"trnMat.pkl": 0, "valMat.pkl": 1, "tstMat.pkl": 2}
-FEATURES = {"image_feat.npy": "image_feat.npy", "audio_feat.npy": "audio_feat.npy"}
 BENCH_CONFIG = {"soft_prob": 0.01, "smooth": 0.01, "seed": [999]}
 
 
 def write_tiktok_layout(src: Path, out: Path) -> Path:
-    """A minimal DiffMM -> MMRec conversion (``tiktok.inter`` + features) into ``out/tiktok``.
-
-    The full, validated importer is ``prepare diffmm`` (its own issue); this one is enough
-    for benchmarks. Written to a temporary folder and renamed into place.
-    """
+    """``out/tiktok`` in MMRec's layout (``prepare diffmm``), unless it is already there."""
     target = out / "tiktok"
-    if (target / "tiktok.inter").is_file():
-        return target
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiktok-", dir=out))
-    try:
-        frames = []
-        for name, label in SPLITS.items():
-            m = load_sparse_pickle(src / name)
-            frames.append(pd.DataFrame({"userID": m.row, "itemID": m.col, "x_label": label}))
-        pd.concat(frames).to_csv(tmp / "tiktok.inter", sep="\t", index=False)
-        for name, target_name in FEATURES.items():
-            if not (src / name).is_file():
-                raise DataError(f"{src / name}: feature file not found")
-            np.save(tmp / target_name, np.load(src / name, allow_pickle=False).astype(np.float32))
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not (target / "tiktok.inter").is_file():
+        prepare_diffmm(src, target)
     return target
 
 

@@ -123,6 +123,32 @@ def cmd_bench(args) -> int:
     return bench_main(args)
 
 
+def cmd_prepare(args) -> int:
+    from .prepare.published import prepare_diffmm, prepare_diffrec
+
+    out = Path(args.out)
+    needed = "src" if args.source in ("diffmm", "diffrec") else "raw"
+    if not getattr(args, needed):
+        raise UserInputError(f"prepare {args.source} needs --{needed} DIR")
+    if args.source == "diffmm":
+        stats = prepare_diffmm(Path(args.src), out, args.overwrite)
+    elif args.source == "diffrec":
+        stats = prepare_diffrec(Path(args.src), out, args.overwrite)
+    else:
+        from .prepare.releases import prepare_release
+
+        stats = prepare_release(args.source, Path(args.raw), out, args.overwrite, features=args.features or [])
+    print(f"wrote {out}: {stats['users']} users, {stats['items']} items, {stats['interactions']} interactions "
+          f"(density {stats['density']:.4%}); x_label 0/1/2 = {stats['train']} / {stats['validation']} / "
+          f"{stats['test']}")
+    cold = stats["users_without_training_interactions"]
+    if any(cold.values()):
+        print(f"users without training interactions (MMRec's cold-user filter drops them from evaluation): "
+              f"{cold['validation']} in validation, {cold['test']} in test")
+    print(f"run it: mmrec-ld4mrec run -m LD4MRec -d {out.name} --data-path {out.parent}")
+    return 0
+
+
 def _engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("standalone", "mmrec"), default="standalone",
                         help="standalone (no checkout needed) or mmrec (MMRec's own pipeline)")
@@ -150,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", help="write the table and results as JSON")
     _engine_args(compare)
     compare.set_defaults(func=cmd_compare)
+    prepare = sub.add_parser("prepare", help="build an MMRec-layout dataset from a raw release or published split")
+    prepare.add_argument("source", choices=("diffmm", "diffrec", "tmall", "microlens", "hm"))
+    prepare.add_argument("--src", help="folder of a published split (diffmm, diffrec)")
+    prepare.add_argument("--raw", help="folder of a raw release (tmall, microlens, hm)")
+    prepare.add_argument("--out", required=True, help="DATA_PATH/NAME: the dataset folder to create")
+    prepare.add_argument("--features", nargs="+", action="extend", metavar="FILE.npy=IDS.txt",
+                         help="precomputed item features for a raw release (see README)")
+    prepare.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    prepare.set_defaults(func=cmd_prepare)
     for name, func, text in (("install", cmd_install, "add LD4MRec, configs and shims to an MMRec checkout"),
                              ("uninstall", cmd_uninstall, "remove exactly what install added")):
         p = sub.add_parser(name, help=text)

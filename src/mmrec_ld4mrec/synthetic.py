@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
+from .prepare.filtering import k_core as _k_core
 
 SEED = 20240607
 N_USERS, N_ITEMS, N_FACTORS, N_CLUSTERS = 1000, 500, 16, 8
@@ -27,14 +28,9 @@ INTER_FILE = "synthetic.inter"
 
 
 def k_core(pairs: np.ndarray, k: int = 10) -> np.ndarray:
-    """Iterate dropping users and items with fewer than ``k`` interactions until stable."""
-    while True:
-        u, cu = np.unique(pairs[:, 0], return_counts=True)
-        i, ci = np.unique(pairs[:, 1], return_counts=True)
-        keep = np.isin(pairs[:, 0], u[cu >= k]) & np.isin(pairs[:, 1], i[ci >= k])
-        if keep.all():
-            return pairs
-        pairs = pairs[keep]
+    """Iterated k-core on a [n, 2] array of (user, item) pairs."""
+    frame = _k_core(pd.DataFrame({"user": pairs[:, 0], "item": pairs[:, 1]}), k)
+    return frame.to_numpy(dtype=np.int64).copy()
 
 
 def generate(rng: np.random.Generator | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

@@ -70,7 +70,8 @@ class Config:
 
     def __init__(self, model: str, dataset: str, config_dict: dict | None = None, root: Path | None = None):
         root = root or configs_root()
-        files = [root / "overall.yaml", root / "dataset" / f"{dataset}.yaml", root / "model" / f"{model}.yaml"]
+        files = [root / "overall.yaml", self._dataset_yaml(root, dataset, config_dict or {}),
+                 root / "model" / f"{model}.yaml"]
         for f in files[1:]:
             if not f.is_file():
                 known = sorted(p.stem for p in f.parent.glob("*.yaml"))
@@ -102,6 +103,16 @@ class Config:
         merged["device"] = torch.device(f"cuda:{merged.get('gpu_id', 0)}" if use_gpu else "cpu")
         self.final_config_dict = merged
         self.files = files
+
+    @staticmethod
+    def _dataset_yaml(root: Path, dataset: str, config_dict: dict) -> Path:
+        """``configs/dataset/<d>.yaml``, else the one ``prepare`` wrote beside the data."""
+        own = root / "dataset" / f"{dataset}.yaml"
+        if own.is_file():
+            return own
+        data_path = config_dict.get("data_path") or read_yaml(root / "overall.yaml").get("data_path", "")
+        prepared = Path(f"{data_path}{dataset}") / f"{dataset}.yaml"
+        return prepared if prepared.is_file() else own
 
     def __getitem__(self, key: str) -> Any:
         return self.final_config_dict.get(key)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..models import get_model
 from ..synthetic import ensure_synthetic
 from .checkpoint import dataset_fingerprint, load_checkpoint, save_checkpoint, save_topk_csv
@@ -71,6 +72,9 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         ensure_synthetic(Path(str(config["data_path"]) + dataset_name))
     dataset = RecDataset(config)
     train_ds, valid_ds, test_ds = dataset.split()
+    if max(config["topk"]) > dataset.get_item_num():
+        raise ConfigError(f"config key 'topk': {max(config['topk'])} exceeds the number of items "
+                          f"({dataset.get_item_num()}) of '{dataset_name}'")
     fingerprint = dataset_fingerprint(dataset, feature_paths(config))
     model_cls = get_model(model_name)
     points = grid(config)

@@ -1,0 +1,86 @@
+"""Write a dataset in MMRec's layout, all or nothing.
+
+``<out>/<name>.inter`` (userID, itemID, x_label), feature ``.npy`` files, the id mappings,
+``<name>.yaml`` (the dataset config) and ``stats.json``. Everything is written to a hidden
+temporary folder beside ``out`` and renamed into place at the end; an existing ``out`` is
+only replaced with ``overwrite``, and then only after the new folder is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ..errors import UserInputError
+
+
+def dataset_stats(inter: pd.DataFrame) -> dict:
+    n_users, n_items, n = inter["userID"].nunique(), inter["itemID"].nunique(), len(inter)
+    counts = inter["x_label"].value_counts()
+    train_users = set(inter.loc[inter["x_label"] == 0, "userID"])
+    cold = {name: int(inter.loc[(inter["x_label"] == label) & ~inter["userID"].isin(train_users), "userID"].nunique())
+            for label, name in ((1, "validation"), (2, "test"))}
+    return {"users": int(n_users), "items": int(n_items), "interactions": int(n),
+            "density": n / (n_users * n_items) if n_users and n_items else 0.0,
+            "train": int(counts.get(0, 0)), "validation": int(counts.get(1, 0)), "test": int(counts.get(2, 0)),
+            "users_without_training_interactions": cold}
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        raise UserInputError(f"{out}: already exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"{out}: exists and is not a folder")
+
+
+def write_dataset(out: Path, inter: pd.DataFrame, features: dict[str, np.ndarray], overwrite: bool = False,
+                  mappings: dict[str, pd.DataFrame] | None = None, extra: dict | None = None,
+                  source: str = "", extra_stats: dict | None = None) -> dict:
+    """Write the dataset named ``out.name`` into ``out``; returns its statistics."""
+    out = Path(out).expanduser().absolute()
+    check_output(out, overwrite)
+    name = out.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset folder should not be
+    try:
+        inter = inter[["userID", "itemID", "x_label"]].astype(np.int64)
+        inter.to_csv(tmp / f"{name}.inter", sep="\t", index=False)
+        config = {"USER_ID_FIELD": "userID", "ITEM_ID_FIELD": "itemID", "inter_file_name": f"{name}.inter",
+                  "field_separator": "\t", "filter_out_cod_start_users": True}
+        slots = list(features)
+        for fname, arr in features.items():
+            np.save(tmp / fname, np.ascontiguousarray(arr, dtype=np.float32))
+        # MMRec joins both names onto the folder, so an absent slot is "" (no such file), not null
+        config["vision_feature_file"] = slots[0] if len(slots) > 0 else ""
+        config["text_feature_file"] = slots[1] if len(slots) > 1 else ""
+        if len(slots) > 2:
+            config["extra_feature_files"] = slots[2:]
+        if not slots:
+            config["is_multimodal_model"] = False
+        config.update(extra or {})
+        for kind, mapping in (mappings or {}).items():
+            mapping.to_csv(tmp / f"{kind}_id_mapping.tsv", sep="\t", index=False)
+        stats = {"dataset": name, "source": source, **dataset_stats(inter), **(extra_stats or {})}
+        (tmp / f"{name}.yaml").write_text(f"# written by mmrec-ld4mrec prepare ({source})\n"
+                                          + yaml.safe_dump(config, sort_keys=False))
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
+        backup = None
+        if out.exists():
+            backup = out.parent / f".{name}-replaced-{os.getpid()}"
+            os.replace(out, backup)
+        os.replace(tmp, out)
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+        return stats
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,136 @@
+"""prepare: published splits and raw releases to MMRec's layout."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmrec_ld4mrec.cli import main
+from mmrec_ld4mrec.engine.quick_start import run
+
+from .conftest import SHARED
+from .prepare_fixtures import N_ITEMS, write_diffmm, write_diffrec, write_hm, write_microlens, write_tmall
+
+TIKTOK = SHARED / "data" / "tiktok"
+ML1M = SHARED / "data" / "ml-1m"
+
+
+def _prepare(*args) -> int:
+    return main(["prepare", *map(str, args)])
+
+
+@pytest.mark.skipif(not (TIKTOK / "trnMat.pkl").is_file(), reason=f"{TIKTOK} not present")
+def test_shared_tiktok_gives_the_published_counts(tmp_path, capsys):
+    assert _prepare("diffmm", "--src", TIKTOK, "--out", tmp_path / "tiktok") == 0
+    stats = json.loads((tmp_path / "tiktok" / "stats.json").read_text())
+    assert (stats["users"], stats["items"]) == (9308, 6710)
+    assert (stats["train"], stats["validation"], stats["test"]) == (59541, 3051, 6130)
+    assert stats["users_without_training_interactions"] == {"validation": 5, "test": 5}
+    assert "5 in validation, 5 in test" in capsys.readouterr().out
+    result = run("Pop", "tiktok", {"data_path": f"{tmp_path}/"})
+    assert result["dropped_cold_users"] == {"validation": 5, "test": 5}
+
+
+@pytest.mark.skipif(not (ML1M / "train_list.npy").is_file(), reason=f"{ML1M} not present")
+def test_shared_ml1m(tmp_path):
+    assert _prepare("diffrec", "--src", ML1M, "--out", tmp_path / "ml-1m") == 0
+    stats = json.loads((tmp_path / "ml-1m" / "stats.json").read_text())
+    assert (stats["users"], stats["items"], stats["interactions"]) == (5949, 2810, 571531)
+    assert "is_multimodal_model: false" in (tmp_path / "ml-1m" / "ml-1m.yaml").read_text()
+
+
+def test_diffmm_layout_and_slots(tmp_path):
+    write_diffmm(tmp_path / "src")
+    assert _prepare("diffmm", "--src", tmp_path / "src", "--out", tmp_path / "data" / "mini") == 0
+    folder = tmp_path / "data" / "mini"
+    assert sorted(p.name for p in folder.iterdir()) == ["audio_feat.npy", "image_feat.npy", "mini.inter", "mini.yaml",
+                                                       "stats.json"]
+    yaml_text = (folder / "mini.yaml").read_text()
+    assert "vision_feature_file: image_feat.npy" in yaml_text and "text_feature_file: audio_feat.npy" in yaml_text
+    assert np.load(folder / "image_feat.npy").dtype == np.float32
+    result = run("LD4MRec", "mini", {"data_path": f"{tmp_path / 'data'}/", "epochs": 1, "embedding_size": 16,
+                                     "hidden_size": 8, "svd_rank": 4, "soft_prob": 0.01, "smooth": 0.01,
+                                     "topk": [5, 10], "valid_metric": "Recall@10"})
+    assert result["epochs_run"] == 1
+
+
+def test_diffrec_has_no_modalities(tmp_path):
+    write_diffrec(tmp_path / "src")
+    assert _prepare("diffrec", "--src", tmp_path / "src", "--out", tmp_path / "data" / "cf") == 0
+    result = run("LD4MRec", "cf", {"data_path": f"{tmp_path / 'data'}/", "epochs": 1, "embedding_size": 16,
+                                   "hidden_size": 8, "svd_rank": 4, "soft_prob": 0.01, "smooth": 0.01,
+                                     "topk": [5, 10], "valid_metric": "Recall@10"})
+    assert result["epochs_run"] == 1
+
+
+def _check_release(out, events):
+    inter = pd.read_csv(out / f"{out.name}.inter", sep="\t")
+    users = pd.read_csv(out / "user_id_mapping.tsv", sep="\t", dtype=str)
+    items = pd.read_csv(out / "item_id_mapping.tsv", sep="\t", dtype=str)
+    assert len(users) == inter.userID.nunique() and len(items) == inter.itemID.nunique()
+    assert inter.groupby("userID").size().min() >= 10 and inter.groupby("itemID").size().min() >= 10
+    assert not inter.duplicated(["userID", "itemID"]).any()
+    for _, rows in inter.groupby("userID"):
+        n = len(rows)
+        counts = rows.x_label.value_counts()
+        assert counts.get(2, 0) == max(1, round(0.1 * n)) and counts.get(1, 0) == max(1, round(0.1 * n))
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["interactions"] == len(inter) and stats["users"] == inter.userID.nunique()
+    return inter, users, items
+
+
+def _times_by_label(inter, users, items, events, user_key, item_key):
+    first = events.sort_values("ts").drop_duplicates(["user", "item"])
+    lookup = {(user_key(u), item_key(i)): t for u, i, t in first[["user", "item", "ts"]].itertuples(index=False)}
+    u_raw, i_raw = users.raw_id.to_numpy(), items.raw_id.to_numpy()
+    inter = inter.assign(ts=[lookup[(u_raw[u], i_raw[i])] for u, i in zip(inter.userID, inter.itemID)])
+    for _, rows in inter.groupby("userID"):
+        assert rows[rows.x_label == 0].ts.max() <= rows[rows.x_label == 1].ts.min()
+        assert rows[rows.x_label == 1].ts.max() <= rows[rows.x_label == 2].ts.min()
+
+
+@pytest.mark.parametrize("header,sep", [(False, "\t"), (True, ",")])
+def test_tmall_release(tmp_path, header, sep):
+    events = write_tmall(tmp_path / "raw", header=header, sep=sep)
+    assert _prepare("tmall", "--raw", tmp_path / "raw", "--out", tmp_path / "tmall") == 0
+    inter, users, items = _check_release(tmp_path / "tmall", events)
+    _times_by_label(inter, users, items, events, lambda u: f"u{u}", lambda i: str(i + 1000))
+
+
+def test_microlens_release_with_features(tmp_path):
+    events = write_microlens(tmp_path / "raw")
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(N_ITEMS - 1, 5)).astype(np.float32)  # item 30 has no feature row
+    np.save(tmp_path / "img.npy", feats)
+    (tmp_path / "img_ids.txt").write_text("\n".join(str(i) for i in range(1, N_ITEMS)))
+    assert _prepare("microlens", "--raw", tmp_path / "raw", "--out", tmp_path / "ml",
+                    "--features", f"image_feat.npy={tmp_path / 'img.npy'},{tmp_path / 'img_ids.txt'}") == 0
+    out = tmp_path / "ml"
+    inter, users, items = _check_release(out, events)
+    _times_by_label(inter, users, items, events, lambda u: str(u + 1), lambda i: str(i + 1))
+    stored = np.load(out / "image_feat.npy")
+    assert stored.shape == (len(items), 5)
+    for new_id, raw_id in enumerate(items.raw_id):
+        assert np.allclose(stored[new_id], feats[int(raw_id) - 1])
+    assert json.loads((out / "stats.json").read_text())["items_dropped_without_features"] == 1
+
+
+def test_hm_release(tmp_path):
+    events = write_hm(tmp_path / "raw")
+    assert _prepare("hm", "--raw", tmp_path / "raw", "--out", tmp_path / "hm") == 0
+    inter, users, items = _check_release(tmp_path / "hm", events)
+    _times_by_label(inter, users, items, events.assign(ts=events.ts // 86400), lambda u: f"{u * 7919:064x}",
+                    lambda i: str(108775000 + i))
+
+
+def test_overwrite_replaces_only_on_success(tmp_path, capsys):
+    write_diffrec(tmp_path / "src")
+    out = tmp_path / "cf"
+    assert _prepare("diffrec", "--src", tmp_path / "src", "--out", out) == 0
+    before = (out / "cf.inter").read_bytes()
+    assert _prepare("diffrec", "--src", tmp_path / "src", "--out", out) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    np.save(tmp_path / "src" / "test_list.npy", np.zeros((0, 2), dtype=np.int64))
+    assert _prepare("diffrec", "--src", tmp_path / "src", "--out", out, "--overwrite") == 2
+    assert (out / "cf.inter").read_bytes() == before

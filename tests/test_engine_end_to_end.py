@@ -72,3 +72,17 @@ def test_cli_out_save_load_and_refusal(tmp_path, data_path, capsys, caplog):
     bad = ["run", "-m", "LD4MRec", "-d", "synthetic", "--data-path", str(other), "--load", str(ckpt)]
     assert main(bad) == 2
     assert "refusing to load" in capsys.readouterr().err
+
+
+def test_compare_prints_one_table_and_writes_json(tmp_path, data_path, capsys):
+    out = tmp_path / "cmp.json"
+    args = ["compare", "-d", "synthetic", "-m", "LD4MRec,Pop", "--data-path", str(data_path), "--set", "epochs=2",
+            "embedding_size=32", "hidden_size=16", "svd_rank=8", "soft_prob=0.01", "smooth=0.01", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| model | R@10 | R@20 | N@10 | N@20 | best epoch | s/epoch |" in printed
+    assert "| LD4MRec |" in printed and "| Pop |" in printed
+    data = json.loads(out.read_text())
+    assert [r["model"] for r in data["results"]] == ["LD4MRec", "Pop"] and data["table"] in printed
+    assert main(["compare", "-d", "synthetic", "-m", "LD4MRec", "--engine", "mmrec"]) == 2
+    assert "--mmrec-root" in capsys.readouterr().err

@@ -33,8 +33,8 @@ def metrics_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _run_one(args, model: str) -> dict:
-    config = parse_sets(args.set or [])
+def _run_one(args, model: str, config: dict | None = None) -> dict:
+    config = parse_sets(args.set or []) if config is None else dict(config)
     if args.data_path:
         config["data_path"] = str(Path(args.data_path).resolve()) + "/"
     if args.engine == "mmrec":
@@ -82,10 +82,21 @@ def cmd_compare(args) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise UserInputError("-m/--models expects a comma-separated list of model names")
+    settings = parse_sets(args.set or [])
+    per_model = {m: settings for m in models}
+    if args.engine == "standalone":  # a --set key applies to the models whose configs define it
+        from .engine.config import Config
+
+        data = {"data_path": str(Path(args.data_path).resolve()) + "/"} if args.data_path else {}
+        known = {m: Config(m, args.dataset, data).final_config_dict for m in models}
+        unknown = [k for k in settings if not any(k in known[m] for m in models)]
+        if unknown:
+            raise UserInputError(f"unknown config key(s) {unknown} for models {', '.join(models)}")
+        per_model = {m: {k: v for k, v in settings.items() if k in known[m]} for m in models}
     results = []
     for model in models:
         print(f"== {model} on {args.dataset} ({args.engine} engine)", flush=True)
-        results.append(_run_one(args, model))
+        results.append(_run_one(args, model, per_model[model]))
     table = compare_table(results)
     print(f"\nTest metrics at the best-validation epoch, {args.dataset}, grid points chosen on validation:\n")
     print(table)

@@ -86,3 +86,17 @@ def test_compare_prints_one_table_and_writes_json(tmp_path, data_path, capsys):
     assert [r["model"] for r in data["results"]] == ["LD4MRec", "Pop"] and data["table"] in printed
     assert main(["compare", "-d", "synthetic", "-m", "LD4MRec", "--engine", "mmrec"]) == 2
     assert "--mmrec-root" in capsys.readouterr().err
+
+
+def test_bench_reports_ratios_to_the_first_model(tmp_path, data_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["bench", "-d", "synthetic", "--data-path", str(data_path), "-m", "LD4MRec,LD4MRec:sparse_input=false,Pop",
+            "--epochs", "1", "--repeats", "1", "--set", "embedding_size=32", "hidden_size=16", "svd_rank=8",
+            "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| LD4MRec:sparse_input=false |" in printed and "inference vs LD4MRec" in printed
+    report = json.loads(out.read_text())
+    assert report["ratio_to_first"]["LD4MRec"]["inference_seconds"] == pytest.approx(1.0)
+    assert set(report["medians"]) == {"LD4MRec", "LD4MRec:sparse_input=false", "Pop"}
+    assert main(["bench", "-d", "synthetic", "--data-path", str(data_path), "-m", "LD4MRec:oops"]) == 2

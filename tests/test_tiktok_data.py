@@ -45,10 +45,10 @@ def test_shared_tiktok_loads_with_published_counts():
 @needs_tiktok
 @pytest.mark.slow
 def test_ld4mrec_trains_on_tiktok(tmp_path):
-    from mmrec_ld4mrec.bench import write_tiktok_layout
     from mmrec_ld4mrec.engine.quick_start import run
+    from mmrec_ld4mrec.prepare.published import prepare_diffmm
 
-    write_tiktok_layout(TIKTOK, tmp_path)
+    prepare_diffmm(TIKTOK, tmp_path / "tiktok")
     result = run("LD4MRec", "tiktok", {"data_path": f"{tmp_path}/", "epochs": 1, "embedding_size": 64,
                                        "hidden_size": 32, "soft_prob": 0.01, "smooth": 0.01})
     assert result["epochs_run"] == 1 and 0 < result["test"]["Recall@20"] < 1

@@ -1,8 +1,11 @@
-"""Speed and memory of LD4MRec on the TikTok data: sparse vs dense FC_in.
+"""``mmrec-ld4mrec bench``: training seconds per epoch, full-inference seconds and peak memory
+of several models on one dataset, measured side by side.
 
-Each measurement runs in a fresh subprocess (so peak RSS is that variant's own), trains
-``--epochs`` epochs and times one full ranking of every user; ``--repeats`` rounds alternate
-the variants, and the report gives medians and dense/sparse ratios measured in this run.
+Each measurement runs in a fresh subprocess (so peak RSS is that model's own): it builds the
+model, trains ``--epochs`` epochs and times one full ranking of every user (top-k, training
+items masked). ``--repeats`` rounds cycle through the models; the report gives medians and
+every figure as a ratio to the first model, measured in the same run. A model may carry
+overrides: ``LD4MRec:sparse_input=false``, ``DiffRec:steps=5``.
 """
 
 from __future__ import annotations
@@ -18,24 +21,28 @@ import time
 from pathlib import Path
 
 from .engine.checkpoint import atomic_write
-from .errors import DataError
+from .engine.config import parse_value
+from .errors import UserInputError
 from .prepare.published import prepare_diffmm
 
-BENCH_CONFIG = {"soft_prob": 0.01, "smooth": 0.01, "seed": [999]}
+METRICS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
+# One grid point for models whose YAML holds a grid: the paper's p = gamma = 0.01 for LD4MRec.
+FIXED = {"LD4MRec": {"soft_prob": 0.01, "smooth": 0.01}, "EASE": {"reg_weight": 250.0}}
 
 
-def write_tiktok_layout(src: Path, out: Path) -> Path:
-    """``out/tiktok`` in MMRec's layout (``prepare diffmm``), unless it is already there."""
-    target = out / "tiktok"
-    if not (target / "tiktok.inter").is_file():
-        prepare_diffmm(src, target)
-    return target
+def parse_spec(spec: str) -> tuple[str, dict]:
+    name, *pairs = spec.strip().split(":")
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserInputError(f"-m: expected MODEL or MODEL:key=value[:key=value], got {spec!r}")
+        overrides[key] = parse_value(value)
+    return name, overrides
 
 
-def measure(variant: str, data_path: str, epochs: int) -> dict:
+def measure(request: dict) -> dict:
     """Train ``epochs`` epochs and time a full ranking, in this process."""
-    import torch
-
     from .engine.config import Config
     from .engine.dataloader import TrainDataLoader
     from .engine.dataset import RecDataset
@@ -43,61 +50,97 @@ def measure(variant: str, data_path: str, epochs: int) -> dict:
     from .engine.trainer import Trainer
     from .models import get_model
 
-    torch.set_num_threads(int(os.environ.get("BENCH_THREADS", torch.get_num_threads())))
-    config = Config("LD4MRec", "tiktok", {"data_path": data_path, "sparse_input": variant == "sparse", **BENCH_CONFIG})
-    config["seed"] = 999
+    name, overrides = parse_spec(request["spec"])
+    config = Config(name, request["dataset"], {"data_path": request["data_path"], **FIXED.get(name, {}),
+                                               **request["settings"], **overrides})
+    for key in config["hyper_parameters"]:  # a grid left in the YAML: take its first point
+        if isinstance(config[key], list):
+            config[key] = config[key][0]
+    init_seed(int(config["seed"]))
     train_ds, _, _ = RecDataset(config).split()
-    init_seed(999)
     loader = TrainDataLoader(config, train_ds, int(config["train_batch_size"]))
-    model = get_model("LD4MRec")(config, loader)
+    loader.pretrain_setup()
+    start = time.perf_counter()
+    model = get_model(name)(config, loader)
+    build = time.perf_counter() - start
     trainer = Trainer(config, model)
     seconds = []
-    for _ in range(epochs):
+    for _ in range(request["epochs"] if getattr(model, "needs_training", True) else 0):
         start = time.perf_counter()
         trainer._train_epoch(loader)
         seconds.append(time.perf_counter() - start)
-    return {"variant": variant, "train_seconds_per_epoch": statistics.median(seconds),
+    return {"model": request["spec"], "build_seconds": build,
+            "train_seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,
             "inference_seconds": time_full_inference(model, loader, config), "peak_rss_mb": peak_rss_mb()}
 
 
+def summarize(runs: list[dict], specs: list[str], header: str) -> dict:
+    med = {s: {k: statistics.median(r[k] for r in runs if r["model"] == s) for k in METRICS} for s in specs}
+    base = med[specs[0]]
+    ratio = {s: {k: (med[s][k] / base[k] if base[k] else float("nan")) for k in METRICS} for s in specs}
+    lines = [header, "", "| model | train s/epoch | full inference s | peak RSS MB |"
+             f" train vs {specs[0]} | inference vs {specs[0]} | memory vs {specs[0]} |", "|---|---|---|---|---|---|---|"]
+    for s in specs:
+        m, r = med[s], ratio[s]
+        lines.append(f"| {s} | {m['train_seconds_per_epoch']:.2f} | {m['inference_seconds']:.2f} | "
+                     f"{m['peak_rss_mb']:.0f} | {r['train_seconds_per_epoch']:.3f}x | {r['inference_seconds']:.3f}x | "
+                     f"{r['peak_rss_mb']:.3f}x |")
+    for s in specs[1:]:
+        if s.startswith("DiffRec"):
+            inv = {k: (base[k] / med[s][k] if med[s][k] else float("nan")) for k in METRICS}
+            lines.append(f"\n{specs[0]} / {s}: full inference {inv['inference_seconds']:.3f} (target <= 0.05), "
+                         f"training s/epoch {inv['train_seconds_per_epoch']:.3f} (target <= 1.0)")
+    return {"medians": med, "ratio_to_first": ratio, "runs": runs, "markdown": "\n".join(lines)}
+
+
 def main(args) -> int:
-    src = Path(args.src)
-    if not src.is_dir():
-        raise DataError(f"{src}: TikTok folder not found (expected trnMat.pkl, valMat.pkl, tstMat.pkl, *_feat.npy)")
-    keep = Path(args.layout) if args.layout else None
-    root = keep or Path(tempfile.mkdtemp(prefix="ld4mrec-bench-"))
+    specs = [s.strip() for s in args.models.split(",") if s.strip()]
+    if not specs:
+        raise UserInputError("-m/--models expects a comma-separated list, e.g. LD4MRec,DiffRec")
+    for spec in specs:
+        parse_spec(spec)
+    from .cli import parse_sets
+
+    settings = parse_sets(args.set or [])
+    tmp = None
+    data_path = args.data_path
+    if data_path is None:
+        if args.dataset != "tiktok":
+            raise UserInputError(f"--data-path DIR is needed for {args.dataset!r} (DIR/{args.dataset}/ in MMRec layout)")
+        tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-bench-"))
+        prepare_diffmm(Path(args.src), tmp / "tiktok")
+        data_path = str(tmp)
+    runs = []
     try:
-        write_tiktok_layout(src, root)
-        runs = []
+        from .engine.config import settings_per_model
+
+        data_path = str(Path(data_path).resolve()) + "/"
+        per_model = settings_per_model([parse_spec(s)[0] for s in specs], args.dataset, settings, data_path)
         for rep in range(args.repeats):
-            for variant in ("sparse", "dense"):
-                cmd = [sys.executable, "-m", "mmrec_ld4mrec.bench", variant, f"{root}/", str(args.epochs)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            for spec in specs:
+                request = {"spec": spec, "dataset": args.dataset, "data_path": data_path,
+                           "epochs": args.epochs, "settings": per_model[parse_spec(spec)[0]]}
+                proc = subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.bench", json.dumps(request)],
+                                      capture_output=True, text=True, check=False,
+                                      env={**os.environ, "PYTHONWARNINGS": "ignore"})
                 if proc.returncode != 0:
-                    raise RuntimeError(f"benchmark subprocess failed: {proc.stderr.strip()[-2000:]}")
+                    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                    raise UserInputError(f"benchmark of {spec} failed: {last}")
                 runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-                print(f"round {rep + 1}: {variant:6s} {runs[-1]}", flush=True)
+                r = runs[-1]
+                print(f"round {rep + 1}/{args.repeats} {spec}: train {r['train_seconds_per_epoch']:.2f} s/epoch, "
+                      f"inference {r['inference_seconds']:.2f} s, peak {r['peak_rss_mb']:.0f} MB", flush=True)
     finally:
-        if keep is None:
-            shutil.rmtree(root, ignore_errors=True)
-    report = summarize(runs, args)
-    print(report["markdown"])
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    header = (f"{args.dataset}: {args.epochs} training epoch(s) per measurement, {args.repeats} round(s), medians"
+              + (f"; --set {' '.join(args.set)}" if args.set else ""))
+    report = summarize(runs, specs, header)
+    print("\n" + report["markdown"])
     if args.out:
-        atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
+        atomic_write(Path(args.out), lambda p: Path(p).write_text(json.dumps(report, indent=2)))
     return 0
 
 
-def summarize(runs: list[dict], args) -> dict:
-    keys = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
-    med = {v: {k: statistics.median(r[k] for r in runs if r["variant"] == v) for k in keys} for v in ("sparse", "dense")}
-    ratio = {k: med["dense"][k] / med["sparse"][k] for k in keys}
-    lines = [f"LD4MRec on TikTok ({args.epochs} epochs x {args.repeats} rounds, medians; paper sizes d_e=1000, d_h=100)",
-             "", "| FC_in | train s/epoch | full inference s | peak RSS MB |", "|---|---|---|---|"]
-    for v in ("sparse", "dense"):
-        lines.append(f"| {v} | {med[v][keys[0]]:.2f} | {med[v][keys[1]]:.3f} | {med[v][keys[2]]:.0f} |")
-    lines.append(f"| dense / sparse | {ratio[keys[0]]:.2f}x | {ratio[keys[1]]:.2f}x | {ratio[keys[2]]:.2f}x |")
-    return {"medians": med, "dense_over_sparse": ratio, "runs": runs, "markdown": "\n".join(lines)}
-
-
 if __name__ == "__main__":
-    print(json.dumps(measure(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
+    print(json.dumps(measure(json.loads(sys.argv[1]))))

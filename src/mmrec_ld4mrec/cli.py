@@ -84,15 +84,11 @@ def cmd_compare(args) -> int:
         raise UserInputError("-m/--models expects a comma-separated list of model names")
     settings = parse_sets(args.set or [])
     per_model = {m: settings for m in models}
-    if args.engine == "standalone":  # a --set key applies to the models whose configs define it
-        from .engine.config import Config
+    if args.engine == "standalone":
+        from .engine.config import settings_per_model
 
-        data = {"data_path": str(Path(args.data_path).resolve()) + "/"} if args.data_path else {}
-        known = {m: Config(m, args.dataset, data).final_config_dict for m in models}
-        unknown = [k for k in settings if not any(k in known[m] for m in models)]
-        if unknown:
-            raise UserInputError(f"unknown config key(s) {unknown} for models {', '.join(models)}")
-        per_model = {m: {k: v for k, v in settings.items() if k in known[m]} for m in models}
+        data_path = str(Path(args.data_path).resolve()) + "/" if args.data_path else None
+        per_model = settings_per_model(models, args.dataset, settings, data_path)
     results = []
     for model in models:
         print(f"== {model} on {args.dataset} ({args.engine} engine)", flush=True)
@@ -201,12 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--mmrec-root", required=True, metavar="PATH")
         p.set_defaults(func=func)
-    bench = sub.add_parser("bench", help="LD4MRec speed/memory on the TikTok data, sparse vs dense FC_in")
+    bench = sub.add_parser("bench", help="training s/epoch, full inference s and peak memory, side by side")
+    bench.add_argument("-d", "--dataset", default="tiktok")
+    bench.add_argument("-m", "--models", default="LD4MRec,LD4MRec:sparse_input=false",
+                       help="comma-separated; the first is the reference; MODEL:key=value overrides one model")
+    bench.add_argument("--data-path", help="folder holding <dataset>/ (default for tiktok: prepared from --src)")
     bench.add_argument("--src", default="../shared/data/tiktok", help="DiffMM-format TikTok folder")
     bench.add_argument("--epochs", type=int, default=3)
     bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="overrides for every model")
     bench.add_argument("--out", help="write the measurements as JSON")
-    bench.add_argument("--layout", metavar="DIR", help="also write the data in MMRec layout to DIR/tiktok")
     bench.set_defaults(func=cmd_bench)
     return parser
 

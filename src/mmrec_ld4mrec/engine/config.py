@@ -125,3 +125,14 @@ class Config:
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, torch.device) else v) for k, v in self.final_config_dict.items()}
+
+
+def settings_per_model(models: list[str], dataset: str, settings: dict, data_path: str | None = None) -> dict:
+    """``--set`` values for several models: each key goes to the models whose configs define
+    it; a key that none defines is refused."""
+    base = {"data_path": data_path} if data_path else {}
+    known = {m: Config(m, dataset, base).final_config_dict for m in dict.fromkeys(models)}
+    unknown = [k for k in settings if not any(k in known[m] for m in known)]
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown} for models {', '.join(known)}")
+    return {m: {k: v for k, v in settings.items() if k in known[m]} for m in known}

@@ -39,9 +39,12 @@ class FitResult:
 def build_optimizer(config, model) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     lr, wd = float(config["learning_rate"]), float(config["weight_decay"] or 0.0)
-    learners = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
-                "rmsprop": torch.optim.RMSprop}
-    return learners.get(str(config["learner"]).lower(), torch.optim.Adam)(params, lr=lr, weight_decay=wd)
+    learners = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
+                "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop}
+    name = str(config["learner"]).lower()
+    if name not in learners:
+        log.warning("learner %r is not known; using Adam (as MMRec does)", name)
+    return learners.get(name, torch.optim.Adam)(params, lr=lr, weight_decay=wd)
 
 
 class Trainer:
@@ -52,6 +55,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: factor ** (e / period))
         self.valid_metric = config["valid_metric"]
         self.clip = config["clip_grad_norm"]
+        self.eval_step = max(1, int(config["eval_step"] or 1))  # evaluate every eval_step epochs, as MMRec
 
     def _train_epoch(self, loader: TrainDataLoader) -> float | None:
         self.model.train()
@@ -90,6 +94,9 @@ class Trainer:
                 seconds = time.perf_counter() - start
                 result.train_seconds.append(seconds)
             result.epochs_run = epoch + 1
+            if (epoch + 1) % self.eval_step and epoch + 1 < epochs:
+                log.info("epoch %3d  loss %.6f  train %.2fs", epoch, loss, seconds)
+                continue
             start = time.perf_counter()
             valid_result, _ = evaluate(self.model, valid, self.config)
             score = round(valid_result[self.valid_metric], 4)

@@ -6,7 +6,7 @@ import importlib
 
 from ..errors import ConfigError
 
-MODELS = {"LD4MRec": "ld4mrec", "Pop": "pop"}
+MODELS = {"LD4MRec": "ld4mrec", "Pop": "pop", "DiffRec": "diffrec", "EASE": "ease", "SimGCL": "simgcl"}
 
 
 def get_model(name: str):

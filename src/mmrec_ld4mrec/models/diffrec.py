@@ -1,0 +1,121 @@
+"""DiffRec (Wang et al., SIGIR 2023): a Gaussian diffusion over the user's interaction row
+with an MLP denoiser that predicts x_0, run under MMRec's contract.
+
+* Forward process and schedule: the linear-variance schedule LD4MRec also uses (Eq. 1-3).
+* Denoiser: x_t (L2-normalised when ``norm``, then dropout) concatenated with a learned
+  projection of the sinusoidal step embedding; encoder layers to ``dims[-1]`` and decoder
+  layers back to |I|, tanh between layers.
+* Training: importance-sampled step (10-value loss history), x_0-prediction MSE, with
+  ``reweight`` the SNR(t-1) - SNR(t) weight; each sample's loss is divided by its step's
+  sampling probability p_t, as DiffRec does.
+* Inference: corrupt to ``sampling_steps`` (0 = no corruption), then T reverse steps with the
+  posterior mean of the predicted x_0 (no sampling noise by default).
+
+DiffRec numbers steps 0..T-1; here step k of DiffRec is step k + 1 of the shared schedule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..diffusion import NoiseSchedule, sinusoidal_step_embedding
+from ..errors import ConfigError
+from ..host import config_get, general_recommender_base
+from ..step_sampler import ImportanceStepSampler
+
+
+class DiffRecDenoiser(nn.Module):
+    def __init__(self, n_items: int, dims: list[int], emb_size: int, norm: bool, dropout: float):
+        super().__init__()
+        self.emb_size, self.norm = emb_size, norm
+        self.step_proj = nn.Linear(emb_size, emb_size)
+        encoder = [n_items + emb_size, *reversed(dims)]
+        decoder = [*dims, n_items]
+        self.encoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(encoder[:-1], encoder[1:]))
+        self.decoder = nn.ModuleList(nn.Linear(a, b) for a, b in zip(decoder[:-1], decoder[1:]))
+        self.drop = nn.Dropout(dropout)
+        for layer in [self.step_proj, *self.encoder, *self.decoder]:
+            nn.init.xavier_normal_(layer.weight)
+            nn.init.normal_(layer.bias, 0.0, 0.001)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        emb = self.step_proj(sinusoidal_step_embedding(t, self.emb_size).to(x.device))
+        if self.norm:
+            x = F.normalize(x)
+        h = torch.cat([self.drop(x), emb], dim=-1)
+        for layer in self.encoder:
+            h = torch.tanh(layer(h))
+        for i, layer in enumerate(self.decoder):
+            h = layer(h)
+            if i < len(self.decoder) - 1:
+                h = torch.tanh(h)
+        return h
+
+
+class DiffRec(general_recommender_base()):
+    def __init__(self, config, dataloader):
+        super().__init__(config, dataloader)
+        get = lambda key, default: config_get(config, key, default)  # noqa: E731
+        dims = list(get("dims", [1000]))
+        if not dims or any((not isinstance(d, int)) or d < 1 for d in dims):
+            raise ConfigError(f"config key 'dims': expected a list of positive integers, got {dims!r}")
+        self.steps = int(get("steps", 100))
+        self.sampling_steps = int(get("sampling_steps", 0))
+        if self.steps < 2:
+            raise ConfigError(f"config key 'steps': expected an integer >= 2, got {self.steps}")
+        if not 0 <= self.sampling_steps <= self.steps:
+            raise ConfigError(f"config key 'sampling_steps': expected 0..steps ({self.steps}), got {self.sampling_steps}")
+        self.sampling_noise = bool(get("sampling_noise", False))
+        self.reweight = bool(get("reweight", True))
+        self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
+        try:
+            self.schedule = NoiseSchedule(self.steps, float(get("noise_scale", 0.1)), float(get("noise_min", 1e-4)),
+                                          float(get("noise_max", 0.02)))
+        except ValueError as exc:
+            raise ConfigError(f"DiffRec schedule: {exc}") from None
+        self.step_sampler = ImportanceStepSampler(self.steps, int(get("history_num_per_term", 10)))
+        self.denoiser = DiffRecDenoiser(self.n_items, dims, int(get("step_emb_size", 10)), bool(get("norm", True)),
+                                        float(get("dropout", 0.5)))
+        self.to(self.device)
+
+    def _rows(self, users: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.train_matrix[users.cpu().numpy()].toarray()).to(self.device)
+
+    def _snr(self, t: torch.Tensor) -> torch.Tensor:
+        """SNR of shared-schedule step t (1..T); step 0 (no noise) is never asked for."""
+        a = self.schedule.alpha_bar.to(self.device)[t - 1]
+        return (a / (1.0 - a)).float()
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        users = interaction if torch.is_tensor(interaction) and interaction.dim() == 1 else interaction[0]
+        x0 = self._rows(users)
+        t, weights = self.step_sampler.sample(len(users))
+        t = t.to(self.device)
+        x_t = self.schedule.q_sample(x0, t)
+        mse = ((self.denoiser(x_t, t - 1) - x0) ** 2).mean(dim=1)
+        if self.reweight:
+            snr_prev = torch.where(t > 1, self._snr((t - 1).clamp(min=1)), torch.zeros_like(mse))
+            mse = mse * torch.where(t == 1, torch.ones_like(mse), snr_prev - self._snr(t))
+        self.step_sampler.update(t, mse)
+        # DiffRec divides by p_t itself, not by T * p_t
+        return (mse * weights.to(self.device) * self.steps).mean()
+
+    @torch.no_grad()
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        users = interaction[0].to(self.device)
+        x = self._rows(users)
+        if self.sampling_steps > 0:
+            x = self.schedule.q_sample(x, torch.full((len(users),), self.sampling_steps, device=self.device))
+        for step in range(self.steps, 0, -1):
+            t = torch.full((len(users),), step, dtype=torch.long, device=self.device)
+            mean = self.schedule.posterior_mean(x, self.denoiser(x, t - 1), t)
+            if self.sampling_noise and step > 1:
+                var = self.schedule.betas[step - 1] * (1 - self.schedule.alpha_bar_prev[step - 1]) \
+                    / (1 - self.schedule.alpha_bar[step - 1])
+                mean = mean + float(var) ** 0.5 * torch.randn_like(mean)
+            x = mean
+        return x

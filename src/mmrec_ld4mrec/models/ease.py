@@ -1,0 +1,47 @@
+"""EASE (Steck, WWW 2019): the closed-form item-item model.
+
+B = argmin ||X - X B||^2 + lambda ||B||^2 subject to diag(B) = 0, which is
+B = I - P diag(1 / diag(P)) with P = (X^T X + lambda I)^-1. Scores are X_u B. The L2
+strength ``reg_weight`` is grid-searched on validation like any MMRec hyper-parameter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..host import config_get, general_recommender_base
+
+
+def ease_weights(X: sp.spmatrix, reg: float) -> np.ndarray:
+    gram = np.asarray((X.T @ X).todense(), dtype=np.float64)
+    gram[np.diag_indices_from(gram)] += reg
+    P = np.linalg.inv(gram)
+    B = -P / np.diag(P)[None, :]
+    B[np.diag_indices_from(B)] = 0.0
+    return B.astype(np.float32)
+
+
+class EASE(general_recommender_base()):
+    needs_training = False
+
+    def __init__(self, config, dataloader):
+        super().__init__(config, dataloader)
+        reg = config_get(config, "reg_weight", 250.0)
+        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg > 0:
+            raise ConfigError(f"config key 'reg_weight': expected a positive number, got {reg!r}")
+        self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
+        self.register_buffer("item_weights", torch.from_numpy(ease_weights(self.train_matrix, float(reg))))
+        self.unused = nn.Parameter(torch.zeros(1))  # MMRec's trainer steps an optimizer
+        self.to(self.device)
+
+    def calculate_loss(self, interaction):
+        return self.unused.sum() * 0.0
+
+    @torch.no_grad()
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        rows = self.train_matrix[interaction[0].cpu().numpy()]
+        return torch.from_numpy(rows.toarray()).to(self.device) @ self.item_weights

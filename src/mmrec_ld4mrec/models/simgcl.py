@@ -1,0 +1,88 @@
+"""SimGCL (Yu et al., SIGIR 2022): LightGCN whose propagated embeddings get small random
+perturbations, and an InfoNCE loss between two perturbed views.
+
+Each layer of a perturbed pass adds sign(e) * normalize(U(0, 1)) * eps to every embedding;
+the final embedding is the mean of the L propagated layers (layer 0 excluded, as in SimGCL).
+Loss = BPR on the unperturbed pass + cl_rate * (InfoNCE over the batch's distinct users +
+the same over its distinct items, temperature tau) + reg_weight * L2 of the batch's
+layer-0 embeddings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError
+from ..host import config_get, general_recommender_base
+from ..signals import normalized_adjacency
+
+
+def bipartite_adjacency(X: sp.spmatrix) -> torch.Tensor:
+    """D^-1/2 A D^-1/2 of the user-item graph A = [[0, X], [X^T, 0]], as a torch sparse tensor."""
+    n_users, n_items = X.shape
+    A = sp.bmat([[None, X], [X.T, None]], format="csr", dtype=np.float32)
+    A = normalized_adjacency(A).tocoo()
+    index = torch.from_numpy(np.vstack([A.row, A.col]).astype(np.int64))
+    return torch.sparse_coo_tensor(index, torch.from_numpy(A.data.astype(np.float32)), A.shape,
+                                   check_invariants=False).coalesce()
+
+
+def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> torch.Tensor:
+    v1, v2 = F.normalize(view1, dim=1), F.normalize(view2, dim=1)
+    logits = v1 @ v2.T / temperature
+    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+
+
+class SimGCL(general_recommender_base()):
+    def __init__(self, config, dataloader):
+        super().__init__(config, dataloader)
+        get = lambda key, default: config_get(config, key, default)  # noqa: E731
+        self.n_layers = int(get("n_layers", 2))
+        self.eps = float(get("eps", 0.1))
+        self.cl_rate = float(get("cl_rate", 0.5))
+        self.temperature = float(get("temperature", 0.2))
+        self.reg_weight = float(get("reg_weight", 1e-4))
+        dim = int(get("embedding_size", 64))
+        if self.n_layers < 1 or dim < 1 or self.temperature <= 0 or self.eps < 0:
+            raise ConfigError("SimGCL: n_layers and embedding_size must be >= 1, temperature > 0, eps >= 0 "
+                              f"(got {self.n_layers}, {dim}, {self.temperature}, {self.eps})")
+        if bool(get("use_full_sampling", False)):
+            raise ConfigError("SimGCL trains on (user, positive, negative) triples: set use_full_sampling: False")
+        X = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
+        self.register_buffer("adjacency", bipartite_adjacency(X).to(self.device), persistent=False)
+        self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
+        self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, dim)))
+        self.to(self.device)
+
+    def propagate(self, perturbed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        ego = torch.cat([self.user_embedding, self.item_embedding], dim=0)
+        layers = []
+        for _ in range(self.n_layers):
+            ego = torch.sparse.mm(self.adjacency, ego)
+            if perturbed:
+                ego = ego + torch.sign(ego) * F.normalize(torch.rand_like(ego), dim=-1) * self.eps
+            layers.append(ego)
+        final = torch.stack(layers, dim=0).mean(dim=0)
+        return final[: self.n_users], final[self.n_users:]
+
+    def calculate_loss(self, interaction) -> torch.Tensor:
+        users, pos, neg = interaction[0], interaction[1], interaction[2]
+        user_all, item_all = self.propagate()
+        u, p, n = user_all[users], item_all[pos], item_all[neg]
+        bpr = F.softplus(-((u * p).sum(1) - (u * n).sum(1))).mean()
+        reg = (self.user_embedding[users].pow(2).sum() + self.item_embedding[pos].pow(2).sum()
+               + self.item_embedding[neg].pow(2).sum()) / (2 * len(users))
+        u1, i1 = self.propagate(perturbed=True)
+        u2, i2 = self.propagate(perturbed=True)
+        uu, ii = torch.unique(users), torch.unique(pos)
+        cl = info_nce(u1[uu], u2[uu], self.temperature) + info_nce(i1[ii], i2[ii], self.temperature)
+        return bpr + self.cl_rate * cl + self.reg_weight * reg
+
+    @torch.no_grad()
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        user_all, item_all = self.propagate()
+        return user_all[interaction[0]] @ item_all.T

@@ -73,6 +73,18 @@ def test_baseline_trains_one_epoch(checkout, model):
     assert "epoch 0 training" in log and "valid_score" in log
 
 
+PLUGIN_MODELS = {"Pop": {}, "EASE": {"reg_weight": [100.0]}, "SimGCL": {},
+                 "DiffRec": {"steps": 5, "dims": [64], "noise_scale": 0.01, "noise_min": 0.001, "noise_max": 0.01}}
+
+
+@pytest.mark.parametrize("model", PLUGIN_MODELS)
+def test_plugin_model_trains_one_epoch_through_mmrec(checkout, model):
+    proc = _quick_start(checkout, model, {"epochs": 1, **PLUGIN_MODELS[model]})
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "epoch 0 training" in log and "valid_score" in log
+
+
 def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):
     settings = ["--set", "epochs=4", "embedding_size=64", "hidden_size=32", "svd_rank=16", "soft_prob=0.05",
                 "smooth=0.05"]

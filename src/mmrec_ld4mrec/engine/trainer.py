@@ -115,7 +115,7 @@ class Trainer:
                      self.valid_metric, valid_result[self.valid_metric], time.perf_counter() - start,
                      "  *best" if improved else "")
             if stale > int(self.config["stopping_step"]):
-                log.info("early stopping: no validation improvement for %d epochs; best epoch %d",
+                log.info("early stopping: no validation improvement in %d evaluations; best epoch %d",
                          stale, result.best_epoch)
                 break
         return result

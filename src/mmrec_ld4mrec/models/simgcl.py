@@ -10,6 +10,8 @@ layer-0 embeddings.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -22,13 +24,17 @@ from ..signals import normalized_adjacency
 
 
 def bipartite_adjacency(X: sp.spmatrix) -> torch.Tensor:
-    """D^-1/2 A D^-1/2 of the user-item graph A = [[0, X], [X^T, 0]], as a torch sparse tensor."""
+    """D^-1/2 A D^-1/2 of the user-item graph A = [[0, X], [X^T, 0]], as a torch CSR tensor
+    (half the time of COO in the propagation's sparse products on CPU)."""
     n_users, n_items = X.shape
     A = sp.bmat([[None, X], [X.T, None]], format="csr", dtype=np.float32)
     A = normalized_adjacency(A).tocoo()
     index = torch.from_numpy(np.vstack([A.row, A.col]).astype(np.int64))
-    return torch.sparse_coo_tensor(index, torch.from_numpy(A.data.astype(np.float32)), A.shape,
-                                   check_invariants=False).coalesce()
+    coo = torch.sparse_coo_tensor(index, torch.from_numpy(A.data.astype(np.float32)), A.shape,
+                                  check_invariants=False).coalesce()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return coo.to_sparse_csr()
 
 
 def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -11,7 +11,7 @@ from mmrec_ld4mrec.engine.dataset import RecDataset
 from mmrec_ld4mrec.errors import ConfigError
 from mmrec_ld4mrec.models import get_model
 from mmrec_ld4mrec.models.ease import ease_weights
-from mmrec_ld4mrec.models.simgcl import info_nce
+from mmrec_ld4mrec.models.simgcl import bipartite_adjacency, info_nce, symmetric_spmm
 
 
 def build(data_path, model, **overrides):
@@ -89,3 +89,15 @@ def test_simgcl_perturbation_and_contrastive_loss(data_path):
     assert model.full_sort_predict([torch.arange(3)]).shape == (3, model.n_items)
     with pytest.raises(ConfigError, match="use_full_sampling"):
         build(data_path, "SimGCL", use_full_sampling=True)
+
+
+def test_symmetric_spmm_gradient_matches_dense():
+    X = sp.csr_matrix((np.random.default_rng(0).random((6, 5)) < 0.5).astype(np.float32))
+    A = bipartite_adjacency(X)
+    dense = A.to_dense()
+    assert torch.allclose(dense, dense.T)
+    E = torch.randn(11, 3, requires_grad=True)
+    symmetric_spmm(A, E).pow(2).sum().backward()
+    E2 = E.detach().clone().requires_grad_(True)
+    (dense @ E2).pow(2).sum().backward()
+    assert torch.allclose(E.grad, E2.grad, atol=1e-5)

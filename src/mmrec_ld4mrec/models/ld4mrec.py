@@ -64,17 +64,18 @@ class LD4MRec(general_recommender_base()):
     # ---- inputs -------------------------------------------------------------------------
     def _modality_features(self, config) -> list[np.ndarray]:
         """Modalities in a fixed order: text, visual (the paper's), then ``extra_feature_files``."""
-        feats = [f.detach().cpu().numpy() for f in (self.t_feat, self.v_feat) if f is not None]
+        slots = [("text_feature_file", self.t_feat), ("vision_feature_file", self.v_feat)]
+        feats = [(config_get(config, key, key), f.detach().cpu().numpy()) for key, f in slots if f is not None]
         folder = os.path.abspath(str(config_get(config, "data_path", "")) + str(config_get(config, "dataset", "")))
         for name in self.settings.extra_feature_files:
             path = os.path.join(folder, name)
             if not os.path.isfile(path):
                 raise ConfigError(f"config key 'extra_feature_files': {path} does not exist")
-            feats.append(load_feature_file(path, self.n_items))
-        for f in feats:
+            feats.append((name, load_feature_file(path, self.n_items)))
+        for name, f in feats:
             if not np.isfinite(f).all():
-                raise ConfigError("item features hold NaN or infinite values")
-        return feats
+                raise ConfigError(f"{os.path.join(folder, str(name))}: item features hold NaN or infinite values")
+        return [f for _, f in feats]
 
     def _rows(self, users: torch.Tensor):
         """Training rows of ``users``: (sparse COO [B, |I|], CSR indptr, CSR indices)."""

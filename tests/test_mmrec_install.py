@@ -92,3 +92,16 @@ def test_patches_readme_lists_every_overlay_file():
     readme = (PROJECT / "patches" / "README.md").read_text()
     for f in planned_files():
         assert f.target in readme, f.target
+
+
+def test_setup_cfg_ships_every_config_and_overlay_file():
+    """A non-editable install finds configs/ and patches/ under share/; none may be missing."""
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(PROJECT / "setup.cfg")
+    shipped = {line.strip() for _, value in parser.items("options.data_files") for line in value.splitlines()
+               if line.strip()}
+    wanted = {p.relative_to(PROJECT).as_posix() for folder in ("configs", "patches")
+              for p in (PROJECT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    assert wanted - shipped == set()

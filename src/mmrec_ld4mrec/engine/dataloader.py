@@ -88,6 +88,16 @@ class EvalDataLoader:
         self.eval_items = np.split(df[eval_dataset.iid_field].to_numpy(), starts[1:])
         self._train = _matrix(train_dataset, "csr")
 
+    @classmethod
+    def all_users(cls, config, train_dataset: RecDataset, batch_size: int) -> EvalDataLoader:
+        """Every user, in id order (for timing one full ranking); no held-out items."""
+        loader = cls.__new__(cls)
+        loader.device, loader.batch_size = config["device"], batch_size
+        loader.eval_users = np.arange(train_dataset.get_user_num())
+        loader.eval_items = [np.empty(0, dtype=np.int64)] * len(loader.eval_users)
+        loader._train = _matrix(train_dataset, "csr")
+        return loader
+
     def get_eval_users(self) -> np.ndarray:
         return self.eval_users
 

@@ -55,12 +55,9 @@ def feature_paths(config: Config) -> list[str]:
 
 def time_full_inference(model, train_loader: TrainDataLoader, config: Config) -> float:
     """Seconds for one full ranking (top-max(topk), training items masked) of every user."""
-    all_users = EvalDataLoader.__new__(EvalDataLoader)
-    all_users.device, all_users.batch_size = config["device"], int(config["eval_batch_size"])
-    all_users.eval_users = np.arange(model.n_users)
-    all_users._train = train_loader.inter_matrix("csr")
+    every_user = EvalDataLoader.all_users(config, train_loader.dataset, int(config["eval_batch_size"]))
     start = time.perf_counter()
-    rank_topk(model, all_users, max(config["topk"]))
+    rank_topk(model, every_user, max(config["topk"]))
     return time.perf_counter() - start
 
 

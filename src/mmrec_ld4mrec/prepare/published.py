@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ..engine.recommender import load_feature_file
 from ..errors import DataError
 from ..safe_pickle import load_sparse_pickle
 from .layout import check_output, write_dataset
@@ -36,20 +37,6 @@ def _pairs_from_matrix(path: Path, m: sp.coo_matrix) -> np.ndarray:
     if len(np.unique(pairs, axis=0)) != len(pairs):
         raise DataError(f"{path}: holds duplicate (user, item) entries")
     return pairs
-
-
-def load_feature(path: Path, n_items: int) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
-    if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise DataError(f"{path}: expected a 2-D numeric array, got shape {arr.shape} dtype {arr.dtype}")
-    if arr.shape[0] != n_items:
-        raise DataError(f"{path}: has {arr.shape[0]} rows, expected one per item ({n_items})")
-    if not np.isfinite(arr.astype(np.float64)).all():
-        raise DataError(f"{path}: holds NaN or infinite values")
-    return arr.astype(np.float32)
 
 
 def _check_disjoint(frames: list[np.ndarray], names: tuple[str, ...], src: Path) -> None:
@@ -79,7 +66,7 @@ def prepare_diffmm(src: Path, out: Path, overwrite: bool = False) -> dict:
     features = {}
     for name, target in DIFFMM_FEATURES.items():
         if (src / name).is_file():
-            features[target] = load_feature(src / name, n_items)
+            features[target] = load_feature_file(str(src / name), n_items)
     if not features:
         raise DataError(f"{src}: no item features found (expected some of {', '.join(DIFFMM_FEATURES)})")
     inter = _frame(pairs)

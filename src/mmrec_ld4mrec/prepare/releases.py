@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..engine.recommender import load_feature_file
 from ..errors import DataError, UserInputError
 from .filtering import chronological_split, k_core, remap_ids
 from .layout import check_output, write_dataset
@@ -123,13 +124,11 @@ def load_features(spec: str) -> tuple[str, dict[str, np.ndarray]]:
     feat_path, comma, ids_path = files.partition(",")
     if not sep or not comma or not name.endswith(".npy"):
         raise UserInputError(f"--features expects NAME.npy=FEATURES.npy,IDS.txt, got {spec!r}")
-    from .published import load_feature
-
     ids = [line.strip() for line in Path(ids_path).read_text(encoding="utf-8").splitlines()] \
         if Path(ids_path).is_file() else None
     if ids is None:
         raise DataError(f"{ids_path}: file not found")
-    arr = load_feature(Path(feat_path), len(ids))
+    arr = load_feature_file(feat_path, len(ids))
     if len(set(ids)) != len(ids):
         raise DataError(f"{ids_path}: lists an item id twice")
     return name, dict(zip(ids, arr))

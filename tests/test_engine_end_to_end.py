@@ -60,6 +60,10 @@ def test_cli_out_save_load_and_refusal(tmp_path, data_path, capsys, caplog):
     assert list(top.columns) == ["id"] + [f"top_{i}" for i in range(50)]
     assert (ckpt / "model.pt").is_file()
 
+    before = (ckpt / "model.pt").read_bytes()
+    assert main(args + ["--save", str(ckpt)]) == 2  # an existing checkpoint is never overwritten
+    assert "already there" in capsys.readouterr().err and (ckpt / "model.pt").read_bytes() == before
+
     reloaded = tmp_path / "re.json"
     assert main(args + ["--load", str(ckpt), "--out", str(reloaded)]) == 0
     assert json.loads(reloaded.read_text())["test"] == pytest.approx(result["test"])

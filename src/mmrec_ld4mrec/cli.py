@@ -1,4 +1,5 @@
-"""``mmrec-ld4mrec``: run a model on a dataset (MMRec protocol) or benchmark LD4MRec."""
+"""``mmrec-ld4mrec``: run, compare and benchmark models under MMRec's protocol, prepare
+datasets, and install the plugin into an MMRec checkout."""
 
 from __future__ import annotations
 

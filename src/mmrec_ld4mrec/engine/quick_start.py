@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserInputError
 from ..models import get_model
 from ..synthetic import ensure_synthetic
-from .checkpoint import dataset_fingerprint, load_checkpoint, save_checkpoint, save_topk_csv
+from .checkpoint import CHECKPOINT_FILE, dataset_fingerprint, load_checkpoint, save_checkpoint, save_topk_csv
 from .config import Config
 from .dataloader import EvalDataLoader, TrainDataLoader
 from .dataset import RecDataset
@@ -65,6 +65,9 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         load_dir: str | None = None) -> dict:
     """Train (or load) and evaluate; returns the JSON-ready result of the best grid point."""
     config = Config(model_name, dataset_name, config_dict)
+    if save_dir and (Path(save_dir) / CHECKPOINT_FILE).exists():
+        raise UserInputError(f"{Path(save_dir) / CHECKPOINT_FILE}: a checkpoint is already there; "
+                             "choose another --save folder (nothing was overwritten)")
     if dataset_name == "synthetic":
         ensure_synthetic(Path(str(config["data_path"]) + dataset_name))
     dataset = RecDataset(config)

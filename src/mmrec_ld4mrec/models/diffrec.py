@@ -26,6 +26,7 @@ from ..diffusion import NoiseSchedule, sinusoidal_step_embedding
 from ..errors import ConfigError
 from ..host import config_get, general_recommender_base
 from ..step_sampler import ImportanceStepSampler
+from .rows import batch_users, dense_rows
 
 
 class DiffRecDenoiser(nn.Module):
@@ -82,17 +83,14 @@ class DiffRec(general_recommender_base()):
                                         float(get("dropout", 0.5)))
         self.to(self.device)
 
-    def _rows(self, users: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.train_matrix[users.cpu().numpy()].toarray()).to(self.device)
-
     def _snr(self, t: torch.Tensor) -> torch.Tensor:
         """SNR of shared-schedule step t (1..T); step 0 (no noise) is never asked for."""
         a = self.schedule.alpha_bar.to(self.device)[t - 1]
         return (a / (1.0 - a)).float()
 
     def calculate_loss(self, interaction) -> torch.Tensor:
-        users = interaction if torch.is_tensor(interaction) and interaction.dim() == 1 else interaction[0]
-        x0 = self._rows(users)
+        users = batch_users(interaction)
+        x0 = dense_rows(self.train_matrix, users, self.device)
         t, weights = self.step_sampler.sample(len(users))
         t = t.to(self.device)
         x_t = self.schedule.q_sample(x0, t)
@@ -107,7 +105,7 @@ class DiffRec(general_recommender_base()):
     @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
         users = interaction[0].to(self.device)
-        x = self._rows(users)
+        x = dense_rows(self.train_matrix, users, self.device)
         if self.sampling_steps > 0:
             x = self.schedule.q_sample(x, torch.full((len(users),), self.sampling_steps, device=self.device))
         for step in range(self.steps, 0, -1):

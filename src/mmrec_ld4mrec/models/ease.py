@@ -14,6 +14,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..host import config_get, general_recommender_base
+from .rows import dense_rows
 
 
 def ease_weights(X: sp.spmatrix, reg: float) -> np.ndarray:
@@ -43,5 +44,4 @@ class EASE(general_recommender_base()):
 
     @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        rows = self.train_matrix[interaction[0].cpu().numpy()]
-        return torch.from_numpy(rows.toarray()).to(self.device) @ self.item_weights
+        return dense_rows(self.train_matrix, interaction[0], self.device) @ self.item_weights

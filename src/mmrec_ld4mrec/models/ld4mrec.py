@@ -30,6 +30,7 @@ from ..settings import ld4mrec_settings
 from ..signals import cached_signals
 from ..soft_target import soft_reconstruction_target
 from ..step_sampler import ImportanceStepSampler
+from .rows import batch_users
 
 
 class LD4MRec(general_recommender_base()):
@@ -99,8 +100,7 @@ class LD4MRec(general_recommender_base()):
     # ---- MMRec contract -----------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:
         """Algorithm 1: importance-sampled step, corruption, soft-reconstruction MSE."""
-        users = interaction if torch.is_tensor(interaction) and interaction.dim() == 1 else interaction[0]
-        users = users.to(self.device)
+        users = batch_users(interaction).to(self.device)
         s = self.settings
         x, indptr, indices = self._rows(users)
         x_dense = x.to_dense()

@@ -157,6 +157,21 @@ def cmd_prepare(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    from .explore import explore, load_plan, report
+
+    plan = load_plan(Path(args.plan))
+    data_path = str(Path(args.data_path).resolve()) + "/" if args.data_path else None
+    results = Path(args.results or Path(args.plan).with_suffix(".results.jsonl").name)
+    outcome = explore(plan, results, data_path, jobs=args.jobs)
+    text = report(plan, outcome)
+    print("\n" + text)
+    if args.report:
+        atomic_write(Path(args.report), lambda tmp: Path(tmp).write_text(text))
+        print(f"wrote {args.report}")
+    return 0
+
+
 def _engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("standalone", "mmrec"), default="standalone",
                         help="standalone (no checkout needed) or mmrec (MMRec's own pipeline)")
@@ -198,6 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--mmrec-root", required=True, metavar="PATH")
         p.set_defaults(func=func)
+    exp = sub.add_parser("explore", help="staged exploration of open choices, each stage won on validation")
+    exp.add_argument("plan", help="exploration plan YAML (see experiments/)")
+    exp.add_argument("--data-path", help="folder holding <dataset>/")
+    exp.add_argument("--results", help="JSON-lines file of finished runs, resumed from (default: PLAN.results.jsonl)")
+    exp.add_argument("--jobs", type=int, default=1, help="variants run in parallel within a stage")
+    exp.add_argument("--report", help="write the Markdown report here")
+    exp.set_defaults(func=cmd_explore)
     bench = sub.add_parser("bench", help="training s/epoch, full inference s and peak memory, side by side")
     bench.add_argument("-d", "--dataset", default="tiktok")
     bench.add_argument("-m", "--models", default="LD4MRec,LD4MRec:sparse_input=false",

@@ -47,24 +47,33 @@ class CGBlock(nn.Module):
 
     With ``use_collab=False`` (the "w/o CG" ablation) it is the DiffRec-style layer
     act(W_a [h || e_step] + b_a): no collaborative signal, no gate.
+
+    Open choices (switches; the defaults are the paper's reading):
+    ``gate_input="step_state"`` feeds the gate [e_step || c_u] instead of e_step alone, so the
+    mix can differ per user through its collaborative signal, not only through e_in(u);
+    ``gate_bias`` initialises b_g (0: g = 0.5; negative: start closer to the collaborative path).
     """
 
     def __init__(self, in_dim: int, out_dim: int, step_dim: int, collab_dim: int,
-                 activation: str = "tanh", use_collab: bool = True):
+                 activation: str = "tanh", use_collab: bool = True, gate_input: str = "step",
+                 gate_bias: float = 0.0):
         super().__init__()
         self.behaviour = nn.Linear(in_dim + step_dim, out_dim)
         self.act = ACTIVATIONS[activation]()
         self.use_collab = use_collab
+        self.gate_input = gate_input
         if use_collab:
             self.collab = nn.Linear(collab_dim, out_dim)
-            self.gate = nn.Linear(step_dim, out_dim)
+            self.gate = nn.Linear(step_dim + (collab_dim if gate_input == "step_state" else 0), out_dim)
+            nn.init.constant_(self.gate.bias, gate_bias)
 
     def forward(self, h: torch.Tensor, e_step: torch.Tensor, collab: torch.Tensor | None) -> torch.Tensor:
         a = self.act(self.behaviour(torch.cat([h, e_step], dim=-1)))
         if not self.use_collab:
             return a
         c = self.act(self.collab(collab))
-        g = torch.sigmoid(self.gate(e_step))
+        gate_in = torch.cat([e_step, collab], dim=-1) if self.gate_input == "step_state" else e_step
+        g = torch.sigmoid(self.gate(gate_in))
         return g * a + (1.0 - g) * c
 
 
@@ -103,27 +112,62 @@ class PGBlock(nn.Module):
         return h
 
 
+class ItemOutput(nn.Module):
+    """FC_out (section 5.3): d_e -> item space, x_hat = h W^T + b.
+
+    Open choice ``item_features`` (off in the paper's reading): with item feature matrices
+    F^m, each item's output weight becomes W_i + sum_m F^m_i P_m (P_m learned, starting at
+    zero), so an item seen in few training rows still gets a weight from its content.
+    """
+
+    def __init__(self, n_items: int, in_dim: int, feature_dims: list[int] = ()):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_items, in_dim))
+        self.bias = nn.Parameter(torch.zeros(n_items))
+        nn.init.xavier_normal_(self.weight)
+        self.projections = nn.ModuleList(nn.Linear(d, in_dim, bias=False) for d in feature_dims)
+        for proj in self.projections:
+            nn.init.zeros_(proj.weight)
+
+    def item_weights(self, features: list[torch.Tensor]) -> torch.Tensor:
+        w = self.weight
+        for proj, f in zip(self.projections, features):
+            w = w + proj(f)
+        return w
+
+    def forward(self, h: torch.Tensor, features: list[torch.Tensor] = ()) -> torch.Tensor:
+        return h @ self.item_weights(list(features)).T + self.bias
+
+
 class CNet(nn.Module):
     """Eq. 4: x_hat = C-Net(x_t, e_step, c_u, {p^m_u}). PG blocks exist only when there are
-    modalities and ``use_pg``; ``use_cg=False`` gives the "w/o CG" ablation."""
+    modalities and ``use_pg``; ``use_cg=False`` gives the "w/o CG" ablation.
+
+    ``residual=True`` (an open choice, off in the paper's reading) adds act(FC_in x) to the
+    output of CG_2, a skip around the d_e -> d_h -> d_e bottleneck, so that the conditioned
+    blocks refine a one-layer denoiser instead of having to carry all of it.
+    """
 
     def __init__(self, n_items: int, embedding_size: int, hidden_size: int, step_dim: int, collab_dim: int,
                  pref_dims: list[int], activation: str = "tanh", use_cg: bool = True, use_pg: bool = True,
-                 sparse_input: bool = True):
+                 sparse_input: bool = True, gate_input: str = "step", gate_bias: float = 0.0,
+                 item_feature_dims: list[int] = (), residual: bool = False):
         super().__init__()
+        self.skip = ACTIVATIONS[activation]() if residual else None
+        gate = {"gate_input": gate_input, "gate_bias": gate_bias}
         self.fc_in = ItemInput(n_items, embedding_size, sparse=sparse_input)
-        self.cg_in = CGBlock(embedding_size, hidden_size, step_dim, collab_dim, activation, use_collab=use_cg)
+        self.cg_in = CGBlock(embedding_size, hidden_size, step_dim, collab_dim, activation, use_cg, **gate)
         self.pg = PGBlock(pref_dims, hidden_size, activation) if (use_pg and pref_dims) else None
-        self.cg_out = CGBlock(hidden_size, embedding_size, step_dim, collab_dim, activation, use_collab=use_cg)
-        self.fc_out = nn.Linear(embedding_size, n_items)
-        nn.init.xavier_normal_(self.fc_out.weight)
-        nn.init.zeros_(self.fc_out.bias)
+        self.cg_out = CGBlock(hidden_size, embedding_size, step_dim, collab_dim, activation, use_cg, **gate)
+        self.fc_out = ItemOutput(n_items, embedding_size, list(item_feature_dims))
 
     def forward(self, x: torch.Tensor, e_step: torch.Tensor, collab: torch.Tensor | None,
-                prefs: list[torch.Tensor]) -> torch.Tensor:
-        h = self.fc_in(x)
-        h = self.cg_in(h, e_step, collab)
+                prefs: list[torch.Tensor], item_features: list[torch.Tensor] = ()) -> torch.Tensor:
+        h_in = self.fc_in(x)
+        h = self.cg_in(h_in, e_step, collab)
         if self.pg is not None:
             h = self.pg(h, prefs)
         h = self.cg_out(h, e_step, collab)
-        return self.fc_out(h)
+        if self.skip is not None:
+            h = h + self.skip(h_in)
+        return self.fc_out(h, item_features)

@@ -13,6 +13,7 @@ from typing import Any
 
 from .cnet import ACTIVATIONS
 from .errors import ConfigError
+from .loss import LOSSES
 from .signals import FEATURE_NORMS
 
 
@@ -39,6 +40,15 @@ class LD4MRecSettings:
     use_soft_target: bool = True  # False = "w/o SR"
     sparse_input: bool = True  # FC_in sparse product; False only for the benchmark
     extra_feature_files: tuple[str, ...] = ()
+    # Open choices explored in docs/model-quality.md; the defaults are the paper's reading.
+    loss: str = "mse"  # mse (Eq. 5) | multinomial (softmax log-likelihood of the soft target)
+    item_features: bool = False  # FC_out weights W_i + sum_m F^m_i P_m (cnet.ItemOutput)
+    gate_input: str = "step"  # step (Eq. 20) | step_state: the gate also reads c_u
+    gate_bias: float = 0.0  # initial b_g of Eq. 20
+    residual: bool = False  # skip act(FC_in x) around CG_1 -> PG -> CG_2 (cnet.CNet)
+
+
+GATE_INPUTS = ("step", "step_state")
 
 
 SETTING_KEYS = tuple(f.name for f in fields(LD4MRecSettings))
@@ -101,6 +111,11 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         use_soft_target=_bool("use_soft_target", val("use_soft_target")),
         sparse_input=_bool("sparse_input", val("sparse_input")),
         extra_feature_files=tuple(val("extra_feature_files") or ()),
+        loss=_choice("loss", val("loss"), LOSSES),
+        item_features=_bool("item_features", val("item_features")),
+        gate_input=_choice("gate_input", val("gate_input"), GATE_INPUTS),
+        gate_bias=_float("gate_bias", val("gate_bias"), -math.inf, math.inf),
+        residual=_bool("residual", val("residual")),
     )
     if s.noise_min > s.noise_max:
         raise ConfigError(f"config keys 'noise_min'/'noise_max': noise_min ({s.noise_min}) exceeds noise_max ({s.noise_max})")

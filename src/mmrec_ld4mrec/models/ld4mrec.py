@@ -26,8 +26,9 @@ from ..diffusion import NoiseSchedule, sinusoidal_step_embedding
 from ..engine.recommender import load_feature_file
 from ..errors import ConfigError
 from ..host import config_get, general_recommender_base
+from ..loss import step_loss
 from ..settings import ld4mrec_settings
-from ..signals import cached_signals
+from ..signals import cached_signals, normalize_features
 from ..soft_target import soft_reconstruction_target
 from ..step_sampler import ImportanceStepSampler
 from .rows import batch_users
@@ -49,6 +50,12 @@ class LD4MRec(general_recommender_base()):
         self.n_modalities = len(prefs)
         for m, p in enumerate(prefs):
             self.register_buffer(f"pref_signal_{m}", torch.from_numpy(p).to(self.device))
+        item_feature_dims = []
+        if s.item_features:
+            for m, f in enumerate(features):
+                f = normalize_features(f, s.feature_norm).astype(np.float32)
+                self.register_buffer(f"item_feature_{m}", torch.from_numpy(f).to(self.device), persistent=False)
+                item_feature_dims.append(f.shape[1])
 
         self.schedule = NoiseSchedule(s.steps, s.noise_scale, s.noise_min, s.noise_max)
         self.step_sampler = ImportanceStepSampler(s.steps, s.history_num_per_term, s.uniform_mix)
@@ -59,6 +66,8 @@ class LD4MRec(general_recommender_base()):
             n_items=self.n_items, embedding_size=s.embedding_size, hidden_size=s.hidden_size,
             step_dim=s.step_emb_size, collab_dim=collab.shape[1], pref_dims=[p.shape[1] for p in prefs],
             activation=s.activation, use_cg=s.use_cg, use_pg=s.use_pg, sparse_input=s.sparse_input,
+            gate_input=s.gate_input, gate_bias=s.gate_bias, item_feature_dims=item_feature_dims,
+            residual=s.residual,
         ).to(self.device)
         self.to(self.device)
 
@@ -93,6 +102,12 @@ class LD4MRec(general_recommender_base()):
         prefs = [getattr(self, f"pref_signal_{m}")[users] for m in range(self.n_modalities)]
         return self.collab_signal[users], prefs
 
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
+        """x_hat = C-Net(x, SinEmb(t) + e_in(u), c_u, {p^m_u}) (Eq. 4)."""
+        collab, prefs = self._conditions(users)
+        items = [getattr(self, f"item_feature_{m}") for m in range(self.n_modalities)] if self.settings.item_features else []
+        return self.cnet(x, self.step_embedding(t, users), collab, prefs, items)
+
     def step_embedding(self, t: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         """e_step = SinEmb(t) + e_in(u) (Eq. 17 and section 5.2)."""
         return sinusoidal_step_embedding(t, self.settings.step_emb_size).to(self.device) + self.initial_step(users)
@@ -108,13 +123,12 @@ class LD4MRec(general_recommender_base()):
         t = t.to(self.device)
         x_in = F.dropout(x_dense, s.input_dropout, training=self.training) if s.input_dropout > 0 else x_dense
         x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
-        collab, prefs = self._conditions(users)
-        x_hat = self.cnet(x_t, self.step_embedding(t, users), collab, prefs)
+        x_hat = self.denoise(x_t, t, users)
         if s.use_soft_target:
             target = soft_reconstruction_target(x_dense.cpu(), indptr, indices, s.soft_prob, s.smooth).to(self.device)
         else:
             target = x_dense
-        per_user = ((x_hat - target) ** 2).mean(dim=1)  # L_t(u), Eq. 5
+        per_user = step_loss(x_hat, target, s.loss)
         self.step_sampler.update(t, per_user)
         return (per_user * weights.to(self.device)).mean()  # Eq. 8 weighting 1 / (T p_t)
 
@@ -127,14 +141,15 @@ class LD4MRec(general_recommender_base()):
         """
         users = interaction[0].to(self.device)
         x, _, _ = self._rows(users)
-        collab, prefs = self._conditions(users)
         k = self.settings.inference_steps
         if k == 0:
-            t0 = torch.zeros(len(users), dtype=torch.long, device=self.device)
-            return self.cnet(x, self.step_embedding(t0, users), collab, prefs)
+            return self.denoise(x, torch.zeros(len(users), dtype=torch.long, device=self.device), users)
         x_t = self.schedule.q_sample(x.to_dense(), torch.full((len(users),), k, device=self.device))
         for step in range(k, 0, -1):
             t = torch.full((len(users),), step, dtype=torch.long, device=self.device)
-            x0_pred = self.cnet(x_t, self.step_embedding(t, users), collab, prefs)
+            x0_pred = self.denoise(x_t, t, users)
+            if self.settings.loss == "multinomial":
+                x0_pred = torch.softmax(x0_pred, dim=1)  # back on the scale of x_0 before the posterior
             x_t = self.schedule.posterior_mean(x_t, x0_pred, t)
         return x_t
+

@@ -1,0 +1,86 @@
+"""The staged exploration runner: validation-only selection, carrying, resume, failures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mmrec_ld4mrec.cli import main
+from mmrec_ld4mrec.errors import ConfigError
+from mmrec_ld4mrec.explore import Plan, Stage, explore, load_plan, read_records
+
+PLAN = Plan("M", "d", "Recall@20", {"epochs": 1}, (
+    Stage("a", {"low": {"x": 1}, "high": {"x": 2}}),
+    Stage("b", {"same": {}, "y": {"y": 5}, "boom": {"y": -1}}),
+))
+
+
+def fake_run(calls):
+    """Valid metric rises with x and y; test metric falls (so picking on test would differ)."""
+    def run(model, dataset, config):
+        calls.append(dict(config))
+        if config.get("y") == -1:
+            raise ValueError("bad y")
+        score = config.get("x", 0) + config.get("y", 0)
+        return {"valid": {"Recall@20": score / 10}, "test": {"Recall@20": 1 - score / 10}, "best_epoch": 1,
+                "epochs_run": 2, "train_seconds_per_epoch": 0.1}
+    return run
+
+
+def test_stages_pick_on_validation_and_carry(tmp_path):
+    calls = []
+    out = explore(PLAN, tmp_path / "r.jsonl", run_fn=fake_run(calls), log=lambda _: None)
+    assert [s["winner"] for s in out["stages"]] == ["high", "y"]
+    assert out["carried"] == {"x": 2, "y": 5}
+    # stage b starts from stage a's winner; "same" repeats it and is not recomputed
+    assert calls[2:] == [{"epochs": 1, "x": 2, "y": 5}, {"epochs": 1, "x": 2, "y": -1}]
+    failed = [r for r in read_records(tmp_path / "r.jsonl").values() if r["status"] == "failed"]
+    assert len(failed) == 1 and "bad y" in failed[0]["error"]
+
+
+def test_resume_recomputes_nothing_and_ignores_a_torn_line(tmp_path):
+    results = tmp_path / "r.jsonl"
+    explore(PLAN, results, run_fn=fake_run([]), log=lambda _: None)
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # killed while writing the third run
+    calls = []
+    out = explore(PLAN, results, run_fn=fake_run(calls), log=lambda _: None)
+    assert len(calls) == 2 and out["carried"] == {"x": 2, "y": 5}
+    keys = [json.loads(line)["key"] for line in results.read_text().splitlines()[3:]]
+    assert len(keys) == len(set(keys)) == 2
+
+
+def test_every_variant_failing_is_a_clear_error(tmp_path):
+    plan = Plan("M", "d", "Recall@20", {}, (Stage("only", {"boom": {"y": -1}}),))
+    with pytest.raises(ConfigError, match="stage 'only': every variant failed"):
+        explore(plan, tmp_path / "r.jsonl", run_fn=fake_run([]), log=lambda _: None)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("- 1", "expected a mapping"),
+    ("model: M\ndataset: d\nstages: []", "'stages' must be a non-empty list"),
+    ("model: M\ndataset: d\nstages: [{name: a, variants: {v: 3}}]", "stages[0].variants.v"),
+    ("model: M\ndataset: d\nstages: [{name: a, variants: {v: {}}}, {name: a, variants: {w: {}}}]", "used twice"),
+    ("model: M\nstages: [{name: a, variants: {v: {}}}]", "key 'dataset'"),
+])
+def test_bad_plans_name_the_key(tmp_path, text, needle):
+    path = tmp_path / "plan.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        load_plan(path)
+
+
+def test_cli_explores_ld4mrec_on_synthetic(tmp_path, data_path, capsys):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("model: LD4MRec\ndataset: synthetic\n"
+                    "base: {embedding_size: 32, hidden_size: 16, svd_rank: 8, epochs: 2, soft_prob: 0.01, smooth: 0.01}\n"
+                    "stages:\n  - name: likelihood\n    variants: {mse: {}, multinomial: {loss: multinomial}}\n")
+    args = ["explore", str(plan), "--data-path", str(data_path), "--results", str(tmp_path / "r.jsonl"),
+            "--report", str(tmp_path / "r.md")]
+    assert main(args) == 0
+    report = (tmp_path / "r.md").read_text()
+    assert "| mse" in report and "| multinomial" in report and "kept:" in report
+    assert len(read_records(tmp_path / "r.jsonl")) == 2
+    assert main(["explore", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err

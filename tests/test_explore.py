@@ -84,3 +84,23 @@ def test_cli_explores_ld4mrec_on_synthetic(tmp_path, data_path, capsys):
     assert len(read_records(tmp_path / "r.jsonl")) == 2
     assert main(["explore", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_summarize_means_over_seeds_and_names_bad_files(tmp_path, capsys):
+    from mmrec_ld4mrec.summarize import summary_rows
+
+    def result(seed, r20):
+        return {"model": "M", "dataset": "d", "config": {"seed": [seed]}, "train_seconds_per_epoch": 1.0,
+                "valid": {"Recall@20": r20}, "test": {"Recall@20": r20 / 2, "NDCG@20": 0.1}}
+    files = []
+    for seed, r20 in ((1, 0.2), (2, 0.4)):
+        files.append(tmp_path / f"m{seed}.json")
+        files[-1].write_text(json.dumps(result(seed, r20)))
+    row = summary_rows([json.loads(f.read_text()) for f in files])[0]
+    assert row["n"] == 2 and row["seeds"] == [1, 2]
+    assert row["test Recall@20"][0] == pytest.approx(0.15) and row["test Recall@20"][1] == pytest.approx(0.0707, abs=1e-4)
+    assert main(["summarize", *map(str, files)]) == 0
+    assert "0.1500 ± 0.0707" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text('{"model": "M"}')
+    assert main(["summarize", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: missing key 'dataset'" in capsys.readouterr().err

@@ -27,7 +27,7 @@ from .prepare.published import prepare_diffmm
 
 METRICS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
 # One grid point for models whose YAML holds a grid: the paper's p = gamma = 0.01 for LD4MRec.
-FIXED = {"LD4MRec": {"soft_prob": 0.01, "smooth": 0.01}, "EASE": {"reg_weight": 250.0}}
+FIXED = {"LD4MRecPaper": {"soft_prob": 0.01, "smooth": 0.01}, "EASE": {"reg_weight": 250.0}}
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:

@@ -172,6 +172,18 @@ def cmd_explore(args) -> int:
     return 0
 
 
+def cmd_summarize(args) -> int:
+    from .summarize import load_results, markdown, summary_rows
+
+    rows = summary_rows(load_results([Path(p) for p in args.files]))
+    for split in ("valid", "test"):
+        print(f"\n{split} metrics, mean ± std over seeds:\n")
+        print(markdown(rows, split))
+    if args.out:
+        _write_json(args.out, rows)
+    return 0
+
+
 def _engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("standalone", "mmrec"), default="standalone",
                         help="standalone (no checkout needed) or mmrec (MMRec's own pipeline)")
@@ -220,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--jobs", type=int, default=1, help="variants run in parallel within a stage")
     exp.add_argument("--report", help="write the Markdown report here")
     exp.set_defaults(func=cmd_explore)
+    summ = sub.add_parser("summarize", help="mean ± std over seeds of `run --out` JSON files")
+    summ.add_argument("files", nargs="+")
+    summ.add_argument("--out", help="write the rows as JSON")
+    summ.set_defaults(func=cmd_summarize)
     bench = sub.add_parser("bench", help="training s/epoch, full inference s and peak memory, side by side")
     bench.add_argument("-d", "--dataset", default="tiktok")
     bench.add_argument("-m", "--models", default="LD4MRec,LD4MRec:sparse_input=false",

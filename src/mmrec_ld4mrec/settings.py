@@ -1,6 +1,6 @@
 """LD4MRec's hyper-parameters: names, paper defaults and range checks.
 
-Every key here appears in ``configs/model/LD4MRec.yaml``; the model reads its settings only
+Every key here appears in ``configs/model/LD4MRec.yaml`` and ``LD4MRecPaper.yaml``; the model reads its settings only
 through :func:`ld4mrec_settings`, so a bad value stops with the key's name.
 """
 

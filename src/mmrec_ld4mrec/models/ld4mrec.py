@@ -153,3 +153,8 @@ class LD4MRec(general_recommender_base()):
             x_t = self.schedule.posterior_mean(x_t, x0_pred, t)
         return x_t
 
+
+
+class LD4MRecPaper(LD4MRec):
+    """LD4MRec with the paper's reading (``configs/model/LD4MRecPaper.yaml``): the same code,
+    every open choice at the paper's setting. ``LD4MRec`` itself runs the tuned configuration."""

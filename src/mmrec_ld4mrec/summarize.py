@@ -1,0 +1,63 @@
+"""Mean ± std over seeds of ``run --out`` result files, one row per model and dataset."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserInputError
+
+COLUMNS = ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20")
+
+
+def load_results(paths: list[Path]) -> list[dict]:
+    results = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UserInputError(f"{path}: cannot read ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise UserInputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+        for key in ("model", "dataset", "test", "valid"):
+            if key not in data:
+                raise UserInputError(f"{path}: missing key '{key}' (expected the JSON of `run --out`)")
+        results.append(data)
+    if not results:
+        raise UserInputError("summarize: no result files given")
+    return results
+
+
+def seed_of(result: dict) -> object:
+    seed = result.get("config", {}).get("seed")
+    return seed[0] if isinstance(seed, list) and len(seed) == 1 else seed
+
+
+def summary_rows(results: list[dict]) -> list[dict]:
+    """One row per (model, dataset) in first-seen order: n, seeds, mean and std per metric."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        groups[(r["model"], r["dataset"])].append(r)
+    rows = []
+    for (model, dataset), rs in groups.items():
+        row = {"model": model, "dataset": dataset, "n": len(rs), "seeds": [seed_of(r) for r in rs],
+               "seconds_per_epoch": float(np.mean([r.get("train_seconds_per_epoch", np.nan) for r in rs])),
+               "best_epoch": [r.get("best_epoch") for r in rs]}
+        for split in ("valid", "test"):
+            for col in COLUMNS:
+                vals = np.array([r[split].get(col, np.nan) for r in rs], dtype=float)
+                row[f"{split} {col}"] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
+        rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], split: str = "test") -> str:
+    head = "| model | dataset | seeds | " + " | ".join(f"{split} {c}" for c in COLUMNS) + " | s/epoch |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 4)]
+    for row in rows:
+        cells = " | ".join(f"{row[f'{split} {c}'][0]:.4f} ± {row[f'{split} {c}'][1]:.4f}" for c in COLUMNS)
+        lines.append(f"| {row['model']} | {row['dataset']} | {row['n']} | {cells} | {row['seconds_per_epoch']:.2f} |")
+    return "\n".join(lines)

@@ -63,7 +63,7 @@ def test_bad_values_name_the_key(key, value):
 
 def test_every_switch_on_trains_and_predicts(data_path):
     model, loader = build(data_path, loss="multinomial", item_features=True, gate_input="step_state",
-                          gate_bias=-1.0, residual=True, input_dropout=0.5, inference_steps=2)
+                          gate_bias=-1.0, residual=True, input_dropout=0.5, inference_steps=2, input_norm="l2")
     model.train()
     loss = model.calculate_loss(next(iter(loader)))
     loss.backward()
@@ -72,3 +72,11 @@ def test_every_switch_on_trains_and_predicts(data_path):
     model.eval()
     scores = model.full_sort_predict([torch.arange(4)])
     assert scores.shape == (4, model.n_items) and torch.isfinite(scores).all()
+
+
+def test_l2_input_norm_scales_sparse_inference_rows_like_dense_training_rows(data_path):
+    model, _ = build(data_path, input_norm="l2")
+    users = torch.arange(6)
+    sparse, _, _ = model._rows(users, normalized=True)
+    plain, _, _ = model._rows(users)
+    assert torch.allclose(sparse.to_dense(), F.normalize(plain.to_dense(), dim=1))

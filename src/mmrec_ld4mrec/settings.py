@@ -45,10 +45,12 @@ class LD4MRecSettings:
     item_features: bool = False  # FC_out weights W_i + sum_m F^m_i P_m (cnet.ItemOutput)
     gate_input: str = "step"  # step (Eq. 20) | step_state: the gate also reads c_u
     gate_bias: float = 0.0  # initial b_g of Eq. 20
+    input_norm: str = "none"  # none | l2: the observed row scaled to unit norm before dropout/corruption
     residual: bool = False  # skip act(FC_in x) around CG_1 -> PG -> CG_2 (cnet.CNet)
 
 
 GATE_INPUTS = ("step", "step_state")
+INPUT_NORMS = ("none", "l2")
 
 
 SETTING_KEYS = tuple(f.name for f in fields(LD4MRecSettings))
@@ -116,6 +118,7 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         gate_input=_choice("gate_input", val("gate_input"), GATE_INPUTS),
         gate_bias=_float("gate_bias", val("gate_bias"), -math.inf, math.inf),
         residual=_bool("residual", val("residual")),
+        input_norm=_choice("input_norm", val("input_norm"), INPUT_NORMS),
     )
     if s.noise_min > s.noise_max:
         raise ConfigError(f"config keys 'noise_min'/'noise_max': noise_min ({s.noise_min}) exceeds noise_max ({s.noise_max})")

@@ -87,13 +87,20 @@ class LD4MRec(general_recommender_base()):
                 raise ConfigError(f"{os.path.join(folder, str(name))}: item features hold NaN or infinite values")
         return [f for _, f in feats]
 
-    def _rows(self, users: torch.Tensor):
-        """Training rows of ``users``: (sparse COO [B, |I|], CSR indptr, CSR indices)."""
+    def _rows(self, users: torch.Tensor, normalized: bool = False):
+        """Training rows of ``users``: (sparse COO [B, |I|], CSR indptr, CSR indices).
+
+        ``normalized`` scales each row to unit L2 norm (the ``input_norm: l2`` choice).
+        """
         sub = self.train_matrix[users.cpu().numpy()]
         indptr = torch.from_numpy(sub.indptr.astype(np.int64))
         indices = torch.from_numpy(sub.indices.astype(np.int64))
-        rows = torch.repeat_interleave(torch.arange(len(users)), indptr[1:] - indptr[:-1])
-        x = torch.sparse_coo_tensor(torch.stack([rows, indices]), torch.ones(len(indices)),
+        counts = indptr[1:] - indptr[:-1]
+        rows = torch.repeat_interleave(torch.arange(len(users)), counts)
+        values = torch.ones(len(indices))
+        if normalized:
+            values = counts.clamp(min=1).float().rsqrt()[rows]
+        x = torch.sparse_coo_tensor(torch.stack([rows, indices]), values,
                                     (len(users), self.n_items), is_coalesced=True,
                                     check_invariants=False)
         return x.to(self.device), indptr, indices
@@ -121,7 +128,8 @@ class LD4MRec(general_recommender_base()):
         x_dense = x.to_dense()
         t, weights = self.step_sampler.sample(len(users))
         t = t.to(self.device)
-        x_in = F.dropout(x_dense, s.input_dropout, training=self.training) if s.input_dropout > 0 else x_dense
+        x_in = F.normalize(x_dense, dim=1) if s.input_norm == "l2" else x_dense
+        x_in = F.dropout(x_in, s.input_dropout, training=self.training) if s.input_dropout > 0 else x_in
         x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
         x_hat = self.denoise(x_t, t, users)
         if s.use_soft_target:
@@ -140,7 +148,7 @@ class LD4MRec(general_recommender_base()):
         DDPM posterior mean of the predicted x_0 (no sampling noise), as in Fig. 3.
         """
         users = interaction[0].to(self.device)
-        x, _, _ = self._rows(users)
+        x, _, _ = self._rows(users, normalized=self.settings.input_norm == "l2")
         k = self.settings.inference_steps
         if k == 0:
             return self.denoise(x, torch.zeros(len(users), dtype=torch.long, device=self.device), users)

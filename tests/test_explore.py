@@ -32,6 +32,7 @@ def test_stages_pick_on_validation_and_carry(tmp_path):
     calls = []
     out = explore(PLAN, tmp_path / "r.jsonl", run_fn=fake_run(calls), log=lambda _: None)
     assert [s["winner"] for s in out["stages"]] == ["high", "y"]
+    assert [r["variant"] for r in out["stages"][1]["runs"]] == ["same", "y", "boom"]
     assert out["carried"] == {"x": 2, "y": 5}
     # stage b starts from stage a's winner; "same" repeats it and is not recomputed
     assert calls[2:] == [{"epochs": 1, "x": 2, "y": 5}, {"epochs": 1, "x": 2, "y": -1}]

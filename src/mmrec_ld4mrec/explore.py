@@ -156,8 +156,8 @@ def explore(plan: Plan, results: Path, data_path: str | None = None, jobs: int =
             merged = {**plan.base, **carried, **overrides}
             key = run_key(plan.model, plan.dataset, merged)
             runs[name] = {"variant": name, "overrides": merged, "key": key}
-            if key in records:
-                runs[name].update(records[key])
+            if key in records:  # the same configuration ran before (here or in an earlier stage)
+                runs[name].update({**records[key], "variant": name, "stage": stage.name})
             else:
                 todo.append(name)
         log(f"stage {stage.name}: {len(stage.variants)} variant(s), {len(todo)} to run")

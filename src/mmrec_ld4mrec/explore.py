@@ -162,7 +162,7 @@ def explore(plan: Plan, results: Path, data_path: str | None = None, jobs: int =
                 todo.append(name)
         log(f"stage {stage.name}: {len(stage.variants)} variant(s), {len(todo)} to run")
         calls = [(run_fn, plan.model, plan.dataset, {**runs[n]["overrides"], **machine}) for n in todo]
-        if jobs > 1 and len(calls) > 1:
+        if jobs > 1 and calls:
             with ProcessPoolExecutor(jobs, initializer=_worker_init,
                                      initargs=(max(1, (os.cpu_count() or 1) // jobs),)) as pool:
                 outcomes = pool.map(_execute, *zip(*calls))

@@ -26,14 +26,14 @@ def test_ld4mrec_beats_pop_on_synthetic(data_path, small_ld4mrec):
 
 
 def test_grid_is_the_product_of_hyper_parameters(data_path):
-    config = Config("LD4MRec", "synthetic", {"data_path": f"{data_path}/"})
+    config = Config("LD4MRecPaper", "synthetic", {"data_path": f"{data_path}/"})
     points = grid(config)
     assert len(points) == 25 and points[0] == {"seed": 999, "soft_prob": 0.005, "smooth": 0.005}
 
 
 def test_grid_selects_on_validation(data_path, small_ld4mrec):
     cfg = {"data_path": f"{data_path}/", **small_ld4mrec, "epochs": 2, "soft_prob": [0.01, 0.2]}
-    result = run("LD4MRec", "synthetic", cfg)
+    result = run("LD4MRecPaper", "synthetic", cfg)
     assert len(result["grid"]) == 2
     best = max(result["grid"], key=lambda g: g["valid"]["Recall@20"])
     assert result["hyper_parameters"] == best["point"]

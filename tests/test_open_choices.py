@@ -80,3 +80,19 @@ def test_l2_input_norm_scales_sparse_inference_rows_like_dense_training_rows(dat
     sparse, _, _ = model._rows(users, normalized=True)
     plain, _, _ = model._rows(users)
     assert torch.allclose(sparse.to_dense(), F.normalize(plain.to_dense(), dim=1))
+
+
+def test_ld4mrec_runs_tuned_and_ld4mrecpaper_the_papers_reading(data_path):
+    from mmrec_ld4mrec.engine.config import Config
+    from mmrec_ld4mrec.engine.quick_start import grid
+    from mmrec_ld4mrec.host import config_get
+
+    tuned = Config("LD4MRec", "synthetic", {"data_path": f"{data_path}/"})
+    paper = Config("LD4MRecPaper", "synthetic", {"data_path": f"{data_path}/"})
+    assert len(grid(tuned)) == 1 and len(grid(paper)) == 25
+    point = {**{k: config_get(paper, k) for k in paper.to_dict()}, **grid(paper)[0]}
+    assert ld4mrec_settings(point.get) == LD4MRecSettings(soft_prob=0.005, smooth=0.005)
+    assert paper["weight_decay"] == 0.0 and paper["loss"] == "mse" and paper["residual"] is False
+    assert tuned["loss"] == "multinomial" and tuned["residual"] is True
+    assert {k: tuned[k] for k in ("steps", "embedding_size", "hidden_size", "use_cg", "use_pg", "use_soft_target")} \
+        == {k: paper[k] for k in ("steps", "embedding_size", "hidden_size", "use_cg", "use_pg", "use_soft_target")}

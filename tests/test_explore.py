@@ -105,3 +105,24 @@ def test_summarize_means_over_seeds_and_names_bad_files(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"model": "M"}')
     assert main(["summarize", str(tmp_path / "bad.json")]) == 2
     assert "bad.json: missing key 'dataset'" in capsys.readouterr().err
+
+
+def test_committed_exploration_is_complete_and_its_winner_is_the_tuned_yaml(data_path):
+    """experiments/results/explore-tiktok.jsonl answers every run of the committed plan, and
+    the configuration it carries to the end is what configs/model/LD4MRec.yaml sets."""
+    from pathlib import Path
+
+    from mmrec_ld4mrec.engine.config import Config
+
+    root = Path(__file__).resolve().parents[1]
+    plan = load_plan(root / "experiments" / "explore-tiktok.yaml")
+
+    def must_not_run(*_):
+        raise AssertionError("the committed results should cover every run of the plan")
+    out = explore(plan, root / "experiments" / "results" / "explore-tiktok.jsonl", run_fn=must_not_run,
+                  log=lambda _: None)
+    tuned = Config("LD4MRec", "synthetic", {"data_path": f"{data_path}/"})
+    paper = Config("LD4MRecPaper", "synthetic", {"data_path": f"{data_path}/"})
+    assert out["carried"] and all(tuned[k] == v for k, v in out["carried"].items())
+    differing = {k for k in paper.to_dict() if k in tuned and tuned[k] != paper[k]} - {"model"}
+    assert differing == set(out["carried"]) | {"soft_prob", "smooth", "hyper_parameters"}

@@ -54,10 +54,14 @@ def summary_rows(results: list[dict]) -> list[dict]:
     return rows
 
 
+def _cell(mean: float, std: float, n: int) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
+
+
 def markdown(rows: list[dict], split: str = "test") -> str:
     head = "| model | dataset | seeds | " + " | ".join(f"{split} {c}" for c in COLUMNS) + " | s/epoch |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 4)]
     for row in rows:
-        cells = " | ".join(f"{row[f'{split} {c}'][0]:.4f} ± {row[f'{split} {c}'][1]:.4f}" for c in COLUMNS)
+        cells = " | ".join(_cell(*row[f"{split} {c}"], row["n"]) for c in COLUMNS)
         lines.append(f"| {row['model']} | {row['dataset']} | {row['n']} | {cells} | {row['seconds_per_epoch']:.2f} |")
     return "\n".join(lines)

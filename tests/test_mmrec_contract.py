@@ -53,8 +53,10 @@ def test_install_shows_only_added_files(checkout):
     assert "?? src/models/ld4mrec.py" in lines and "?? src/utils/__init__.py" in lines
 
 
-def test_ld4mrec_trains_through_mmrec_quick_start(checkout):
-    proc = _quick_start(checkout, "LD4MRec", {"epochs": 2, "soft_prob": [0.01], "smooth": [0.01]})
+@pytest.mark.parametrize("model, config", [("LD4MRec", {"epochs": 2}),
+                                           ("LD4MRecPaper", {"epochs": 2, "soft_prob": [0.01], "smooth": [0.01]})])
+def test_ld4mrec_trains_through_mmrec_quick_start(checkout, model, config):
+    proc = _quick_start(checkout, model, config)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "epoch 1 evaluating" in log and "recall@20" in log and "BEST" in log

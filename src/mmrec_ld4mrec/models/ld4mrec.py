@@ -3,7 +3,8 @@
 Training (Algorithm 1): for a batch of users, draw steps by importance sampling (Eq. 8),
 corrupt the observed rows (Eq. 2), denoise them with C-Net under the step embedding
 SinEmb(t) + e_in(u) (Eq. 17) and the collaborative / modality signals (Eq. 14-16), and
-regress on the soft-reconstruction target (Eq. 6-7).
+regress on the soft-reconstruction target (Eq. 6-7). ``LD4MRecPaper`` is this model with the
+paper's reading of every open choice; ``LD4MRec``'s YAML holds the tuned one.
 Inference (Algorithm 2): one C-Net pass on the uncorrupted row with SinEmb(0) + e_in(u).
 
 The constructor and methods follow MMRec's contract: ``(config, dataloader)``,
@@ -121,7 +122,8 @@ class LD4MRec(general_recommender_base()):
 
     # ---- MMRec contract -----------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:
-        """Algorithm 1: importance-sampled step, corruption, soft-reconstruction MSE."""
+        """Algorithm 1: importance-sampled step, corruption, loss on the soft-reconstruction
+        target (Eq. 5's MSE, or the multinomial likelihood with ``loss: multinomial``)."""
         users = batch_users(interaction).to(self.device)
         s = self.settings
         x, indptr, indices = self._rows(users)

@@ -126,3 +126,16 @@ def test_committed_exploration_is_complete_and_its_winner_is_the_tuned_yaml(data
     assert out["carried"] and all(tuned[k] == v for k, v in out["carried"].items())
     differing = {k for k in paper.to_dict() if k in tuned and tuned[k] != paper[k]} - {"model"}
     assert differing == set(out["carried"]) | {"soft_prob", "smooth", "hyper_parameters"}
+
+
+def _pooled_run(model, dataset, config):
+    """Module-level, so worker processes can import it."""
+    return {"valid": {"Recall@20": config["x"] / 10}, "test": {"Recall@20": 0.0}, "best_epoch": 0,
+            "epochs_run": 1, "train_seconds_per_epoch": 0.0}
+
+
+def test_parallel_jobs_give_the_same_choice_and_records(tmp_path):
+    plan = Plan("M", "d", "Recall@20", {}, (Stage("a", {"one": {"x": 1}, "three": {"x": 3}, "two": {"x": 2}}),))
+    out = explore(plan, tmp_path / "r.jsonl", jobs=2, run_fn=_pooled_run, log=lambda _: None)
+    assert out["carried"] == {"x": 3}
+    assert sorted(r["variant"] for r in read_records(tmp_path / "r.jsonl").values()) == ["one", "three", "two"]

@@ -59,7 +59,7 @@ def test_every_variant_failing_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("text, needle", [
-    ("- 1", "expected a mapping"),
+    ("- 1", "expected a mapping of keys"),
     ("model: M\ndataset: d\nstages: []", "'stages' must be a non-empty list"),
     ("model: M\ndataset: d\nstages: [{name: a, variants: {v: 3}}]", "stages[0].variants.v"),
     ("model: M\ndataset: d\nstages: [{name: a, variants: {v: {}}}, {name: a, variants: {w: {}}}]", "used twice"),

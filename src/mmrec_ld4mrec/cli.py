@@ -12,6 +12,7 @@ from pathlib import Path
 from .engine.checkpoint import atomic_write
 from .engine.config import parse_value
 from .errors import UserInputError
+from .summarize import COLUMNS
 
 REPORT_METRICS = ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20", "Precision@20", "MAP@20")
 
@@ -68,13 +69,10 @@ def cmd_run(args) -> int:
     return 0
 
 
-COMPARE_COLUMNS = ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20")
-
-
 def compare_table(results: list[dict]) -> str:
     lines = ["| model | R@10 | R@20 | N@10 | N@20 | best epoch | s/epoch |", "|---|---|---|---|---|---|---|"]
     for r in results:
-        cells = " | ".join(f"{r['test'].get(c, float('nan')):.4f}" for c in COMPARE_COLUMNS)
+        cells = " | ".join(f"{r['test'].get(c, float('nan')):.4f}" for c in COLUMNS)
         lines.append(f"| {r['model']} | {cells} | {r['best_epoch']} | {r['train_seconds_per_epoch']:.2f} |")
     return "\n".join(lines)
 

@@ -34,9 +34,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from .engine.config import YAML_LOADER
+from .engine.config import read_yaml
 from .errors import ConfigError
 
 RunFn = Callable[[str, str, dict], dict]
@@ -60,13 +58,9 @@ class Plan:
 def load_plan(path: Path) -> Plan:
     """Read and check a plan; errors name the file and key."""
     try:
-        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=YAML_LOADER)
+        data = read_yaml(Path(path))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the exploration plan ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys model, dataset, stages")
     for key in ("model", "dataset"):
         if not isinstance(data.get(key), str):
             raise ConfigError(f"{path}: key '{key}' must be a name, got {data.get(key)!r}")

@@ -182,6 +182,51 @@ def cmd_summarize(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from .experiment import load_experiment
+    from .registry import Registry
+    from .report import write_report
+    from .reproduce import reproduce, resolve_data_path
+
+    exp = load_experiment(Path(args.experiment))
+    results = Path(args.results or Path("results") / exp.name)
+    exp = resolve_data_path(exp, results, args.data_path)
+    counts = None
+    if not args.report_only:
+        counts = reproduce(exp, results, jobs=args.jobs)
+    report = Path(args.report or results / "report.md")
+    with Registry(results, readonly=args.report_only) as registry:
+        written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
+    if counts:
+        print(f"{counts['total']} runs: {counts['skipped']} already done, {counts['done']} finished now, "
+              f"{counts['failed']} failed")
+    print(f"wrote {report} and {len(written) - 1} table/figure file(s) in {report.with_suffix('')}/")
+    return 1 if counts and counts["failed"] else 0
+
+
+def cmd_results(args) -> int:
+    from .registry import Registry
+    from .results_view import export_text, list_text
+
+    with Registry(Path(args.results), readonly=True) as registry:
+        if args.action == "show":
+            if not args.key:
+                raise UserInputError("results show needs a run key (or its first characters); see `results list`")
+            print(json.dumps(registry.find(args.key), indent=2, sort_keys=True))
+            return 0
+        records = [r for r in registry.records() if args.status in (None, r["status"])]
+    if args.action == "list":
+        print(list_text(records))
+        return 0
+    text = export_text(records, args.format)
+    if args.out:
+        atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        print(f"wrote {len(records)} run(s) to {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("standalone", "mmrec"), default="standalone",
                         help="standalone (no checkout needed) or mmrec (MMRec's own pipeline)")
@@ -245,6 +290,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="overrides for every model")
     bench.add_argument("--out", help="write the measurements as JSON")
     bench.set_defaults(func=cmd_bench)
+    rep = sub.add_parser("reproduce", help="run an experiment file (resumable) and build its tables and figures")
+    rep.add_argument("experiment", help="experiment YAML (see experiments/)")
+    rep.add_argument("--results", help="results folder holding the registry (default: results/<name>)")
+    rep.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process")
+    rep.add_argument("--data-path", help="folder holding <dataset>/ (default: the file's data_path, else RESULTS/data)")
+    rep.add_argument("--report", help="report Markdown path (default: RESULTS/report.md; assets beside it)")
+    rep.add_argument("--std", action="store_true", help="tables show mean ± std over seeds")
+    rep.add_argument("--report-only", action="store_true", help="rebuild the report from the registry, run nothing")
+    rep.set_defaults(func=cmd_reproduce)
+    res = sub.add_parser("results", help="read a results registry: list, show KEY, export")
+    res.add_argument("action", choices=("list", "show", "export"))
+    res.add_argument("key", nargs="?", help="run key or its first characters (show)")
+    res.add_argument("--results", required=True, help="results folder holding registry.lmdb")
+    res.add_argument("--status", choices=("done", "failed"), help="only runs with this status")
+    res.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="export format")
+    res.add_argument("--out", help="export to this file (default: standard output)")
+    res.set_defaults(func=cmd_results)
     return parser
 
 

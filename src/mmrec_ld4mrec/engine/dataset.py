@@ -108,3 +108,33 @@ class RecDataset:
 
     def __len__(self) -> int:
         return len(self.df)
+
+
+def inject_false_positives(train: RecDataset, ratio: float, seed: int) -> RecDataset:
+    """Training split plus ``round(ratio * len(train))`` random (user, item) pairs it did not
+    hold: the false-positive noise of the robustness study (Fig. 4). Users are drawn from
+    those with training interactions, items uniformly; validation and test are untouched."""
+    if ratio == 0:
+        return train
+    uid, iid = train.uid_field, train.iid_field
+    users = np.unique(train.df[uid].to_numpy())
+    n_new = int(round(ratio * len(train)))
+    seen = set((train.df[uid].to_numpy() * train.item_num + train.df[iid].to_numpy()).tolist())
+    if n_new > len(users) * train.item_num - len(seen):
+        raise DataError(f"config key 'train_noise_ratio': {ratio} asks for {n_new} new interactions, "
+                        "more than the unobserved (user, item) pairs")
+    rng = np.random.default_rng(seed)
+    added: set[int] = set()
+    while len(added) < n_new:
+        codes = rng.choice(users, n_new) * train.item_num + rng.integers(0, train.item_num, n_new)
+        for code in codes.tolist():
+            if code not in seen and code not in added:
+                added.add(code)
+                if len(added) == n_new:
+                    break
+    codes = np.fromiter(sorted(added), dtype=np.int64, count=n_new)
+    noise = pd.DataFrame({uid: codes // train.item_num, iid: codes % train.item_num})
+    noisy = RecDataset(train.config, pd.concat([train.df, noise], ignore_index=True))
+    noisy.user_num, noisy.item_num = train.user_num, train.item_num
+    noisy.dropped_cold_users = train.dropped_cold_users
+    return noisy

@@ -21,7 +21,7 @@ from ..synthetic import ensure_synthetic
 from .checkpoint import CHECKPOINT_FILE, dataset_fingerprint, load_checkpoint, save_checkpoint, save_topk_csv
 from .config import Config
 from .dataloader import EvalDataLoader, TrainDataLoader
-from .dataset import RecDataset
+from .dataset import RecDataset, inject_false_positives
 from .evaluator import evaluate, rank_topk
 from .trainer import FitResult, Trainer
 
@@ -34,6 +34,10 @@ def init_seed(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(False)
+
+
+def _scalar_seed(seed) -> int:
+    return int(seed[0] if isinstance(seed, list) else seed)
 
 
 def peak_rss_mb() -> float:
@@ -72,6 +76,10 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         ensure_synthetic(Path(str(config["data_path"]) + dataset_name))
     dataset = RecDataset(config)
     train_ds, valid_ds, test_ds = dataset.split()
+    noise_ratio = config["train_noise_ratio"]
+    if isinstance(noise_ratio, bool) or not isinstance(noise_ratio, (int, float)) or not 0 <= noise_ratio <= 10:
+        raise ConfigError(f"config key 'train_noise_ratio': expected a number in [0, 10], got {noise_ratio!r}")
+    train_ds = inject_false_positives(train_ds, float(noise_ratio), _scalar_seed(config["seed"]))
     if max(config["topk"]) > dataset.get_item_num():
         raise ConfigError(f"config key 'topk': {max(config['topk'])} exceeds the number of items "
                           f"({dataset.get_item_num()}) of '{dataset_name}'")
@@ -89,6 +97,9 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
     valid = EvalDataLoader(config, valid_ds, train_ds, int(config["eval_batch_size"]))
     test = EvalDataLoader(config, test_ds, train_ds, int(config["eval_batch_size"]))
     runs = []
+    on_gpu = torch.device(config["device"]).type == "cuda"
+    if on_gpu:
+        torch.cuda.reset_peak_memory_stats(config["device"])
     for idx, point in enumerate(points):
         for key, value in point.items():
             config[key] = value
@@ -131,6 +142,7 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         "train_seconds_per_epoch": fit.train_seconds_per_epoch,
         "inference_seconds": best["inference_seconds"],
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated(config["device"]) / 2**20 if on_gpu else None,
         "dropped_cold_users": train_ds.dropped_cold_users,
         "selection": f"best {metric} on validation across {len(runs)} grid point(s)",
         "grid": [{"point": r["point"], "best_epoch": r["fit"].best_epoch, "valid": r["fit"].valid,

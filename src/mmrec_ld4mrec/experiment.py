@@ -1,0 +1,260 @@
+"""An experiment file: datasets x models x seeds x config overrides, and the paper's studies.
+
+::
+
+    name: tiny
+    datasets: [synthetic]            # names under data_path (prepared on demand, see `prepare`)
+    seeds: [1, 2]
+    base: {epochs: 3}                # config overrides for every run
+    ours: LD4MRec                    # the model the tables measure against the baselines
+    ours_variants: [LD4MRecPaper]    # other rows of ours: shown, never taken as "best baseline"
+    models:                          # model -> its own overrides; every model is a table row
+      LD4MRec: {}
+      EASE: {}
+    prepare:                         # optional: how to build a dataset missing from data_path
+      tiktok: {source: diffmm, src: ../../shared/data/tiktok}   # relative to this file
+    studies:                         # optional, each one a figure
+      inference: {steps: [1, 2, 5, T]}               # Fig. 3; forward-free is the main run
+      robustness: {ratios: [0.1, 0.2, 0.3]}          # Fig. 4, every model; 0 is the main run
+      ablation: {variants: {w/o PG: {use_pg: false}}} # Fig. 5; the full model is the main run
+      heatmap: {soft_prob: [0.01, 0.1], smooth: [0.01, 0.1]}  # p x gamma, on ``ours``
+
+Each study runs on every dataset, with ``seeds`` (default: the first main seed). A run is
+identified by (dataset, model, seed, overrides); runs that coincide across studies are one run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .engine.config import read_yaml
+from .errors import ConfigError
+
+STUDIES = ("inference", "robustness", "ablation", "heatmap")
+PREPARE_SOURCES = ("diffmm", "diffrec")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    dataset: str
+    model: str
+    seed: int
+    overrides: dict = field(default_factory=dict)
+    note: str = field(default="", compare=False)  # what a study changed, for labels only
+
+    @property
+    def key(self) -> str:
+        text = json.dumps([self.dataset, self.model, self.seed, self.overrides], sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()[:20]
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}@{self.dataset} seed {self.seed}" + (f" [{self.note}]" if self.note else "")
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "model": self.model, "seed": self.seed, "overrides": self.overrides}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    path: Path
+    name: str
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    base: dict
+    models: dict[str, dict]
+    ours: str
+    ours_variants: tuple[str, ...]
+    prepare: dict[str, dict]
+    studies: dict[str, dict]
+    data_path: str | None = None
+
+    def baselines(self) -> list[str]:
+        return [m for m in self.models if m != self.ours and m not in self.ours_variants]
+
+    def study_seeds(self, study: str) -> tuple[int, ...]:
+        return tuple(self.studies[study].get("seeds") or self.seeds[:1])
+
+    def spec(self, dataset: str, model: str, seed: int, **extra) -> RunSpec:
+        note = ",".join(f"{k}={v}" for k, v in extra.items() if k != "hyper_parameters")
+        return RunSpec(dataset, model, seed, {**self.base, **self.models.get(model, {}), **extra}, note)
+
+    # ---- which runs each table and figure reads ------------------------------------------
+    def main_runs(self, dataset: str, model: str) -> list[RunSpec]:
+        return [self.spec(dataset, model, s) for s in self.seeds]
+
+    def inference_runs(self, dataset: str) -> dict[str, list[RunSpec]]:
+        """Fig. 3: label -> runs; ``T`` in ``steps`` is the model's own number of steps."""
+        seeds = self.study_seeds("inference")
+        out = {"forward-free": [self.spec(dataset, self.ours, s) for s in seeds]}
+        steps = self.ours_steps(dataset)
+        for k in sorted({steps if k == "T" else int(k) for k in self.studies["inference"]["steps"]}):
+            label = f"{k}-step" + (" (T)" if k == steps else "")
+            out[label] = [self.spec(dataset, self.ours, s, inference_steps=k) for s in seeds]
+        return out
+
+    def robustness_runs(self, dataset: str) -> dict[tuple[str, float], list[RunSpec]]:
+        """Fig. 4: (model, noise ratio) -> runs; ratio 0 is the model's main configuration."""
+        seeds = self.study_seeds("robustness")
+        out = {}
+        for model in self.models:
+            out[(model, 0.0)] = [self.spec(dataset, model, s) for s in seeds]
+            for r in self.studies["robustness"]["ratios"]:
+                if r:
+                    out[(model, float(r))] = [self.spec(dataset, model, s, train_noise_ratio=r) for s in seeds]
+        return out
+
+    def ablation_runs(self, dataset: str) -> dict[str, list[RunSpec]]:
+        seeds = self.study_seeds("ablation")
+        out = {self.ours: [self.spec(dataset, self.ours, s) for s in seeds]}
+        for name, overrides in self.studies["ablation"]["variants"].items():
+            out[name] = [self.spec(dataset, self.ours, s, **overrides) for s in seeds]
+        return out
+
+    def heatmap_runs(self, dataset: str) -> dict[tuple[float, float], list[RunSpec]]:
+        study = self.studies["heatmap"]
+        model = study.get("model", self.ours)
+        seeds = self.study_seeds("heatmap")
+        return {(p, g): [self.spec(dataset, model, s, soft_prob=p, smooth=g, hyper_parameters=[]) for s in seeds]
+                for p in study["soft_prob"] for g in study["smooth"]}
+
+    def ours_steps(self, dataset: str) -> int:
+        from .engine.config import Config
+
+        overrides = {**self.base, **self.models[self.ours]}
+        if self.data_path:
+            overrides["data_path"] = self.data_path
+        return int(Config(self.ours, dataset, overrides)["steps"])
+
+    def all_runs(self) -> list[RunSpec]:
+        """Every run the experiment needs, once each, main runs first."""
+        runs: dict[str, RunSpec] = {}
+        for d in self.datasets:
+            groups = [[self.main_runs(d, m) for m in self.models]]
+            if "inference" in self.studies:
+                groups.append(list(self.inference_runs(d).values()))
+            if "ablation" in self.studies:
+                groups.append(list(self.ablation_runs(d).values()))
+            if "robustness" in self.studies:
+                groups.append(list(self.robustness_runs(d).values()))
+            if "heatmap" in self.studies:
+                groups.append(list(self.heatmap_runs(d).values()))
+            for group in groups:
+                for specs in group:
+                    for spec in specs:
+                        runs.setdefault(spec.key, spec)
+        return list(runs.values())
+
+
+def _names(path: Path, key: str, value, required: bool = True) -> tuple[str, ...]:
+    if value is None and not required:
+        return ()
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: key '{key}' must be a non-empty list of names, got {value!r}")
+    return tuple(value)
+
+
+def _seeds(path: Path, key: str, value) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                          for v in value):
+        raise ConfigError(f"{path}: key '{key}' must be a non-empty list of integer seeds, got {value!r}")
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{path}: key '{key}' repeats a seed: {value}")
+    return tuple(value)
+
+
+def _mapping(path: Path, key: str, value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: key '{key}' must be a mapping, got {value!r}")
+    return dict(value)
+
+
+def _numbers(path: Path, key: str, value, allow_t: bool = False) -> list:
+    ok = isinstance(value, list) and value and all(
+        (isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0) or (allow_t and v == "T") for v in value)
+    if not ok:
+        what = "non-negative numbers" + (" or T" if allow_t else "")
+        raise ConfigError(f"{path}: key '{key}' must be a non-empty list of {what}, got {value!r}")
+    return list(value)
+
+
+def _check_studies(path: Path, studies: dict) -> dict:
+    unknown = set(studies) - set(STUDIES)
+    if unknown:
+        raise ConfigError(f"{path}: unknown study {sorted(unknown)} under 'studies'; known: {', '.join(STUDIES)}")
+    out = {}
+    for name, raw in studies.items():
+        study = _mapping(path, f"studies.{name}", raw)
+        if "seeds" in study:
+            study["seeds"] = list(_seeds(path, f"studies.{name}.seeds", study["seeds"]))
+        if name == "inference":
+            study["steps"] = _numbers(path, "studies.inference.steps", study.get("steps"), allow_t=True)
+            if any(isinstance(k, float) or k == 0 for k in study["steps"]):
+                raise ConfigError(f"{path}: key 'studies.inference.steps' takes whole steps >= 1 or T "
+                                  "(forward-free is the main run), got {study['steps']!r}")
+        elif name == "robustness":
+            study["ratios"] = [float(r) for r in _numbers(path, "studies.robustness.ratios", study.get("ratios"))]
+        elif name == "ablation":
+            variants = _mapping(path, "studies.ablation.variants", study.get("variants"))
+            if not variants or not all(isinstance(v, dict) and v for v in variants.values()):
+                raise ConfigError(f"{path}: key 'studies.ablation.variants' must map each variant name to its "
+                                  "config overrides, e.g. {w/o PG: {use_pg: false}}")
+            study["variants"] = {str(k): dict(v) for k, v in variants.items()}
+        elif name == "heatmap":
+            for axis in ("soft_prob", "smooth"):
+                study[axis] = [float(v) for v in _numbers(path, f"studies.heatmap.{axis}", study.get(axis))]
+        out[name] = study
+    return out
+
+
+def load_experiment(path: Path) -> Experiment:
+    """Read and check an experiment file; every error names the file and the key."""
+    path = Path(path)
+    try:
+        data = read_yaml(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the experiment file ({exc.strerror})") from None
+    known = {"name", "datasets", "seeds", "base", "ours", "ours_variants", "models", "prepare", "studies", "data_path"}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
+    models = _mapping(path, "models", data.get("models"))
+    if not models:
+        raise ConfigError(f"{path}: key 'models' must map at least one model name to its overrides")
+    for name, overrides in models.items():
+        if overrides is not None and not isinstance(overrides, dict):
+            raise ConfigError(f"{path}: models.{name}: expected a mapping of config keys, got {overrides!r}")
+    models = {str(k): dict(v or {}) for k, v in models.items()}
+    from .models import MODELS
+
+    for name in models:
+        if name not in MODELS:
+            raise ConfigError(f"{path}: models.{name}: unknown model; known: {', '.join(sorted(MODELS))}")
+    ours = data.get("ours", next(iter(models)))
+    if ours not in models:
+        raise ConfigError(f"{path}: key 'ours' names '{ours}', which is not under 'models'")
+    variants = _names(path, "ours_variants", data.get("ours_variants"), required=False)
+    for v in variants:
+        if v not in models or v == ours:
+            raise ConfigError(f"{path}: ours_variants: '{v}' must be another model under 'models'")
+    prepare = _mapping(path, "prepare", data.get("prepare"))
+    for name, how in prepare.items():
+        if not isinstance(how, dict) or how.get("source") not in PREPARE_SOURCES or not isinstance(how.get("src"), str):
+            raise ConfigError(f"{path}: prepare.{name}: expected {{source: {'|'.join(PREPARE_SOURCES)}, src: FOLDER}}")
+        prepare[name] = {"source": how["source"], "src": str((path.parent / how["src"]).resolve())}
+    data_path = data.get("data_path")
+    if data_path is not None and not isinstance(data_path, str):
+        raise ConfigError(f"{path}: key 'data_path' must be a folder, got {data_path!r}")
+    base = _mapping(path, "base", data.get("base"))
+    if "seed" in base or any("seed" in o for o in models.values()):
+        raise ConfigError(f"{path}: set seeds with the key 'seeds', not as a config override")
+    return Experiment(
+        path=path, name=str(data.get("name", path.stem)), datasets=_names(path, "datasets", data.get("datasets")),
+        seeds=_seeds(path, "seeds", data.get("seeds")), base=base, models=models, ours=ours,
+        ours_variants=variants, prepare=prepare,
+        studies=_check_studies(path, _mapping(path, "studies", data.get("studies"))), data_path=data_path)

@@ -1,0 +1,141 @@
+"""The experiment's report, rebuilt from the registry alone: ``REPORT.md`` plus a folder beside
+it (``REPORT/``) holding each table as Markdown, CSV and LaTeX and each figure as CSV (+ PNG).
+
+Nothing here trains; a run the registry lacks shows as missing ("—"), never as a number.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import figures, tables
+from .engine.checkpoint import atomic_write
+from .experiment import Experiment, RunSpec
+from .registry import Registry
+from .summarize import COLUMNS
+
+
+def _write(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _done(done: dict[str, dict], specs: list[RunSpec]) -> list[dict]:
+    return [done[s.key] for s in specs if s.key in done]
+
+
+def accuracy_table(exp: Experiment, done: dict[str, dict], dataset: str) -> tables.AccuracyTable:
+    rows = []
+    for model in exp.models:
+        records = _done(done, exp.main_runs(dataset, model))
+        values = {c: {r["spec"]["seed"]: r["result"]["test"][c] for r in records if c in r["result"]["test"]}
+                  for c in COLUMNS}
+        rows.append(tables.Row(model, values))
+    return tables.AccuracyTable(dataset, rows, exp.ours, exp.baselines())
+
+
+def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: bool = False,
+                 command: str = "") -> list[Path]:
+    """Write the report; returns every file written (tables and figures included)."""
+    assets = md_path.with_suffix("")
+    assets.mkdir(parents=True, exist_ok=True)
+    records = list(registry.records())
+    done = {r["key"]: r for r in records if r["status"] == "done"}
+    failed = {r["key"]: r for r in records if r["status"] == "failed"}
+    needed = exp.all_runs()
+    written: list[Path] = []
+
+    def put(name: str, text: str) -> Path:
+        path = assets / name
+        _write(path, text)
+        written.append(path)
+        return path
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    envs = {(r["environment"].get("accelerator") or "CPU", r["environment"].get("cpus"), r["code"].get("commit"))
+            for r in done.values() if any(s.key == r["key"] for s in needed)}
+    lines = [f"# Results: {exp.name}", "",
+             f"Built {now} from the registry `{registry.path}` by `mmrec-ld4mrec`."
+             + (f" Command: `{command}`." if command else ""), "",
+             f"Runs: {sum(s.key in done for s in needed)} of {len(needed)} finished, "
+             f"{sum(s.key in failed for s in needed)} failed, "
+             f"{sum(s.key not in done and s.key not in failed for s in needed)} not run. "
+             f"Seeds: {list(exp.seeds)}. Test-split metrics (full ranking, training items masked); "
+             "epochs and grid points were chosen on validation Recall@20.", ""]
+    for device, cpus, commit in sorted(envs, key=str):
+        lines.append(f"- ran on {device} with {cpus} CPU(s), code {str(commit)[:10] if commit else 'not in git'}")
+    lines.append("")
+
+    for i, dataset in enumerate(exp.datasets):
+        table = accuracy_table(exp, done, dataset)
+        stem = f"table{i + 2}-{dataset}"
+        put(f"{stem}.md", tables.to_markdown(table, with_std))
+        put(f"{stem}.csv", tables.to_csv(table))
+        put(f"{stem}.tex", tables.to_latex(table, with_std))
+        lines += [f"## Table {i + 2}: {dataset}", "",
+                  "Means ± sample std over seeds; **best**, <u>runner-up</u> by mean. "
+                  f"Improvement and p-value: {exp.ours} against the best baseline of each column "
+                  f"(baselines: {', '.join(exp.baselines()) or 'none'}).", "",
+                  tables.to_markdown(table, True), f"Files: `{stem}.md|csv|tex`.", ""]
+
+    cost = tables.cost_rows({(d, m): _done(done, exp.main_runs(d, m)) for d in exp.datasets for m in exp.models})
+    put("table5-cost.md", tables.cost_markdown(cost))
+    put("table5-cost.csv", tables.cost_csv(cost))
+    put("table5-cost.tex", tables.cost_latex(cost))
+    lines += ["## Table 5: cost", "",
+              "Means over the main runs. Runs sharing the machine (parallel jobs > 1) slow each other: compare "
+              "times only within one table, and use `mmrec-ld4mrec bench` for a clean speed ratio.", "",
+              tables.cost_markdown(cost), ""]
+
+    figure_specs = []
+    for dataset in exp.datasets:
+        if "inference" in exp.studies:
+            groups = {k: _done(done, v) for k, v in exp.inference_runs(dataset).items()}
+            figure_specs.append((f"fig3-inference-{dataset}", f"Fig. 3: inference strategy ({dataset}, {exp.ours})",
+                                 figures.bars_csv(groups, "inference"), figures.plot_bars, groups))
+        if "robustness" in exp.studies:
+            groups = {k: _done(done, v) for k, v in exp.robustness_runs(dataset).items()}
+            figure_specs.append((f"fig4-robustness-{dataset}", f"Fig. 4: false-positive noise ({dataset})",
+                                 figures.robustness_csv(groups), figures.plot_robustness, groups))
+        if "ablation" in exp.studies:
+            groups = {k: _done(done, v) for k, v in exp.ablation_runs(dataset).items()}
+            figure_specs.append((f"fig5-ablation-{dataset}", f"Fig. 5: ablations ({dataset})",
+                                 figures.bars_csv(groups, "variant"), figures.plot_bars, groups))
+        if "heatmap" in exp.studies:
+            groups = {k: _done(done, v) for k, v in exp.heatmap_runs(dataset).items()}
+            model = exp.studies["heatmap"].get("model", exp.ours)
+            figure_specs.append((f"heatmap-pgamma-{dataset}", f"p × γ ({dataset}, {model})",
+                                 figures.heatmap_csv(groups), figures.plot_heatmap, groups))
+    for stem, title, csv_text, plot, groups in figure_specs:
+        put(f"{stem}.csv", csv_text)
+        png = assets / f"{stem}.png"
+        lines += [f"## {title}", ""]
+        if plot(groups, title, png):
+            written.append(png)
+            lines += [f"![{title}]({assets.name}/{png.name})", ""]
+        lines += [_csv_as_markdown(csv_text), f"File: `{stem}.csv`.", ""]
+
+    failures = [failed[s.key] for s in needed if s.key in failed]
+    if failures:
+        lines += ["## Failed runs", ""] + [f"- `{r['key']}` {r['label']}: {r['error']}" for r in failures] + [""]
+    _write(md_path, "\n".join(lines))
+    written.append(md_path)
+    return written
+
+
+def _csv_as_markdown(text: str) -> str:
+    import csv
+
+    rows = list(csv.reader(text.splitlines()))
+    out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    for row in rows[1:]:
+        out.append("| " + " | ".join(_short(v) for v in row) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _short(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        return value or "—"
+    return value if number.is_integer() and "." not in value else f"{number:.4f}"

@@ -1,0 +1,162 @@
+"""Run an experiment file into the results registry, resuming where an earlier sweep stopped.
+
+Every run the experiment needs (:meth:`Experiment.all_runs`) that the registry does not hold
+as finished is started in its own process (``run_worker``), ``jobs`` at a time; each outcome,
+finished or failed, is committed to the registry as it arrives. A run that failed before is
+tried again; a finished one is never recomputed. The tables and figures are then rebuilt
+from the registry (:mod:`.report`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from .errors import UserInputError
+from .experiment import Experiment, RunSpec
+from .progress import Progress
+from .registry import Registry, code_version, environment
+
+LOG_DIR = "logs"
+WORK_DIR = "work"
+
+
+def resolve_data_path(exp: Experiment, results: Path, data_path: str | None) -> Experiment:
+    """``--data-path``, else the file's ``data_path`` (relative to the file), else ``RESULTS/data``."""
+    if data_path:
+        folder = Path(data_path).resolve()
+    elif exp.data_path:
+        folder = (exp.path.parent / exp.data_path).resolve()
+    else:
+        folder = (results / "data").resolve()
+    return replace(exp, data_path=str(folder) + "/")
+
+
+def prepare_datasets(exp: Experiment, log: TextIO) -> None:
+    """Build each dataset missing from the data folder: ``synthetic`` by generating it, others
+    from the file's ``prepare`` entry; without one, stop naming the folder."""
+    from .synthetic import ensure_synthetic
+
+    for name in exp.datasets:
+        folder = Path(exp.data_path) / name
+        if name == "synthetic":
+            ensure_synthetic(folder)
+            continue
+        if folder.is_dir():
+            continue
+        how = exp.prepare.get(name)
+        if not how:
+            raise UserInputError(f"{folder}: dataset '{name}' not found; prepare it (mmrec-ld4mrec prepare ...), "
+                                 f"pass --data-path, or add prepare.{name} to {exp.path}")
+        from .prepare.published import prepare_diffmm, prepare_diffrec
+
+        print(f"preparing {name} from {how['src']} into {folder}", file=log)
+        (prepare_diffmm if how["source"] == "diffmm" else prepare_diffrec)(Path(how["src"]), folder, False)
+
+
+@dataclass
+class _Running:
+    spec: RunSpec
+    proc: subprocess.Popen
+    out: Path
+    log: Path
+    started: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int) -> _Running:
+    work, logs = results / WORK_DIR, results / LOG_DIR
+    work.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    spec_file, out = work / f"{spec.key}.spec.json", work / f"{spec.key}.out.json"
+    out.unlink(missing_ok=True)
+    config = {**spec.overrides, "seed": spec.seed, "data_path": exp.data_path}
+    spec_file.write_text(json.dumps({"model": spec.model, "dataset": spec.dataset, "config": config,
+                                     "threads": threads}), encoding="utf-8")
+    log = logs / f"{spec.key}.log"
+    with open(log, "w", encoding="utf-8") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.run_worker", str(spec_file), str(out)],
+                                stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return _Running(spec, proc, out, log, _now())
+
+
+def _record(job: _Running, results: Path, context: dict) -> dict:
+    try:
+        outcome = json.loads(job.out.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        outcome = {"status": "failed", "error": f"the run's process ended with code {job.proc.returncode} "
+                                                f"and no result (killed, or out of memory?)"}
+    record = {"key": job.spec.key, "label": job.spec.label, "spec": job.spec.to_dict(), **context,
+              "status": outcome["status"], "started_at": job.started, "finished_at": _now(),
+              "wall_seconds": outcome.get("wall_seconds"), "log": str(job.log.relative_to(results))}
+    if outcome["status"] == "done":
+        record["result"] = outcome["result"]
+    else:
+        record["error"] = outcome.get("error", "")
+        record["log_tail"] = _log_tail(job.log)
+    return record
+
+
+def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | None = None,
+              poll_seconds: float = 0.2) -> dict:
+    """Run what the registry lacks; returns counts {total, skipped, done, failed}."""
+    stream = stream or sys.stderr
+    if jobs < 1:
+        raise UserInputError(f"--jobs: expected at least 1, got {jobs}")
+    results.mkdir(parents=True, exist_ok=True)
+    prepare_datasets(exp, stream)
+    specs = exp.all_runs()
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = {"experiment": exp.name, "jobs": jobs, "code": code_version(),
+               "environment": {**environment(), "torch_threads": threads}}
+    counts = {"total": len(specs), "skipped": 0, "done": 0, "failed": 0}
+    with Registry(results) as registry:
+        finished = registry.done()
+        todo = deque(s for s in specs if s.key not in finished)
+        counts["skipped"] = len(specs) - len(todo)
+        print(f"{exp.name}: {len(specs)} runs, {counts['skipped']} already in {registry.path}, "
+              f"{len(todo)} to run with {jobs} job(s)", file=stream)
+        progress = Progress(len(specs), counts["skipped"], stream)
+        running: list[_Running] = []
+        try:
+            while todo or running:
+                while todo and len(running) < jobs:
+                    running.append(_start(todo.popleft(), exp, results, threads))
+                time.sleep(poll_seconds)
+                for job in [j for j in running if j.proc.poll() is not None]:
+                    running.remove(job)
+                    record = _record(job, results, context)
+                    registry.put(record)
+                    counts[record["status"]] += 1
+                    job.out.unlink(missing_ok=True)
+                    (results / WORK_DIR / f"{job.spec.key}.spec.json").unlink(missing_ok=True)
+                    note = f"{record['status']}: {job.spec.label}"
+                    if record["status"] == "failed":
+                        note += f" ({record['error'][:200]})"
+                    progress.advance(note)
+        finally:
+            for job in running:  # interrupted: unfinished runs leave no record and rerun next time
+                job.proc.kill()
+                job.proc.wait()
+    work = results / WORK_DIR
+    if work.is_dir() and not any(work.iterdir()):
+        work.rmdir()
+    return counts

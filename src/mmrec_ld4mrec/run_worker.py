@@ -1,0 +1,63 @@
+"""One registry run in a process of its own: ``python -m mmrec_ld4mrec.run_worker SPEC.json OUT.json``.
+
+A fresh process per run keeps peak memory a per-run number and a crash (or an out-of-memory
+kill) confined to that run. The spec file holds ``{model, dataset, config}``; the outcome is
+written to OUT.json by rename, so the sweep reads either a whole file or none.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def die_with_parent() -> None:
+    """On Linux, have the kernel end this process when the sweep that started it dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main(argv: list[str]) -> int:
+    spec_path, out_path = Path(argv[0]), Path(argv[1])
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
+    threads = int(spec.get("threads") or 0)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
+    start = time.time()
+    try:
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        from .engine.quick_start import run
+
+        outcome = {"status": "done", "result": run(spec["model"], spec["dataset"], spec["config"])}
+        code = 0
+    except Exception as exc:  # the sweep records it and goes on
+        traceback.print_exc()
+        outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        code = 1
+    outcome["wall_seconds"] = time.time() - start
+    tmp = out_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(outcome, default=_jsonable), encoding="utf-8")
+    os.replace(tmp, out_path)
+    return code
+
+
+def _jsonable(value):
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+if __name__ == "__main__":
+    die_with_parent()
+    sys.exit(main(sys.argv[1:]))

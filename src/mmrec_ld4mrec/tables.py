@@ -1,0 +1,195 @@
+"""The paper's tables from registry runs: Tables 2-4 (accuracy per dataset) and Table 5 (cost).
+
+Accuracy tables: rows are models, columns Recall@10/20 and NDCG@10/20 on the test split as
+means over seeds (``std`` adds ± the sample std), best in bold and runner-up underlined,
+then LD4MRec's improvement over the best baseline of each column in % and the p-value of a
+paired t-test over the seeds both have (scipy's ``ttest_rel``). Written as Markdown, CSV and
+LaTeX.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from .summarize import COLUMNS
+
+SHORT = {"Recall@10": "R@10", "Recall@20": "R@20", "NDCG@10": "N@10", "NDCG@20": "N@20"}
+
+
+@dataclass
+class Row:
+    model: str
+    values: dict[str, dict[int, float]]  # metric -> seed -> value
+
+    def mean(self, col: str) -> float:
+        v = list(self.values[col].values())
+        return float(np.mean(v)) if v else math.nan
+
+    def std(self, col: str) -> float:
+        v = list(self.values[col].values())
+        return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+
+    @property
+    def n(self) -> int:
+        return max((len(v) for v in self.values.values()), default=0)
+
+
+@dataclass
+class AccuracyTable:
+    dataset: str
+    rows: list[Row]
+    ours: str
+    baselines: list[str]
+
+    def best_baseline(self, col: str) -> Row | None:
+        rows = [r for r in self.rows if r.model in self.baselines and r.n]
+        return max(rows, key=lambda r: r.mean(col)) if rows else None
+
+    def row(self, model: str) -> Row:
+        return next(r for r in self.rows if r.model == model)
+
+    def improvement(self, col: str) -> tuple[float, str]:
+        """(% of LD4MRec over the column's best baseline, that baseline's name)."""
+        best, ours = self.best_baseline(col), self.row(self.ours)
+        if best is None or not ours.n or best.mean(col) == 0:
+            return math.nan, ""
+        return 100.0 * (ours.mean(col) - best.mean(col)) / best.mean(col), best.model
+
+    def p_value(self, col: str) -> tuple[float, int]:
+        """Paired t-test over the seeds both ran; (p, pairs). NaN below two pairs or with
+        identical differences (the test is undefined there)."""
+        best, ours = self.best_baseline(col), self.row(self.ours)
+        if best is None:
+            return math.nan, 0
+        seeds = sorted(set(ours.values[col]) & set(best.values[col]))
+        a = np.array([ours.values[col][s] for s in seeds])
+        b = np.array([best.values[col][s] for s in seeds])
+        if len(seeds) < 2 or np.allclose(a - b, (a - b)[0]):
+            return math.nan, len(seeds)
+        return float(stats.ttest_rel(a, b).pvalue), len(seeds)
+
+    def ranks(self, col: str) -> dict[str, int]:
+        """model -> 1 (best) / 2 (runner-up) by mean."""
+        ordered = sorted((r for r in self.rows if r.n), key=lambda r: -r.mean(col))
+        return {r.model: i + 1 for i, r in enumerate(ordered[:2])}
+
+
+def _fmt(row: Row, col: str, with_std: bool) -> str:
+    if not row.n:
+        return "—"
+    return f"{row.mean(col):.4f} ± {row.std(col):.4f}" if with_std and row.n > 1 else f"{row.mean(col):.4f}"
+
+
+def _pct(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:+.1f}%"
+
+
+def _p(value: float) -> str:
+    return "—" if math.isnan(value) else (f"{value:.1e}" if value < 1e-3 else f"{value:.3f}")
+
+
+def to_markdown(table: AccuracyTable, with_std: bool = False) -> str:
+    lines = ["| Model | seeds | " + " | ".join(SHORT[c] for c in COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
+    ranks = {c: table.ranks(c) for c in COLUMNS}
+    for row in table.rows:
+        cells = []
+        for c in COLUMNS:
+            text = _fmt(row, c, with_std)
+            rank = ranks[c].get(row.model)
+            cells.append(f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
+        lines.append(f"| {row.model} | {row.n} | " + " | ".join(cells) + " |")
+    imp = [table.improvement(c) for c in COLUMNS]
+    lines.append(f"| Improv. of {table.ours} | | " + " | ".join(f"{_pct(v)} vs {b}" if b else "—" for v, b in imp) + " |")
+    pv = [table.p_value(c) for c in COLUMNS]
+    lines.append("| p (paired t-test) | | " + " | ".join(f"{_p(p)} (n={n})" if n else "—" for p, n in pv) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: AccuracyTable) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["model", "seeds", *[f"{c} {k}" for c in COLUMNS for k in ("mean", "std")]])
+    for row in table.rows:
+        w.writerow([row.model, row.n, *[f"{x:.6f}" if row.n else "" for c in COLUMNS for x in (row.mean(c), row.std(c))]])
+    imp = [table.improvement(c) for c in COLUMNS]
+    w.writerow([f"improvement_pct_of_{table.ours}", "", *[x for v, _ in imp for x in (f"{v:.3f}", "")]])
+    w.writerow(["best_baseline", "", *[x for _, b in imp for x in (b, "")]])
+    w.writerow(["p_value_paired_t", "", *[x for p, n in (table.p_value(c) for c in COLUMNS) for x in (f"{p:.6g}", n)]])
+    return buf.getvalue()
+
+
+def _tex(text: str) -> str:
+    return text.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&").replace("#", r"\#")
+
+
+def to_latex(table: AccuracyTable, with_std: bool = False) -> str:
+    ranks = {c: table.ranks(c) for c in COLUMNS}
+    lines = [r"\begin{tabular}{l" + "c" * len(COLUMNS) + "}", r"\toprule",
+             "Model & " + " & ".join(SHORT[c] for c in COLUMNS) + r" \\", r"\midrule"]
+    for row in table.rows:
+        cells = []
+        for c in COLUMNS:
+            text = _fmt(row, c, with_std).replace("±", r"$\pm$").replace("—", "--")
+            rank = ranks[c].get(row.model)
+            cells.append(rf"\textbf{{{text}}}" if rank == 1 else rf"\underline{{{text}}}" if rank == 2 else text)
+        lines.append(_tex(row.model) + " & " + " & ".join(cells) + r" \\")
+    lines.append(r"\midrule")
+    lines.append("Improv. & " + " & ".join(_tex(_pct(table.improvement(c)[0])) for c in COLUMNS) + r" \\")
+    lines.append("$p$-value & " + " & ".join(_p(table.p_value(c)[0]).replace("—", "--") for c in COLUMNS) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+# ---- Table 5 ----------------------------------------------------------------------------------
+COST_FIELDS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb", "peak_gpu_mb")
+COST_HEADERS = ("train s/epoch", "full inference s", "peak RSS MB", "peak GPU MB")
+
+
+def cost_rows(runs_by_model: dict[tuple[str, str], list[dict]]) -> list[dict]:
+    """(dataset, model) -> finished records; one row of means per pair."""
+    rows = []
+    for (dataset, model), records in runs_by_model.items():
+        row = {"dataset": dataset, "model": model, "runs": len(records),
+               "device": ", ".join(sorted({r["environment"].get("accelerator") or "CPU" for r in records})) or "—",
+               "jobs": ", ".join(str(j) for j in sorted({r.get("jobs", 1) for r in records}))}
+        for f in COST_FIELDS:
+            vals = [r["result"].get(f) for r in records if r["result"].get(f) is not None]
+            row[f] = float(np.mean(vals)) if vals else math.nan
+        rows.append(row)
+    return rows
+
+
+def cost_markdown(rows: list[dict]) -> str:
+    lines = ["| dataset | model | runs | " + " | ".join(COST_HEADERS) + " | device | parallel jobs |",
+             "|---|---|---|" + "---|" * (len(COST_HEADERS) + 2)]
+    for r in rows:
+        cells = " | ".join("—" if math.isnan(r[f]) else f"{r[f]:.3g}" if f.startswith("peak") else f"{r[f]:.3f}"
+                           for f in COST_FIELDS)
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['runs']} | {cells} | {r['device']} | {r['jobs']} |")
+    return "\n".join(lines) + "\n"
+
+
+def cost_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["dataset", "model", "runs", *COST_FIELDS, "device", "jobs"])
+    for r in rows:
+        w.writerow([r["dataset"], r["model"], r["runs"], *["" if math.isnan(r[f]) else f"{r[f]:.6g}" for f in COST_FIELDS],
+                    r["device"], r["jobs"]])
+    return buf.getvalue()
+
+
+def cost_latex(rows: list[dict]) -> str:
+    lines = [r"\begin{tabular}{llcccc}", r"\toprule",
+             "Dataset & Model & " + " & ".join(COST_HEADERS) + r" \\", r"\midrule"]
+    for r in rows:
+        cells = " & ".join("--" if math.isnan(r[f]) else f"{r[f]:.3g}" for f in COST_FIELDS)
+        lines.append(f"{_tex(r['dataset'])} & {_tex(r['model'])} & {cells}" + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"

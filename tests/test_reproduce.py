@@ -1,0 +1,222 @@
+"""Experiments, the results registry, tables and figures (issue #6)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from mmrec_ld4mrec import tables
+from mmrec_ld4mrec.cli import main
+from mmrec_ld4mrec.errors import ConfigError, UserInputError
+from mmrec_ld4mrec.experiment import load_experiment
+from mmrec_ld4mrec.figures import plotting_available
+from mmrec_ld4mrec.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = "{embedding_size: 64, hidden_size: 16, svd_rank: 16}"
+
+
+def _experiment(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# ---- experiment files ---------------------------------------------------------------------------
+@pytest.mark.parametrize("text, needle", [
+    ("datasets: [synthetic]\nseeds: [1]\n", "'models'"),
+    ("datasets: synthetic\nseeds: [1]\nmodels: {EASE: {}}\n", "'datasets'"),
+    ("datasets: [synthetic]\nseeds: [1, 1]\nmodels: {EASE: {}}\n", "repeats a seed"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {Nope: {}}\n", "models.Nope"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\nours: LD4MRec\n", "'ours'"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\nstudies: {figure9: {}}\n", "figure9"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\nstudies: {robustness: {ratios: [-1]}}\n", "ratios"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\nstudies: {inference: {steps: [0]}}\n", "steps"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\nbase: {seed: 3}\n", "'seeds'"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\nprepare: {x: {source: zip}}\n", "prepare.x"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\ntypo: 1\n", "typo"),
+])
+def test_bad_experiment_files_name_the_key(tmp_path, text, needle):
+    with pytest.raises(ConfigError, match="exp.yaml") as err:
+        load_experiment(_experiment(tmp_path, text))
+    assert needle in str(err.value)
+
+
+def test_runs_shared_by_studies_are_one_run(data_path):
+    exp = load_experiment(ROOT / "experiments" / "tiny.yaml")
+    from dataclasses import replace
+
+    exp = replace(exp, data_path=str(data_path) + "/")
+    runs = exp.all_runs()
+    assert len({r.key for r in runs}) == len(runs)
+    main_ld = exp.main_runs("synthetic", "LD4MRec")
+    # forward-free, the clean robustness point and the full model of the ablation are main runs
+    assert exp.inference_runs("synthetic")["forward-free"][0].key == main_ld[0].key
+    assert exp.robustness_runs("synthetic")[("LD4MRec", 0.0)][0].key == main_ld[0].key
+    assert exp.ablation_runs("synthetic")["LD4MRec"][0].key == main_ld[0].key
+    # T resolves to the model's own number of diffusion steps
+    assert "5-step (T)" in exp.inference_runs("synthetic")
+    assert len(runs) == 4 + 2 + 3 + 2 + 4  # main, k-step, ablations, noisy runs, p x gamma
+
+
+# ---- registry -------------------------------------------------------------------------------------
+def test_registry_reads_back_what_it_stored_and_names_a_missing_one(tmp_path):
+    with Registry(tmp_path) as reg:
+        reg.put({"key": "aaa1", "status": "done", "result": {"x": 1}})
+        reg.put({"key": "aaa2", "status": "failed", "error": "boom"})
+        reg.put({"key": "aaa1", "status": "done", "result": {"x": 2}})  # same run again: replaced
+        with pytest.raises(ValueError):
+            reg.put({"key": "b", "status": "running"})
+    with Registry(tmp_path, readonly=True) as reg:
+        assert [r["key"] for r in reg.records()] == ["aaa1", "aaa2"]
+        assert reg.done() == {"aaa1": {"key": "aaa1", "status": "done", "result": {"x": 2}}}
+        assert reg.find("aaa2")["error"] == "boom"
+        with pytest.raises(UserInputError, match="2 runs"):
+            reg.find("aaa")
+    with pytest.raises(UserInputError, match="no results registry"):
+        Registry(tmp_path / "elsewhere", readonly=True)
+
+
+# ---- tables ---------------------------------------------------------------------------------------
+def _row(model: str, values: dict[int, float]) -> tables.Row:
+    return tables.Row(model, {c: dict(values) for c in tables.COLUMNS})
+
+
+def test_accuracy_table_marks_best_and_tests_against_the_best_baseline():
+    ours = {1: 0.30, 2: 0.32, 3: 0.31}
+    strong = {1: 0.28, 2: 0.27, 3: 0.30}
+    table = tables.AccuracyTable("d", [_row("LD4MRec", ours), _row("A", strong), _row("B", {1: 0.1, 2: 0.1, 3: 0.1})],
+                                 "LD4MRec", ["A", "B"])
+    assert table.best_baseline("Recall@20").model == "A"
+    pct, name = table.improvement("Recall@20")
+    assert name == "A" and pct == pytest.approx(100 * (0.31 - 0.85 / 3) / (0.85 / 3))
+    p, n = table.p_value("Recall@20")
+    assert n == 3 and p == pytest.approx(stats.ttest_rel([0.30, 0.32, 0.31], [0.28, 0.27, 0.30]).pvalue)
+    md = tables.to_markdown(table)
+    assert "| LD4MRec | 3 | **0.3100** |" in md and "<u>0.2833</u>" in md and "+9.4% vs A" in md
+    tex = tables.to_latex(table)
+    assert r"\textbf{0.3100}" in tex and r"\underline{0.2833}" in tex and r"+9.4\%" in tex
+    rows = list(csv.reader(tables.to_csv(table).splitlines()))
+    assert rows[1][:3] == ["LD4MRec", "3", "0.310000"] and rows[-1][0] == "p_value_paired_t"
+
+
+def test_p_value_is_missing_not_invented_below_two_seeds():
+    table = tables.AccuracyTable("d", [_row("LD4MRec", {1: 0.3}), _row("A", {1: 0.2})], "LD4MRec", ["A"])
+    p, n = table.p_value("NDCG@20")
+    assert math.isnan(p) and n == 1
+    assert "— (n=1)" in tables.to_markdown(table)
+
+
+# ---- the tiny profile, end to end -----------------------------------------------------------------
+@pytest.mark.slow
+def test_tiny_profile_builds_every_table_and_figure(tmp_path, data_path, capsys):
+    results = tmp_path / "results"
+    code = main(["reproduce", str(ROOT / "experiments" / "tiny.yaml"), "--results", str(results), "--jobs", "2",
+                 "--data-path", str(data_path)])
+    assert code == 0
+    report = results / "report"
+    table = list(csv.DictReader((report / "table2-synthetic.csv").open()))
+    assert [r["model"] for r in table[:2]] == ["LD4MRec", "EASE"]
+    assert all(0 < float(r["Recall@20 mean"]) <= 1 for r in table[:2])
+    assert (report / "table2-synthetic.tex").read_text().startswith(r"\begin{tabular}")
+    assert "| LD4MRec | 2 |" in (report / "table2-synthetic.md").read_text()
+    cost = list(csv.DictReader((report / "table5-cost.csv").open()))
+    assert {r["model"] for r in cost} == {"LD4MRec", "EASE"} and all(float(r["peak_rss_mb"]) > 0 for r in cost)
+    figures = {"fig3-inference-synthetic": 3, "fig4-robustness-synthetic": 4, "fig5-ablation-synthetic": 4,
+               "heatmap-pgamma-synthetic": 4}
+    for stem, n_rows in figures.items():
+        rows = list(csv.DictReader((report / f"{stem}.csv").open()))
+        assert len(rows) == n_rows, stem
+        assert all(0 < float(r["test Recall@20" if "test Recall@20" in r else "test Recall@20 mean"]) <= 1
+                   for r in rows), stem
+        png = report / f"{stem}.png"
+        if plotting_available():
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (results / "report.md").read_text()
+    assert "15 of 15 finished" in text and "## Table 2: synthetic" in text
+    # results list / show / export read the same registry
+    capsys.readouterr()
+    assert main(["results", "list", "--results", str(results)]) == 0
+    listing = capsys.readouterr().out
+    assert "15 run(s): 15 done, 0 failed" in listing
+    key = listing.splitlines()[1].split()[0]
+    assert main(["results", "show", key[:8], "--results", str(results)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["key"] == key and shown["result"]["history"] and shown["code"]["package"]
+    out = tmp_path / "runs.csv"
+    assert main(["results", "export", "--results", str(results), "--out", str(out)]) == 0
+    assert len(list(csv.DictReader(out.open()))) == 15
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path, data_path, capsys):
+    exp = _experiment(tmp_path, f"""
+name: failing
+datasets: [synthetic]
+seeds: [1]
+base: {{epochs: 2}}
+models:
+  LD4MRec: {SMALL}
+  EASE: {{reg_weight: 250.0, hyper_parameters: [], no_such_key: 1}}
+""")
+    results = tmp_path / "r"
+    code = main(["reproduce", str(exp), "--results", str(results), "--data-path", str(data_path)])
+    assert code == 1
+    with Registry(results, readonly=True) as reg:
+        records = {r["spec"]["model"]: r for r in reg.records()}
+    assert records["LD4MRec"]["status"] == "done"
+    assert records["EASE"]["status"] == "failed" and "no_such_key" in records["EASE"]["error"]
+    assert "## Failed runs" in (results / "report.md").read_text()
+
+
+# ---- killed mid-way and resumed --------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_without_recomputing(tmp_path, data_path):
+    exp = _experiment(tmp_path, f"""
+name: killed
+datasets: [synthetic]
+seeds: [1, 2, 3, 4, 5, 6]
+base: {{epochs: 2}}
+models:
+  LD4MRec: {SMALL}
+""")
+    results = tmp_path / "r"
+    cmd = [sys.executable, "-m", "mmrec_ld4mrec.cli", "reproduce", str(exp), "--results", str(results),
+           "--data-path", str(data_path)]
+    sweep = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 240
+    finished_before: dict[str, dict] = {}
+    while time.time() < deadline and len(finished_before) < 2:
+        time.sleep(0.3)
+        if (results / "registry.lmdb" / "data.mdb").exists():
+            with Registry(results, readonly=True) as reg:
+                finished_before = reg.done()
+    os.killpg(sweep.pid, signal.SIGKILL)  # the sweep and the run it had started, mid-way
+    sweep.wait()
+    assert 2 <= len(finished_before) < 6, "the sweep should have been killed part-way"
+    with Registry(results, readonly=True) as reg:
+        finished_before = reg.done()
+    logs_before = {k: (results / r["log"]).stat().st_mtime_ns for k, r in finished_before.items()}
+
+    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{len(finished_before)} already in" in resumed.stderr
+    with Registry(results, readonly=True) as reg:
+        records = list(reg.records())
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)) == 6 and all(r["status"] == "done" for r in records)
+    for key, before in finished_before.items():  # untouched: same record, same log, not rerun
+        after = next(r for r in records if r["key"] == key)
+        assert after == before
+        assert (results / before["log"]).stat().st_mtime_ns == logs_before[key]
+    assert sorted(r["spec"]["seed"] for r in records) == [1, 2, 3, 4, 5, 6]

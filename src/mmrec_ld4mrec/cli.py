@@ -193,7 +193,7 @@ def cmd_reproduce(args) -> int:
     exp = resolve_data_path(exp, results, args.data_path)
     counts = None
     if not args.report_only:
-        counts = reproduce(exp, results, jobs=args.jobs)
+        counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root)
     report = Path(args.report or results / "report.md")
     with Registry(results, readonly=args.report_only) as registry:
         written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
@@ -296,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process")
     rep.add_argument("--data-path", help="folder holding <dataset>/ (default: the file's data_path, else RESULTS/data)")
     rep.add_argument("--report", help="report Markdown path (default: RESULTS/report.md; assets beside it)")
+    rep.add_argument("--mmrec-root", metavar="PATH", help="MMRec checkout for models with engine: mmrec "
+                     "(default: $MMREC_ROOT)")
     rep.add_argument("--std", action="store_true", help="tables show mean ± std over seeds")
     rep.add_argument("--report-only", action="store_true", help="rebuild the report from the registry, run nothing")
     rep.set_defaults(func=cmd_reproduce)

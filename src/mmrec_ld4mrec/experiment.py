@@ -11,11 +11,12 @@
     models:                          # model -> its own overrides; every model is a table row
       LD4MRec: {}
       EASE: {}
+      MGCN: {engine: mmrec}          # one of MMRec's models, run in its checkout (--mmrec-root)
     prepare:                         # optional: how to build a dataset missing from data_path
       tiktok: {source: diffmm, src: ../../shared/data/tiktok}   # relative to this file
     studies:                         # optional, each one a figure
       inference: {steps: [1, 2, 5, T]}               # Fig. 3; forward-free is the main run
-      robustness: {ratios: [0.1, 0.2, 0.3]}          # Fig. 4, every model; 0 is the main run
+      robustness: {ratios: [0.1, 0.2, 0.3]}          # Fig. 4, every model (or `models:`); 0 is the main run
       ablation: {variants: {w/o PG: {use_pg: false}}} # Fig. 5; the full model is the main run
       heatmap: {soft_prob: [0.01, 0.1], smooth: [0.01, 0.1]}  # p x gamma, on ``ours``
 
@@ -34,6 +35,7 @@ from .engine.config import read_yaml
 from .errors import ConfigError
 
 STUDIES = ("inference", "robustness", "ablation", "heatmap")
+ENGINES = ("standalone", "mmrec")
 PREPARE_SOURCES = ("diffmm", "diffrec")
 
 
@@ -72,6 +74,10 @@ class Experiment:
     studies: dict[str, dict]
     data_path: str | None = None
 
+    def mmrec_models(self) -> list[str]:
+        """Models run through an MMRec checkout (``engine: mmrec``)."""
+        return [m for m, o in self.models.items() if o.get("engine") == "mmrec"]
+
     def baselines(self) -> list[str]:
         return [m for m in self.models if m != self.ours and m not in self.ours_variants]
 
@@ -100,7 +106,7 @@ class Experiment:
         """Fig. 4: (model, noise ratio) -> runs; ratio 0 is the model's main configuration."""
         seeds = self.study_seeds("robustness")
         out = {}
-        for model in self.models:
+        for model in self.studies["robustness"].get("models") or self.models:
             out[(model, 0.0)] = [self.spec(dataset, model, s) for s in seeds]
             for r in self.studies["robustness"]["ratios"]:
                 if r:
@@ -199,6 +205,8 @@ def _check_studies(path: Path, studies: dict) -> dict:
                                   "(forward-free is the main run), got {study['steps']!r}")
         elif name == "robustness":
             study["ratios"] = [float(r) for r in _numbers(path, "studies.robustness.ratios", study.get("ratios"))]
+            if "models" in study:
+                study["models"] = list(_names(path, "studies.robustness.models", study["models"]))
         elif name == "ablation":
             variants = _mapping(path, "studies.ablation.variants", study.get("variants"))
             if not variants or not all(isinstance(v, dict) and v for v in variants.values()):
@@ -232,9 +240,13 @@ def load_experiment(path: Path) -> Experiment:
     models = {str(k): dict(v or {}) for k, v in models.items()}
     from .models import MODELS
 
-    for name in models:
-        if name not in MODELS:
-            raise ConfigError(f"{path}: models.{name}: unknown model; known: {', '.join(sorted(MODELS))}")
+    for name, overrides in models.items():
+        engine = overrides.get("engine", "standalone")
+        if engine not in ENGINES:
+            raise ConfigError(f"{path}: models.{name}.engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+        if engine == "standalone" and name not in MODELS:
+            raise ConfigError(f"{path}: models.{name}: unknown model; known: {', '.join(sorted(MODELS))} "
+                              "(or set engine: mmrec to run one of MMRec's models in an MMRec checkout)")
     ours = data.get("ours", next(iter(models)))
     if ours not in models:
         raise ConfigError(f"{path}: key 'ours' names '{ours}', which is not under 'models'")
@@ -242,6 +254,15 @@ def load_experiment(path: Path) -> Experiment:
     for v in variants:
         if v not in models or v == ours:
             raise ConfigError(f"{path}: ours_variants: '{v}' must be another model under 'models'")
+    studies = _check_studies(path, _mapping(path, "studies", data.get("studies")))
+    if "robustness" in studies:
+        for model in studies["robustness"].get("models") or models:
+            if model not in models:
+                raise ConfigError(f"{path}: studies.robustness.models: '{model}' is not under 'models'")
+            if models[model].get("engine") == "mmrec":
+                raise ConfigError(f"{path}: studies.robustness: '{model}' runs in MMRec, which cannot inject noise "
+                                  "(train_noise_ratio is the standalone engine's); list the others under "
+                                  "studies.robustness.models")
     prepare = _mapping(path, "prepare", data.get("prepare"))
     for name, how in prepare.items():
         if not isinstance(how, dict) or how.get("source") not in PREPARE_SOURCES or not isinstance(how.get("src"), str):
@@ -257,4 +278,4 @@ def load_experiment(path: Path) -> Experiment:
         path=path, name=str(data.get("name", path.stem)), datasets=_names(path, "datasets", data.get("datasets")),
         seeds=_seeds(path, "seeds", data.get("seeds")), base=base, models=models, ours=ours,
         ours_variants=variants, prepare=prepare,
-        studies=_check_studies(path, _mapping(path, "studies", data.get("studies"))), data_path=data_path)
+        studies=studies, data_path=data_path)

@@ -82,7 +82,24 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int) -> _Running:
+def check_mmrec(exp: Experiment, mmrec_root: str | None) -> str | None:
+    """The MMRec checkout for ``engine: mmrec`` models, checked before any run starts."""
+    if not exp.mmrec_models():
+        return None
+    if not mmrec_root:
+        raise UserInputError(f"{exp.path}: models {', '.join(exp.mmrec_models())} use engine: mmrec; "
+                             "pass --mmrec-root PATH or set MMREC_ROOT")
+    from .mmrec.overlay import check_checkout
+
+    root = check_checkout(Path(mmrec_root))
+    for dataset in exp.datasets:
+        if not (root / "src" / "configs" / "dataset" / f"{dataset}.yaml").is_file():
+            raise UserInputError(f"{root}/src/configs/dataset/{dataset}.yaml: missing, so MMRec cannot run "
+                                 f"'{dataset}'; run `mmrec-ld4mrec install --mmrec-root {root}` first")
+    return str(root)
+
+
+def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int, mmrec_root: str | None) -> _Running:
     work, logs = results / WORK_DIR, results / LOG_DIR
     work.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
@@ -90,7 +107,7 @@ def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int) -> _Runn
     out.unlink(missing_ok=True)
     config = {**spec.overrides, "seed": spec.seed, "data_path": exp.data_path}
     spec_file.write_text(json.dumps({"model": spec.model, "dataset": spec.dataset, "config": config,
-                                     "threads": threads}), encoding="utf-8")
+                                     "threads": threads, "mmrec_root": mmrec_root}), encoding="utf-8")
     log = logs / f"{spec.key}.log"
     with open(log, "w", encoding="utf-8") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.run_worker", str(spec_file), str(out)],
@@ -116,11 +133,12 @@ def _record(job: _Running, results: Path, context: dict) -> dict:
 
 
 def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | None = None,
-              poll_seconds: float = 0.2) -> dict:
+              poll_seconds: float = 0.2, mmrec_root: str | None = None) -> dict:
     """Run what the registry lacks; returns counts {total, skipped, done, failed}."""
     stream = stream or sys.stderr
     if jobs < 1:
         raise UserInputError(f"--jobs: expected at least 1, got {jobs}")
+    mmrec_root = check_mmrec(exp, mmrec_root or os.environ.get("MMREC_ROOT"))
     results.mkdir(parents=True, exist_ok=True)
     prepare_datasets(exp, stream)
     specs = exp.all_runs()
@@ -139,7 +157,7 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
         try:
             while todo or running:
                 while todo and len(running) < jobs:
-                    running.append(_start(todo.popleft(), exp, results, threads))
+                    running.append(_start(todo.popleft(), exp, results, threads, mmrec_root))
                 time.sleep(poll_seconds)
                 for job in [j for j in running if j.proc.poll() is not None]:
                     running.remove(job)

@@ -1,7 +1,8 @@
 """One registry run in a process of its own: ``python -m mmrec_ld4mrec.run_worker SPEC.json OUT.json``.
 
 A fresh process per run keeps peak memory a per-run number and a crash (or an out-of-memory
-kill) confined to that run. The spec file holds ``{model, dataset, config}``; the outcome is
+kill) confined to that run. The spec file holds ``{model, dataset, config, threads}`` (and
+``mmrec_root`` for a config with ``engine: mmrec``); the outcome is
 written to OUT.json by rename, so the sweep reads either a whole file or none.
 """
 
@@ -37,9 +38,16 @@ def main(argv: list[str]) -> int:
 
         if threads:
             torch.set_num_threads(threads)
-        from .engine.quick_start import run
+        config = dict(spec["config"])
+        if config.pop("engine", "standalone") == "mmrec":
+            from .mmrec.driver import run_in_mmrec
 
-        outcome = {"status": "done", "result": run(spec["model"], spec["dataset"], spec["config"])}
+            result = run_in_mmrec(spec["mmrec_root"], spec["model"], spec["dataset"], config)
+        else:
+            from .engine.quick_start import run
+
+            result = run(spec["model"], spec["dataset"], config)
+        outcome = {"status": "done", "result": result}
         code = 0
     except Exception as exc:  # the sweep records it and goes on
         traceback.print_exc()

@@ -112,7 +112,8 @@ def _jsonable(value):
 
 
 def code_version() -> dict:
-    """The package version and, in a git checkout, its commit and whether it had local changes."""
+    """The package version and, in a git checkout, its commit and whether it had local changes
+    (``MMREC_LD4MREC_COMMIT`` names the commit of a copy made without ``.git``)."""
     here = Path(__file__).resolve().parent
     info: dict = {"package": __version__, "commit": None, "dirty": None}
     try:
@@ -124,6 +125,8 @@ def code_version() -> dict:
             info["dirty"] = bool(status.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):
         pass
+    if info["commit"] is None and os.environ.get("MMREC_LD4MREC_COMMIT"):  # a copy of a checkout, without .git
+        info["commit"] = os.environ["MMREC_LD4MREC_COMMIT"]
     return info
 
 

@@ -99,6 +99,7 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
     runs = []
     on_gpu = torch.device(config["device"]).type == "cuda"
     if on_gpu:
+        torch.empty(1, device=config["device"])  # the allocator must exist before its peak can be reset
         torch.cuda.reset_peak_memory_stats(config["device"])
     for idx, point in enumerate(points):
         for key, value in point.items():

@@ -193,7 +193,8 @@ def cmd_reproduce(args) -> int:
     exp = resolve_data_path(exp, results, args.data_path)
     counts = None
     if not args.report_only:
-        counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root)
+        only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+        counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root, only_models=only)
     report = Path(args.report or results / "report.md")
     with Registry(results, readonly=args.report_only) as registry:
         written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
@@ -298,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--report", help="report Markdown path (default: RESULTS/report.md; assets beside it)")
     rep.add_argument("--mmrec-root", metavar="PATH", help="MMRec checkout for models with engine: mmrec "
                      "(default: $MMREC_ROOT)")
+    rep.add_argument("--models", help="comma-separated: run only these models' runs now (the report covers all)")
     rep.add_argument("--std", action="store_true", help="tables show mean ± std over seeds")
     rep.add_argument("--report-only", action="store_true", help="rebuild the report from the registry, run nothing")
     rep.set_defaults(func=cmd_reproduce)

@@ -113,7 +113,7 @@ def _jsonable(value):
 
 def code_version() -> dict:
     """The package version and, in a git checkout, its commit and whether it had local changes
-    (``MMREC_LD4MREC_COMMIT`` names the commit of a copy made without ``.git``)."""
+    (``MMREC_LD4MREC_COMMIT``, when set, names the commit of a copy whose ``.git`` is absent or stale)."""
     here = Path(__file__).resolve().parent
     info: dict = {"package": __version__, "commit": None, "dirty": None}
     try:
@@ -125,8 +125,8 @@ def code_version() -> dict:
             info["dirty"] = bool(status.stdout.strip())
     except (OSError, subprocess.TimeoutExpired):
         pass
-    if info["commit"] is None and os.environ.get("MMREC_LD4MREC_COMMIT"):  # a copy of a checkout, without .git
-        info["commit"] = os.environ["MMREC_LD4MREC_COMMIT"]
+    if os.environ.get("MMREC_LD4MREC_COMMIT"):  # a copy of a checkout whose .git is absent or stale
+        info.update(commit=os.environ["MMREC_LD4MREC_COMMIT"], dirty=None, given_by="MMREC_LD4MREC_COMMIT")
     return info
 
 

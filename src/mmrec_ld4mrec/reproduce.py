@@ -133,15 +133,24 @@ def _record(job: _Running, results: Path, context: dict) -> dict:
 
 
 def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | None = None,
-              poll_seconds: float = 0.2, mmrec_root: str | None = None) -> dict:
-    """Run what the registry lacks; returns counts {total, skipped, done, failed}."""
+              poll_seconds: float = 0.2, mmrec_root: str | None = None, only_models: list[str] | None = None) -> dict:
+    """Run what the registry lacks (of ``only_models``' runs, when given); returns counts
+    {total, skipped, done, failed}."""
     stream = stream or sys.stderr
     if jobs < 1:
         raise UserInputError(f"--jobs: expected at least 1, got {jobs}")
-    mmrec_root = check_mmrec(exp, mmrec_root or os.environ.get("MMREC_ROOT"))
+    if only_models:
+        unknown = [m for m in only_models if m not in exp.models]
+        if unknown:
+            raise UserInputError(f"--models: {', '.join(unknown)} not under 'models' of {exp.path}")
+        exp_models = {m: o for m, o in exp.models.items() if m in only_models}
+    else:
+        exp_models = exp.models
+    needs_mmrec = any(o.get("engine") == "mmrec" for o in exp_models.values())
+    mmrec_root = check_mmrec(exp, mmrec_root or os.environ.get("MMREC_ROOT")) if needs_mmrec else None
     results.mkdir(parents=True, exist_ok=True)
     prepare_datasets(exp, stream)
-    specs = exp.all_runs()
+    specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = {"experiment": exp.name, "jobs": jobs, "code": code_version(),
                "environment": {**environment(), "torch_threads": threads}}

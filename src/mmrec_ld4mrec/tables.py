@@ -151,18 +151,29 @@ COST_FIELDS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb", "p
 COST_HEADERS = ("train s/epoch", "full inference s", "peak RSS MB", "peak GPU MB")
 
 
+def _device(record: dict) -> str:
+    env = record["environment"]
+    return env.get("accelerator") or f"CPU ({env.get('cpus')} cores)"
+
+
 def cost_rows(runs_by_model: dict[tuple[str, str], list[dict]]) -> list[dict]:
-    """(dataset, model) -> finished records; one row of means per pair."""
+    """(dataset, model) -> finished records; one row of means per pair and device (times
+    from different machines are never averaged together)."""
     rows = []
-    for (dataset, model), records in runs_by_model.items():
-        row = {"dataset": dataset, "model": model, "runs": len(records),
-               "device": ", ".join(sorted({r["environment"].get("accelerator") or "CPU" for r in records})) or "—",
-               "jobs": ", ".join(str(j) for j in sorted({r.get("jobs", 1) for r in records}))}
-        for f in COST_FIELDS:
-            vals = [r["result"].get(f) for r in records if r["result"].get(f) is not None]
-            row[f] = float(np.mean(vals)) if vals else math.nan
-        rows.append(row)
+    for (dataset, model), all_records in runs_by_model.items():
+        for device in sorted({_device(r) for r in all_records}) or ["—"]:
+            records = [r for r in all_records if _device(r) == device]
+            rows.append(_cost_row(dataset, model, device, records))
     return rows
+
+
+def _cost_row(dataset: str, model: str, device: str, records: list[dict]) -> dict:
+    row = {"dataset": dataset, "model": model, "runs": len(records), "device": device,
+           "jobs": ", ".join(str(j) for j in sorted({r.get("jobs", 1) for r in records})) or "—"}
+    for f in COST_FIELDS:
+        vals = [r["result"].get(f) for r in records if r["result"].get(f) is not None]
+        row[f] = float(np.mean(vals)) if vals else math.nan
+    return row
 
 
 def cost_markdown(rows: list[dict]) -> str:

@@ -220,3 +220,76 @@ models:
         assert after == before
         assert (results / before["log"]).stat().st_mtime_ns == logs_before[key]
     assert sorted(r["spec"]["seed"] for r in records) == [1, 2, 3, 4, 5, 6]
+
+
+# ---- the robustness study's noise, and the sweep's options ---------------------------------------
+def test_false_positives_are_new_training_pairs_drawn_by_seed(data_path):
+    from mmrec_ld4mrec.engine.config import Config
+    from mmrec_ld4mrec.engine.dataset import RecDataset, inject_false_positives
+
+    config = Config("Pop", "synthetic", {"data_path": str(data_path) + "/"})
+    train, valid, _ = RecDataset(config).split()
+    noisy = inject_false_positives(train, 0.2, seed=3)
+    uid, iid = train.uid_field, train.iid_field
+    old = set(zip(train.df[uid], train.df[iid]))
+    new = set(zip(noisy.df[uid], noisy.df[iid])) - old
+    assert len(noisy) == len(train) + round(0.2 * len(train)) == len(old) + len(new)
+    assert set(noisy.df[uid]) <= set(train.df[uid]) and noisy.df[iid].max() < train.item_num
+    again = inject_false_positives(train, 0.2, seed=3)
+    assert again.df.equals(noisy.df)
+    assert not inject_false_positives(train, 0.2, seed=4).df.equals(noisy.df)
+    assert inject_false_positives(train, 0.0, seed=3) is train
+    assert len(valid) == len(RecDataset(config).split()[1])
+
+
+def test_a_bad_noise_ratio_names_the_key(data_path):
+    from mmrec_ld4mrec.engine.quick_start import run
+
+    with pytest.raises(ConfigError, match="train_noise_ratio"):
+        run("Pop", "synthetic", {"data_path": str(data_path) + "/", "train_noise_ratio": -0.1})
+
+
+def test_robustness_refuses_models_run_in_mmrec(tmp_path):
+    text = ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}, MGCN: {engine: mmrec}}\n"
+            "studies: {robustness: {ratios: [0.1]}}\n")
+    with pytest.raises(ConfigError, match="'MGCN' runs in MMRec"):
+        load_experiment(_experiment(tmp_path, text))
+    ok = load_experiment(_experiment(tmp_path, text.replace("ratios: [0.1]", "ratios: [0.1], models: [EASE]")))
+    assert ok.mmrec_models() == ["MGCN"] and ok.baselines() == ["MGCN"]
+
+
+def test_mmrec_models_need_a_checkout_before_anything_runs(tmp_path, data_path, capsys, monkeypatch):
+    exp = _experiment(tmp_path, "datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}, MGCN: {engine: mmrec}}\n")
+    monkeypatch.delenv("MMREC_ROOT", raising=False)
+    assert main(["reproduce", str(exp), "--results", str(tmp_path / "r"), "--data-path", str(data_path)]) == 2
+    assert "models MGCN use engine: mmrec; pass --mmrec-root" in capsys.readouterr().err
+    with Registry(tmp_path / "r") as reg:
+        assert list(reg.records()) == []
+    assert main(["reproduce", str(exp), "--results", str(tmp_path / "r"), "--data-path", str(data_path),
+                 "--mmrec-root", str(tmp_path)]) == 2
+    assert "not an MMRec checkout" in capsys.readouterr().err
+
+
+def test_models_option_runs_a_subset_and_the_report_marks_the_rest_missing(tmp_path, data_path, capsys):
+    exp = _experiment(tmp_path, "name: sub\ndatasets: [synthetic]\nseeds: [1]\n"
+                                "models: {EASE: {reg_weight: 250.0, hyper_parameters: []}, Pop: {}}\nours: EASE\n")
+    results = tmp_path / "r"
+    assert main(["reproduce", str(exp), "--results", str(results), "--data-path", str(data_path),
+                 "--models", "Pop"]) == 0
+    with Registry(results, readonly=True) as reg:
+        assert [r["spec"]["model"] for r in reg.records()] == ["Pop"]
+    report = (results / "report.md").read_text()
+    assert "1 of 2 finished" in report and "| EASE | 0 | — |" in report
+    assert main(["reproduce", str(exp), "--results", str(results), "--models", "Nope"]) == 2
+    assert "--models: Nope not under 'models'" in capsys.readouterr().err
+
+
+def test_cost_table_keeps_devices_apart():
+    def record(device, seconds):
+        return {"environment": {"accelerator": device, "cpus": 2}, "jobs": 1,
+                "result": {"train_seconds_per_epoch": seconds, "inference_seconds": 1.0, "peak_rss_mb": 10.0}}
+
+    rows = tables.cost_rows({("d", "M"): [record(None, 4.0), record("H200", 1.0), record(None, 6.0)]})
+    assert [(r["device"], r["runs"], r["train_seconds_per_epoch"]) for r in rows] == [
+        ("CPU (2 cores)", 2, 5.0), ("H200", 1, 1.0)]
+    assert "—" in tables.cost_markdown(rows)  # no GPU peak recorded

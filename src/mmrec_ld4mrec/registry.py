@@ -65,7 +65,7 @@ class Registry:
         """Store one run's record atomically (replacing an earlier record of the same key)."""
         if record.get("status") not in ("done", "failed") or not record.get("key"):
             raise ValueError("a registry record needs 'key' and status 'done' or 'failed'")
-        data = json.dumps(record, sort_keys=True, default=_jsonable).encode()
+        data = json.dumps(record, sort_keys=True, default=jsonable).encode()
         with self.env.begin(write=True) as txn:
             txn.put(_PREFIX + record["key"].encode(), data)
 
@@ -103,7 +103,8 @@ def _prefixed(txn) -> Iterator[tuple[bytes, bytes]]:
         yield key, value
 
 
-def _jsonable(value):
+def jsonable(value):
+    """JSON fallback for numpy scalars, sets and tuples (anything else as text)."""
     if hasattr(value, "item"):
         return value.item()
     if isinstance(value, (set, tuple)):

@@ -6,6 +6,7 @@ Nothing here trains; a run the registry lacks shows as missing ("—"), never as
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -124,8 +125,6 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
 
 
 def _csv_as_markdown(text: str) -> str:
-    import csv
-
     rows = list(csv.reader(text.splitlines()))
     out = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     for row in rows[1:]:

@@ -18,6 +18,8 @@ import time
 import traceback
 from pathlib import Path
 
+from .registry import jsonable
+
 
 def die_with_parent() -> None:
     """On Linux, have the kernel end this process when the sweep that started it dies."""
@@ -55,15 +57,9 @@ def main(argv: list[str]) -> int:
         code = 1
     outcome["wall_seconds"] = time.time() - start
     tmp = out_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(outcome, default=_jsonable), encoding="utf-8")
+    tmp.write_text(json.dumps(outcome, default=jsonable), encoding="utf-8")
     os.replace(tmp, out_path)
     return code
-
-
-def _jsonable(value):
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Nothing here trains; a run the registry lacks shows as missing ("—"), never as
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,8 +54,8 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
         return path
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    envs = {(r["environment"].get("accelerator") or "CPU", r["environment"].get("cpus"), r["code"].get("commit"))
-            for r in done.values() if any(s.key == r["key"] for s in needed)}
+    needed_keys = {s.key for s in needed}
+    machines = Counter(_machine(r) for r in done.values() if r["key"] in needed_keys)
     lines = [f"# Results: {exp.name}", "",
              f"Built {now} from the registry `{registry.path}` by `mmrec-ld4mrec`."
              + (f" Command: `{command}`." if command else ""), "",
@@ -63,8 +64,8 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
              f"{sum(s.key not in done and s.key not in failed for s in needed)} not run. "
              f"Seeds: {list(exp.seeds)}. Test-split metrics (full ranking, training items masked); "
              "epochs and grid points were chosen on validation Recall@20.", ""]
-    for device, cpus, commit in sorted(envs, key=str):
-        lines.append(f"- ran on {device} with {cpus} CPU(s), code {str(commit)[:10] if commit else 'not in git'}")
+    for machine, n in sorted(machines.items()):
+        lines.append(f"- {n} run(s) on {machine}")
     lines.append("")
 
     for i, dataset in enumerate(exp.datasets):
@@ -122,6 +123,13 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
     _write(md_path, "\n".join(lines))
     written.append(md_path)
     return written
+
+
+def _machine(record: dict) -> str:
+    env, code = record["environment"], record["code"]
+    commit = code.get("commit")
+    version = f"{commit[:10]}{' + local changes' if code.get('dirty') else ''}" if commit else "not in git"
+    return f"{env.get('accelerator') or 'CPU'} with {env.get('cpus')} CPU(s), code {version}"
 
 
 def _csv_as_markdown(text: str) -> str:

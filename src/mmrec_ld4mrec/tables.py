@@ -180,7 +180,7 @@ def cost_markdown(rows: list[dict]) -> str:
     lines = ["| dataset | model | runs | " + " | ".join(COST_HEADERS) + " | device | parallel jobs |",
              "|---|---|---|" + "---|" * (len(COST_HEADERS) + 2)]
     for r in rows:
-        cells = " | ".join("—" if math.isnan(r[f]) else f"{r[f]:.3g}" if f.startswith("peak") else f"{r[f]:.3f}"
+        cells = " | ".join("—" if math.isnan(r[f]) else f"{r[f]:.0f}" if f.startswith("peak") else f"{r[f]:.3f}"
                            for f in COST_FIELDS)
         lines.append(f"| {r['dataset']} | {r['model']} | {r['runs']} | {cells} | {r['device']} | {r['jobs']} |")
     return "\n".join(lines) + "\n"
@@ -200,7 +200,8 @@ def cost_latex(rows: list[dict]) -> str:
     lines = [r"\begin{tabular}{llcccc}", r"\toprule",
              "Dataset & Model & " + " & ".join(COST_HEADERS) + r" \\", r"\midrule"]
     for r in rows:
-        cells = " & ".join("--" if math.isnan(r[f]) else f"{r[f]:.3g}" for f in COST_FIELDS)
+        cells = " & ".join("--" if math.isnan(r[f]) else f"{r[f]:.0f}" if f.startswith("peak") else f"{r[f]:.3f}"
+                           for f in COST_FIELDS)
         lines.append(f"{_tex(r['dataset'])} & {_tex(r['model'])} & {cells}" + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"

@@ -293,3 +293,14 @@ def test_cost_table_keeps_devices_apart():
     assert [(r["device"], r["runs"], r["train_seconds_per_epoch"]) for r in rows] == [
         ("CPU (2 cores)", 2, 5.0), ("H200", 1, 1.0)]
     assert "—" in tables.cost_markdown(rows)  # no GPU peak recorded
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    from mmrec_ld4mrec.engine.checkpoint import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "out.md", lambda tmp: Path(tmp).write_text("x"))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.md").stat().st_mode & 0o777 == 0o644

@@ -304,3 +304,19 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (tmp_path / "out.md").stat().st_mode & 0o777 == 0o644
+
+
+def test_committed_tiktok_table_is_the_mean_of_its_committed_runs():
+    """docs/results-tiktok: Table 2 agrees with the registry export committed beside it."""
+    import numpy as np
+
+    docs = ROOT / "docs" / "results-tiktok"
+    exp = load_experiment(ROOT / "experiments" / "tiktok.yaml")
+    runs = list(csv.DictReader((docs / "runs.csv").open()))
+    table = {r["model"]: r for r in csv.DictReader((docs / "report" / "table2-tiktok.csv").open())}
+    for model, overrides in exp.models.items():
+        main_runs = [r for r in runs if r["model"] == model and json.loads(r["overrides"]) == {**exp.base, **overrides}]
+        assert sorted(int(r["seed"]) for r in main_runs) == list(exp.seeds), model
+        for col in tables.COLUMNS:
+            mean = np.mean([float(r[f"test {col}"]) for r in main_runs])
+            assert float(table[model][f"{col} mean"]) == pytest.approx(mean, abs=1e-6), (model, col)

@@ -79,6 +79,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> bool:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def plotting_available() -> bool:
     return _pyplot() is not None
 
@@ -98,10 +105,7 @@ def plot_bars(groups: dict[str, list[dict]], title: str, path: Path) -> bool:
         if finite:
             ax.set_ylim(min(finite) * 0.9, max(finite) * 1.05)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
 
 
 def plot_robustness(groups: dict[tuple[str, float], list[dict]], title: str, path: Path) -> bool:
@@ -118,10 +122,7 @@ def plot_robustness(groups: dict[tuple[str, float], list[dict]], title: str, pat
         ax.set_title(f"test {m}", fontsize=9)
     axes[0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)
 
 
 def plot_heatmap(groups: dict[tuple[float, float], list[dict]], title: str, path: Path) -> bool:
@@ -143,7 +144,4 @@ def plot_heatmap(groups: dict[tuple[float, float], list[dict]], title: str, path
                 ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", fontsize=7, color="white")
     fig.colorbar(image, ax=ax, label="test Recall@20")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
+    return _save(plt, fig, path)

@@ -79,7 +79,18 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path: Path) -> bool:
+def _metric_panels():
+    """(pyplot, figure, one axis per metric), or None without matplotlib."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.2))
+    return plt, fig, axes
+
+
+def _save(plt, fig, path: Path, title: str | None = None) -> bool:
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -91,10 +102,10 @@ def plotting_available() -> bool:
 
 
 def plot_bars(groups: dict[str, list[dict]], title: str, path: Path) -> bool:
-    plt = _pyplot()
-    if plt is None:
+    panels = _metric_panels()
+    if panels is None:
         return False
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.2))
+    plt, fig, axes = panels
     labels = list(groups)
     for ax, m in zip(axes, METRICS):
         stats = [mean_std(groups[label], m) for label in labels]
@@ -104,15 +115,14 @@ def plot_bars(groups: dict[str, list[dict]], title: str, path: Path) -> bool:
         finite = [s[0] for s in stats if not math.isnan(s[0])]
         if finite:
             ax.set_ylim(min(finite) * 0.9, max(finite) * 1.05)
-    fig.suptitle(title, fontsize=10)
-    return _save(plt, fig, path)
+    return _save(plt, fig, path, title)
 
 
 def plot_robustness(groups: dict[tuple[str, float], list[dict]], title: str, path: Path) -> bool:
-    plt = _pyplot()
-    if plt is None:
+    panels = _metric_panels()
+    if panels is None:
         return False
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 3.2))
+    plt, fig, axes = panels
     models = list(dict.fromkeys(model for model, _ in groups))
     for ax, m in zip(axes, METRICS):
         for model in models:
@@ -121,8 +131,7 @@ def plot_robustness(groups: dict[tuple[str, float], list[dict]], title: str, pat
         ax.set_xlabel("false positives added (% of training)", fontsize=8)
         ax.set_title(f"test {m}", fontsize=9)
     axes[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    return _save(plt, fig, path)
+    return _save(plt, fig, path, title)
 
 
 def plot_heatmap(groups: dict[tuple[float, float], list[dict]], title: str, path: Path) -> bool:

@@ -89,25 +89,23 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
               "times only within one table, and use `mmrec-ld4mrec bench` for a clean speed ratio.", "",
               tables.cost_markdown(cost), ""]
 
+    heatmap_model = exp.studies.get("heatmap", {}).get("model", exp.ours)
+    studies = (  # study, file stem, title, runs of each point, CSV, plot
+        ("inference", "fig3-inference", f"Fig. 3: inference strategy ({{}}, {exp.ours})", exp.inference_runs,
+         lambda g: figures.bars_csv(g, "inference"), figures.plot_bars),
+        ("robustness", "fig4-robustness", "Fig. 4: false-positive noise ({})", exp.robustness_runs,
+         figures.robustness_csv, figures.plot_robustness),
+        ("ablation", "fig5-ablation", "Fig. 5: ablations ({})", exp.ablation_runs,
+         lambda g: figures.bars_csv(g, "variant"), figures.plot_bars),
+        ("heatmap", "heatmap-pgamma", f"p × γ ({{}}, {heatmap_model})", exp.heatmap_runs,
+         figures.heatmap_csv, figures.plot_heatmap),
+    )
     figure_specs = []
     for dataset in exp.datasets:
-        if "inference" in exp.studies:
-            groups = {k: _done(done, v) for k, v in exp.inference_runs(dataset).items()}
-            figure_specs.append((f"fig3-inference-{dataset}", f"Fig. 3: inference strategy ({dataset}, {exp.ours})",
-                                 figures.bars_csv(groups, "inference"), figures.plot_bars, groups))
-        if "robustness" in exp.studies:
-            groups = {k: _done(done, v) for k, v in exp.robustness_runs(dataset).items()}
-            figure_specs.append((f"fig4-robustness-{dataset}", f"Fig. 4: false-positive noise ({dataset})",
-                                 figures.robustness_csv(groups), figures.plot_robustness, groups))
-        if "ablation" in exp.studies:
-            groups = {k: _done(done, v) for k, v in exp.ablation_runs(dataset).items()}
-            figure_specs.append((f"fig5-ablation-{dataset}", f"Fig. 5: ablations ({dataset})",
-                                 figures.bars_csv(groups, "variant"), figures.plot_bars, groups))
-        if "heatmap" in exp.studies:
-            groups = {k: _done(done, v) for k, v in exp.heatmap_runs(dataset).items()}
-            model = exp.studies["heatmap"].get("model", exp.ours)
-            figure_specs.append((f"heatmap-pgamma-{dataset}", f"p × γ ({dataset}, {model})",
-                                 figures.heatmap_csv(groups), figures.plot_heatmap, groups))
+        for study, stem, title, runs_of, to_csv, plot in studies:
+            if study in exp.studies:
+                groups = {k: _done(done, v) for k, v in runs_of(dataset).items()}
+                figure_specs.append((f"{stem}-{dataset}", title.format(dataset), to_csv(groups), plot, groups))
     for stem, title, csv_text, plot, groups in figure_specs:
         put(f"{stem}.csv", csv_text)
         png = assets / f"{stem}.png"

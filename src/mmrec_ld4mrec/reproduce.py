@@ -82,12 +82,13 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def check_mmrec(exp: Experiment, mmrec_root: str | None) -> str | None:
-    """The MMRec checkout for ``engine: mmrec`` models, checked before any run starts."""
-    if not exp.mmrec_models():
+def check_mmrec(exp: Experiment, mmrec_root: str | None, models: list[str]) -> str | None:
+    """The MMRec checkout for the ``engine: mmrec`` models among ``models``, checked before any run starts."""
+    needed = [m for m in exp.mmrec_models() if m in models]
+    if not needed:
         return None
     if not mmrec_root:
-        raise UserInputError(f"{exp.path}: models {', '.join(exp.mmrec_models())} use engine: mmrec; "
+        raise UserInputError(f"{exp.path}: models {', '.join(needed)} use engine: mmrec; "
                              "pass --mmrec-root PATH or set MMREC_ROOT")
     from .mmrec.overlay import check_checkout
 
@@ -143,11 +144,7 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
         unknown = [m for m in only_models if m not in exp.models]
         if unknown:
             raise UserInputError(f"--models: {', '.join(unknown)} not under 'models' of {exp.path}")
-        exp_models = {m: o for m, o in exp.models.items() if m in only_models}
-    else:
-        exp_models = exp.models
-    needs_mmrec = any(o.get("engine") == "mmrec" for o in exp_models.values())
-    mmrec_root = check_mmrec(exp, mmrec_root or os.environ.get("MMREC_ROOT")) if needs_mmrec else None
+    mmrec_root = check_mmrec(exp, mmrec_root or os.environ.get("MMREC_ROOT"), only_models or list(exp.models))
     results.mkdir(parents=True, exist_ok=True)
     prepare_datasets(exp, stream)
     specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrec_ld4mrec.synthetic import ensure_synthetic
+from mmrec_ld4mrec.data.synthetic import ensure_synthetic
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 os.environ.setdefault("MMREC_LD4MREC_STANDALONE", "1")

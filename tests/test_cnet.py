@@ -1,7 +1,7 @@
 import torch
 from torch import nn
 
-from mmrec_ld4mrec.cnet import CGBlock, CNet, ItemInput, PGBlock
+from mmrec_ld4mrec.ld4mrec.cnet import CGBlock, CNet, ItemInput, PGBlock
 
 
 def test_cg_gate_extremes_select_behaviour_or_collaboration():

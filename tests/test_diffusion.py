@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mmrec_ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
+from mmrec_ld4mrec.ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
 
 
 def test_schedule_matches_closed_form_of_eq3():

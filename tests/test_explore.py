@@ -8,7 +8,7 @@ import pytest
 
 from mmrec_ld4mrec.cli import main
 from mmrec_ld4mrec.errors import ConfigError
-from mmrec_ld4mrec.explore import Plan, Stage, explore, load_plan, read_records
+from mmrec_ld4mrec.study.explore import Plan, Stage, explore, load_plan, read_records
 
 PLAN = Plan("M", "d", "Recall@20", {"epochs": 1}, (
     Stage("a", {"low": {"x": 1}, "high": {"x": 2}}),
@@ -88,7 +88,7 @@ def test_cli_explores_ld4mrec_on_synthetic(tmp_path, data_path, capsys):
 
 
 def test_summarize_means_over_seeds_and_names_bad_files(tmp_path, capsys):
-    from mmrec_ld4mrec.summarize import summary_rows
+    from mmrec_ld4mrec.study.summarize import summary_rows
 
     def result(seed, r20):
         return {"model": "M", "dataset": "d", "config": {"seed": [seed]}, "train_seconds_per_epoch": 1.0,

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mmrec_ld4mrec.cnet import CGBlock, CNet, ItemOutput
 from mmrec_ld4mrec.errors import ConfigError
-from mmrec_ld4mrec.loss import step_loss
-from mmrec_ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
+from mmrec_ld4mrec.ld4mrec.cnet import CGBlock, CNet, ItemOutput
+from mmrec_ld4mrec.ld4mrec.loss import step_loss
+from mmrec_ld4mrec.ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
 
 from .test_ld4mrec import build
 
@@ -85,7 +85,7 @@ def test_l2_input_norm_scales_sparse_inference_rows_like_dense_training_rows(dat
 def test_ld4mrec_runs_tuned_and_ld4mrecpaper_the_papers_reading(data_path):
     from mmrec_ld4mrec.engine.config import Config
     from mmrec_ld4mrec.engine.quick_start import grid
-    from mmrec_ld4mrec.host import config_get
+    from mmrec_ld4mrec.mmrec.host import config_get
 
     tuned = Config("LD4MRec", "synthetic", {"data_path": f"{data_path}/"})
     paper = Config("LD4MRecPaper", "synthetic", {"data_path": f"{data_path}/"})

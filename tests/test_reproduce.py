@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from mmrec_ld4mrec import tables
 from mmrec_ld4mrec.cli import main
 from mmrec_ld4mrec.errors import ConfigError, UserInputError
-from mmrec_ld4mrec.experiment import load_experiment
-from mmrec_ld4mrec.figures import plotting_available
-from mmrec_ld4mrec.registry import Registry
+from mmrec_ld4mrec.study import tables
+from mmrec_ld4mrec.study.experiment import load_experiment
+from mmrec_ld4mrec.study.figures import plotting_available
+from mmrec_ld4mrec.study.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = "{embedding_size: 64, hidden_size: 16, svd_rank: 16}"
@@ -296,7 +296,7 @@ def test_cost_table_keeps_devices_apart():
 
 
 def test_written_files_get_the_usual_permissions(tmp_path):
-    from mmrec_ld4mrec.engine.checkpoint import atomic_write
+    from mmrec_ld4mrec.files import atomic_write
 
     umask = os.umask(0o022)
     try:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mmrec_ld4mrec.signals import (
+from mmrec_ld4mrec.ld4mrec.signals import (
     cached_signals,
     clear_signal_cache,
     collaborative_signal,

@@ -1,7 +1,7 @@
 import scipy.sparse as sp
 import torch
 
-from mmrec_ld4mrec.soft_target import sample_unclicked, soft_reconstruction_target
+from mmrec_ld4mrec.ld4mrec.soft_target import sample_unclicked, soft_reconstruction_target
 
 
 def _batch(n_users=200, n_items=300, clicks=20, seed=0):

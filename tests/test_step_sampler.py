@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mmrec_ld4mrec.step_sampler import ImportanceStepSampler
+from mmrec_ld4mrec.ld4mrec.step_sampler import ImportanceStepSampler
 
 
 def test_uniform_until_every_step_has_a_full_history():

@@ -4,8 +4,8 @@ import pickle
 
 import pytest
 
+from mmrec_ld4mrec.data.safe_pickle import load_sparse_pickle
 from mmrec_ld4mrec.errors import DataError
-from mmrec_ld4mrec.safe_pickle import load_sparse_pickle
 
 from .conftest import SHARED
 
@@ -45,8 +45,8 @@ def test_shared_tiktok_loads_with_published_counts():
 @needs_tiktok
 @pytest.mark.slow
 def test_ld4mrec_trains_on_tiktok(tmp_path):
+    from mmrec_ld4mrec.data.published import prepare_diffmm
     from mmrec_ld4mrec.engine.quick_start import run
-    from mmrec_ld4mrec.prepare.published import prepare_diffmm
 
     prepare_diffmm(TIKTOK, tmp_path / "tiktok")
     result = run("LD4MRec", "tiktok", {"data_path": f"{tmp_path}/", "epochs": 1, "embedding_size": 64,

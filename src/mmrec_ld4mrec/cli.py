@@ -10,34 +10,14 @@ import os
 import sys
 from pathlib import Path
 
-from .engine.checkpoint import atomic_write
-from .engine.config import parse_value
+from .engine.config import parse_overrides
 from .errors import UserInputError
-from .summarize import COLUMNS
-
-REPORT_METRICS = ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20", "Precision@20", "MAP@20")
-
-
-def parse_sets(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserInputError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = parse_value(value)
-    return out
-
-
-def metrics_table(result: dict) -> str:
-    names = [m for m in REPORT_METRICS if m in result["test"]]
-    lines = ["split  " + "  ".join(f"{n:>12}" for n in names)]
-    for split in ("valid", "test"):
-        lines.append(f"{split:<5}  " + "  ".join(f"{result[split][n]:>12.4f}" for n in names))
-    return "\n".join(lines)
+from .files import atomic_write, write_json
+from .study.summarize import compare_table, metrics_table
 
 
 def _run_one(args, model: str, config: dict | None = None) -> dict:
-    config = parse_sets(args.set or []) if config is None else dict(config)
+    config = parse_overrides(args.set or []) if config is None else dict(config)
     if args.data_path:
         config["data_path"] = str(Path(args.data_path).resolve()) + "/"
     if args.engine == "mmrec":
@@ -53,12 +33,6 @@ def _run_one(args, model: str, config: dict | None = None) -> dict:
     return run(model, args.dataset, config, save_dir=getattr(args, "save", None), load_dir=getattr(args, "load", None))
 
 
-def _write_json(path: str, data) -> None:
-    text = json.dumps(data, indent=2, default=float)
-    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
-    print(f"wrote {path}")
-
-
 def cmd_run(args) -> int:
     result = _run_one(args, args.model)
     print(f"\n{args.model} on {args.dataset}: best epoch {result['best_epoch']} "
@@ -66,23 +40,16 @@ def cmd_run(args) -> int:
           f"inference {result['inference_seconds']:.2f} s, peak RSS {result['peak_rss_mb']:.0f} MB")
     print(metrics_table(result))
     if args.out:
-        _write_json(args.out, result)
+        write_json(args.out, result)
+        print(f"wrote {args.out}")
     return 0
-
-
-def compare_table(results: list[dict]) -> str:
-    lines = ["| model | R@10 | R@20 | N@10 | N@20 | best epoch | s/epoch |", "|---|---|---|---|---|---|---|"]
-    for r in results:
-        cells = " | ".join(f"{r['test'].get(c, float('nan')):.4f}" for c in COLUMNS)
-        lines.append(f"| {r['model']} | {cells} | {r['best_epoch']} | {r['train_seconds_per_epoch']:.2f} |")
-    return "\n".join(lines)
 
 
 def cmd_compare(args) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise UserInputError("-m/--models expects a comma-separated list of model names")
-    settings = parse_sets(args.set or [])
+    settings = parse_overrides(args.set or [])
     per_model = {m: settings for m in models}
     if args.engine == "standalone":
         from .engine.config import settings_per_model
@@ -97,8 +64,9 @@ def cmd_compare(args) -> int:
     print(f"\nTest metrics at the best-validation epoch, {args.dataset}, grid points chosen on validation:\n")
     print(table)
     if args.out:
-        _write_json(args.out, {"dataset": args.dataset, "engine": args.engine, "table": table,
+        write_json(args.out, {"dataset": args.dataset, "engine": args.engine, "table": table,
                                "results": [{k: v for k, v in r.items() if k != "history"} for r in results]})
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -125,13 +93,13 @@ def cmd_uninstall(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import main as bench_main
+    from .study.bench import main as bench_main
 
     return bench_main(args)
 
 
 def cmd_prepare(args) -> int:
-    from .prepare.published import prepare_diffmm, prepare_diffrec
+    from .data.published import prepare_diffmm, prepare_diffrec
 
     out = Path(args.out)
     needed = "src" if args.source in ("diffmm", "diffrec") else "raw"
@@ -142,7 +110,7 @@ def cmd_prepare(args) -> int:
     elif args.source == "diffrec":
         stats = prepare_diffrec(Path(args.src), out, args.overwrite)
     else:
-        from .prepare.releases import prepare_release
+        from .data.releases import prepare_release
 
         stats = prepare_release(args.source, Path(args.raw), out, args.overwrite, features=args.features or [])
     print(f"wrote {out}: {stats['users']} users, {stats['items']} items, {stats['interactions']} interactions "
@@ -157,7 +125,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    from .explore import explore, load_plan, report
+    from .study.explore import explore, load_plan, report
 
     plan = load_plan(Path(args.plan))
     data_path = str(Path(args.data_path).resolve()) + "/" if args.data_path else None
@@ -172,22 +140,23 @@ def cmd_explore(args) -> int:
 
 
 def cmd_summarize(args) -> int:
-    from .summarize import load_results, markdown, summary_rows
+    from .study.summarize import load_results, markdown, summary_rows
 
     rows = summary_rows(load_results([Path(p) for p in args.files]))
     for split in ("valid", "test"):
         print(f"\n{split} metrics, mean ± std over seeds:\n")
         print(markdown(rows, split))
     if args.out:
-        _write_json(args.out, rows)
+        write_json(args.out, rows)
+        print(f"wrote {args.out}")
     return 0
 
 
 def cmd_reproduce(args) -> int:
-    from .experiment import load_experiment
-    from .registry import Registry
-    from .report import write_report
-    from .reproduce import reproduce, resolve_data_path
+    from .study.experiment import load_experiment
+    from .study.registry import Registry
+    from .study.report import write_report
+    from .study.reproduce import reproduce, resolve_data_path
 
     exp = load_experiment(Path(args.experiment))
     results = Path(args.results or Path("results") / exp.name)
@@ -207,8 +176,8 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .registry import Registry
-    from .results_view import export_text, list_text
+    from .study.registry import Registry
+    from .study.results_view import export_text, list_text
 
     with Registry(Path(args.results), readonly=True) as registry:
         if args.action == "show":

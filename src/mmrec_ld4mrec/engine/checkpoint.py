@@ -8,8 +8,6 @@ is refused.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pandas as pd
 import torch
 
 from ..errors import UserInputError
+from ..files import atomic_write
 
 CHECKPOINT_FILE = "model.pt"
 
@@ -32,22 +31,6 @@ def dataset_fingerprint(dataset, feature_paths: list[str]) -> str:
         with open(path, "rb") as f:
             h.update(hashlib.sha1(f.read()).digest())
     return h.hexdigest()[:20]
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``; nothing partial is left on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make reports unreadable to others
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_checkpoint(folder: Path, state: dict, config: dict, fingerprint: str, meta: dict) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserInputError
 from ..resources import resource_dir
 
 
@@ -46,6 +46,17 @@ def parse_value(text: str) -> Any:
         return yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError:
         return text
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``--set key=value ...`` as a dict of config overrides, each value read by ``parse_value``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserInputError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
 
 
 def configs_root() -> Path:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.synthetic import ensure_synthetic
 from ..errors import ConfigError, UserInputError
 from ..models import get_model
-from ..synthetic import ensure_synthetic
 from .checkpoint import CHECKPOINT_FILE, dataset_fingerprint, load_checkpoint, save_checkpoint, save_topk_csv
 from .config import Config
 from .dataloader import EvalDataLoader, TrainDataLoader

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.synthetic import INTER_FILE, generate
 from ..engine.config import configs_root
 from ..errors import UserInputError
 from ..resources import resource_dir
-from ..synthetic import INTER_FILE, generate
 
 MANIFEST = ".mmrec-ld4mrec-manifest.json"
 CHECKOUT_MARKERS = ("src/main.py", "src/utils/quick_start.py", "src/common/abstract_recommender.py",

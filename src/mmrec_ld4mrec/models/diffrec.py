@@ -22,10 +22,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..diffusion import NoiseSchedule, sinusoidal_step_embedding
 from ..errors import ConfigError
-from ..host import config_get, general_recommender_base
-from ..step_sampler import ImportanceStepSampler
+from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
+from ..ld4mrec.step_sampler import ImportanceStepSampler
+from ..mmrec.host import config_get, general_recommender_base
 from .rows import batch_users, dense_rows
 
 

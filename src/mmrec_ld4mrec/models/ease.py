@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..host import config_get, general_recommender_base
+from ..mmrec.host import config_get, general_recommender_base
 from .rows import dense_rows
 
 

@@ -22,16 +22,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..cnet import CNet
-from ..diffusion import NoiseSchedule, sinusoidal_step_embedding
-from ..engine.recommender import load_feature_file
+from ..data.features import load_feature_file
 from ..errors import ConfigError
-from ..host import config_get, general_recommender_base
-from ..loss import step_loss
-from ..settings import ld4mrec_settings
-from ..signals import cached_signals, normalize_features
-from ..soft_target import soft_reconstruction_target
-from ..step_sampler import ImportanceStepSampler
+from ..ld4mrec.cnet import CNet
+from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
+from ..ld4mrec.loss import step_loss
+from ..ld4mrec.settings import ld4mrec_settings
+from ..ld4mrec.signals import cached_signals, normalize_features
+from ..ld4mrec.soft_target import soft_reconstruction_target
+from ..ld4mrec.step_sampler import ImportanceStepSampler
+from ..mmrec.host import config_get, general_recommender_base
 from .rows import batch_users
 
 

@@ -19,8 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..host import config_get, general_recommender_base
-from ..signals import normalized_adjacency
+from ..ld4mrec.signals import normalized_adjacency
+from ..mmrec.host import config_get, general_recommender_base
 
 
 def bipartite_adjacency(X: sp.spmatrix) -> torch.Tensor:

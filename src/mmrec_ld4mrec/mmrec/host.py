@@ -30,7 +30,7 @@ def general_recommender_base():
     base = mmrec_base_class()
     if base is not None:
         return base
-    from .engine.recommender import GeneralRecommender
+    from ..engine.recommender import GeneralRecommender
 
     return GeneralRecommender
 

@@ -11,8 +11,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..files import atomic_write
 from . import figures, tables
-from .engine.checkpoint import atomic_write
 from .experiment import Experiment, RunSpec
 from .registry import Registry
 from .summarize import COLUMNS

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .prepare.filtering import k_core as _k_core
+from ..errors import DataError
+from .filtering import k_core as _k_core
 
 SEED = 20240607
 N_USERS, N_ITEMS, N_FACTORS, N_CLUSTERS = 1000, 500, 16, 8

@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .engine.checkpoint import atomic_write
-from .engine.config import parse_value
-from .errors import UserInputError
-from .prepare.published import prepare_diffmm
+from ..data.published import prepare_diffmm
+from ..engine.config import parse_overrides, parse_value
+from ..errors import UserInputError
+from ..files import atomic_write
 
 METRICS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
 # One grid point for models whose YAML holds a grid: the paper's p = gamma = 0.01 for LD4MRec.
@@ -43,12 +43,12 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 
 def measure(request: dict) -> dict:
     """Train ``epochs`` epochs and time a full ranking, in this process."""
-    from .engine.config import Config
-    from .engine.dataloader import TrainDataLoader
-    from .engine.dataset import RecDataset
-    from .engine.quick_start import init_seed, peak_rss_mb, time_full_inference
-    from .engine.trainer import Trainer
-    from .models import get_model
+    from ..engine.config import Config
+    from ..engine.dataloader import TrainDataLoader
+    from ..engine.dataset import RecDataset
+    from ..engine.quick_start import init_seed, peak_rss_mb, time_full_inference
+    from ..engine.trainer import Trainer
+    from ..models import get_model
 
     name, overrides = parse_spec(request["spec"])
     config = Config(name, request["dataset"], {"data_path": request["data_path"], **FIXED.get(name, {}),
@@ -99,9 +99,7 @@ def main(args) -> int:
         raise UserInputError("-m/--models expects a comma-separated list, e.g. LD4MRec,DiffRec")
     for spec in specs:
         parse_spec(spec)
-    from .cli import parse_sets
-
-    settings = parse_sets(args.set or [])
+    settings = parse_overrides(args.set or [])
     tmp = None
     data_path = args.data_path
     if data_path is None:
@@ -112,7 +110,7 @@ def main(args) -> int:
         data_path = str(tmp)
     runs = []
     try:
-        from .engine.config import settings_per_model
+        from ..engine.config import settings_per_model
 
         data_path = str(Path(data_path).resolve()) + "/"
         per_model = settings_per_model([parse_spec(s)[0] for s in specs], args.dataset, settings, data_path)
@@ -120,7 +118,7 @@ def main(args) -> int:
             for spec in specs:
                 request = {"spec": spec, "dataset": args.dataset, "data_path": data_path,
                            "epochs": args.epochs, "settings": per_model[parse_spec(spec)[0]]}
-                proc = subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.bench", json.dumps(request)],
+                proc = subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.study.bench", json.dumps(request)],
                                       capture_output=True, text=True, check=False,
                                       env={**os.environ, "PYTHONWARNINGS": "ignore"})
                 if proc.returncode != 0:

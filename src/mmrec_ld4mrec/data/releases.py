@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..engine.recommender import load_feature_file
 from ..errors import DataError, UserInputError
+from .features import load_feature_file
 from .filtering import chronological_split, k_core, remap_ids
 from .layout import check_output, write_dataset
 

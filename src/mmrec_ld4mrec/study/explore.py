@@ -34,8 +34,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine.config import read_yaml
-from .errors import ConfigError
+from ..engine.config import read_yaml
+from ..errors import ConfigError
 
 RunFn = Callable[[str, str, dict], dict]
 
@@ -115,7 +115,7 @@ def _append(path: Path, record: dict) -> None:
 
 
 def _engine_run(model: str, dataset: str, config: dict) -> dict:
-    from .engine.quick_start import run
+    from ..engine.quick_start import run
 
     return run(model, dataset, config)
 

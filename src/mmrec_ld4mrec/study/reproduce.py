@@ -20,9 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from .errors import UserInputError
+from tqdm import tqdm
+
+from ..errors import UserInputError
 from .experiment import Experiment, RunSpec
-from .progress import Progress
 from .registry import Registry, code_version, environment
 
 LOG_DIR = "logs"
@@ -43,7 +44,7 @@ def resolve_data_path(exp: Experiment, results: Path, data_path: str | None) -> 
 def prepare_datasets(exp: Experiment, log: TextIO) -> None:
     """Build each dataset missing from the data folder: ``synthetic`` by generating it, others
     from the file's ``prepare`` entry; without one, stop naming the folder."""
-    from .synthetic import ensure_synthetic
+    from ..data.synthetic import ensure_synthetic
 
     for name in exp.datasets:
         folder = Path(exp.data_path) / name
@@ -56,7 +57,7 @@ def prepare_datasets(exp: Experiment, log: TextIO) -> None:
         if not how:
             raise UserInputError(f"{folder}: dataset '{name}' not found; prepare it (mmrec-ld4mrec prepare ...), "
                                  f"pass --data-path, or add prepare.{name} to {exp.path}")
-        from .prepare.published import prepare_diffmm, prepare_diffrec
+        from ..data.published import prepare_diffmm, prepare_diffrec
 
         print(f"preparing {name} from {how['src']} into {folder}", file=log)
         (prepare_diffmm if how["source"] == "diffmm" else prepare_diffrec)(Path(how["src"]), folder, False)
@@ -90,7 +91,7 @@ def check_mmrec(exp: Experiment, mmrec_root: str | None, models: list[str]) -> s
     if not mmrec_root:
         raise UserInputError(f"{exp.path}: models {', '.join(needed)} use engine: mmrec; "
                              "pass --mmrec-root PATH or set MMREC_ROOT")
-    from .mmrec.overlay import check_checkout
+    from ..mmrec.overlay import check_checkout
 
     root = check_checkout(Path(mmrec_root))
     for dataset in exp.datasets:
@@ -111,7 +112,7 @@ def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int, mmrec_ro
                                      "threads": threads, "mmrec_root": mmrec_root}), encoding="utf-8")
     log = logs / f"{spec.key}.log"
     with open(log, "w", encoding="utf-8") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.run_worker", str(spec_file), str(out)],
+        proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.study.run_worker", str(spec_file), str(out)],
                                 stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     return _Running(spec, proc, out, log, _now())
 
@@ -158,7 +159,11 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
         counts["skipped"] = len(specs) - len(todo)
         print(f"{exp.name}: {len(specs)} runs, {counts['skipped']} already in {registry.path}, "
               f"{len(todo)} to run with {jobs} job(s)", file=stream)
-        progress = Progress(len(specs), counts["skipped"], stream)
+        # tqdm's rate counts only runs past ``initial``, so skipped runs do not make the estimate optimistic.
+        # Off a terminal (logs, CI) the bar is off and each finished run is one plain line.
+        tty = hasattr(stream, "isatty") and stream.isatty()
+        progress = tqdm(total=len(specs), initial=counts["skipped"], unit="run", file=stream, dynamic_ncols=True,
+                        disable=not tty)
         running: list[_Running] = []
         try:
             while todo or running:
@@ -175,8 +180,11 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
                     note = f"{record['status']}: {job.spec.label}"
                     if record["status"] == "failed":
                         note += f" ({record['error'][:200]})"
-                    progress.advance(note)
+                    finished_count = counts["skipped"] + counts["done"] + counts["failed"]
+                    progress.write(f"[{finished_count}/{len(specs)}] {note}", file=stream)
+                    progress.update(1)
         finally:
+            progress.close()
             for job in running:  # interrupted: unfinished runs leave no record and rerun next time
                 job.proc.kill()
                 job.proc.wait()

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import lmdb
 
-from . import __version__
-from .errors import UserInputError
+from .. import __version__
+from ..errors import UserInputError
 
 REGISTRY_DIR = "registry.lmdb"
 _PREFIX = b"run:"

@@ -1,4 +1,4 @@
-"""One registry run in a process of its own: ``python -m mmrec_ld4mrec.run_worker SPEC.json OUT.json``.
+"""One registry run in a process of its own: ``python -m mmrec_ld4mrec.study.run_worker SPEC.json OUT.json``.
 
 A fresh process per run keeps peak memory a per-run number and a crash (or an out-of-memory
 kill) confined to that run. The spec file holds ``{model, dataset, config, threads}`` (and
@@ -42,11 +42,11 @@ def main(argv: list[str]) -> int:
             torch.set_num_threads(threads)
         config = dict(spec["config"])
         if config.pop("engine", "standalone") == "mmrec":
-            from .mmrec.driver import run_in_mmrec
+            from ..mmrec.driver import run_in_mmrec
 
             result = run_in_mmrec(spec["mmrec_root"], spec["model"], spec["dataset"], config)
         else:
-            from .engine.quick_start import run
+            from ..engine.quick_start import run
 
             result = run(spec["model"], spec["dataset"], config)
         outcome = {"status": "done", "result": result}

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..engine.recommender import load_feature_file
 from ..errors import DataError
-from ..safe_pickle import load_sparse_pickle
+from .features import load_feature_file
 from .layout import check_output, write_dataset
+from .safe_pickle import load_sparse_pickle
 
 DIFFMM_SPLITS = ("trnMat.pkl", "valMat.pkl", "tstMat.pkl")
 DIFFMM_FEATURES = {"image_feat.npy": "image_feat.npy", "text_feat.npy": "text_feat.npy",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import DataError
+from ..errors import DataError
 
 _ALLOWED = {
     ("numpy", "ndarray"): np.ndarray,

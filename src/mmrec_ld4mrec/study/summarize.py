@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 COLUMNS = ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20")
 
@@ -64,4 +64,23 @@ def markdown(rows: list[dict], split: str = "test") -> str:
     for row in rows:
         cells = " | ".join(_cell(*row[f"{split} {c}"], row["n"]) for c in COLUMNS)
         lines.append(f"| {row['model']} | {row['dataset']} | {row['n']} | {cells} | {row['seconds_per_epoch']:.2f} |")
+    return "\n".join(lines)
+
+
+REPORT_METRICS = ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20", "Precision@20", "MAP@20")
+
+
+def metrics_table(result: dict) -> str:
+    names = [m for m in REPORT_METRICS if m in result["test"]]
+    lines = ["split  " + "  ".join(f"{n:>12}" for n in names)]
+    for split in ("valid", "test"):
+        lines.append(f"{split:<5}  " + "  ".join(f"{result[split][n]:>12.4f}" for n in names))
+    return "\n".join(lines)
+
+
+def compare_table(results: list[dict]) -> str:
+    lines = ["| model | R@10 | R@20 | N@10 | N@20 | best epoch | s/epoch |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        cells = " | ".join(f"{r['test'].get(c, float('nan')):.4f}" for c in COLUMNS)
+        lines.append(f"| {r['model']} | {cells} | {r['best_epoch']} | {r['train_seconds_per_epoch']:.2f} |")
     return "\n".join(lines)

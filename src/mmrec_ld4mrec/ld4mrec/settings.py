@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..errors import ConfigError
 from .cnet import ACTIVATIONS
-from .errors import ConfigError
 from .loss import LOSSES
 from .signals import FEATURE_NORMS
 

@@ -31,8 +31,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine.config import read_yaml
-from .errors import ConfigError
+from ..engine.config import read_yaml
+from ..errors import ConfigError
 
 STUDIES = ("inference", "robustness", "ablation", "heatmap")
 ENGINES = ("standalone", "mmrec")
@@ -128,7 +128,7 @@ class Experiment:
                 for p in study["soft_prob"] for g in study["smooth"]}
 
     def ours_steps(self, dataset: str) -> int:
-        from .engine.config import Config
+        from ..engine.config import Config
 
         overrides = {**self.base, **self.models[self.ours]}
         if self.data_path:
@@ -238,7 +238,7 @@ def load_experiment(path: Path) -> Experiment:
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(f"{path}: models.{name}: expected a mapping of config keys, got {overrides!r}")
     models = {str(k): dict(v or {}) for k, v in models.items()}
-    from .models import MODELS
+    from ..models import MODELS
 
     for name, overrides in models.items():
         engine = overrides.get("engine", "standalone")

@@ -1,18 +1,81 @@
-"""Writing outputs so that an interrupted or failed command leaves no partial file behind."""
+"""Writing outputs so that an interrupted or failed command leaves no partial file behind,
+and checking output paths before any work starts, so that a long run never ends in an
+output it cannot write."""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import UserInputError
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def _check_writable_folder(folder: Path, what: str, shown: Path) -> None:
+    """``folder`` (or its nearest existing ancestor, where it does not exist yet) can hold new files."""
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        raise UserInputError(f"{what} {shown}: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UserInputError(f"{what} {shown}: cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def _check_name(path: Path, what: str) -> None:
+    try:
+        limit = os.pathconf(_nearest_existing(path.parent), "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in path.parts:
+        if len(os.fsencode(part)) > limit:
+            raise UserInputError(f"{what}: a path component is {len(os.fsencode(part))} bytes long, "
+                                 f"longer than this file system allows ({limit})")
+
+
+def check_output_file(path: str | Path, what: str = "--out") -> Path:
+    """Refuse, before any work, a file path the command could not write at the end: one that
+    exists and is not a regular file (a folder, a link, a device), a name too long, or a
+    folder that is not writable. Missing folders are fine: they are created on write."""
+    path = Path(path)
+    _check_name(path, what)
+    if os.path.lexists(path) and (path.is_symlink() or not stat.S_ISREG(os.lstat(path).st_mode)):
+        kind = "a folder" if path.is_dir() and not path.is_symlink() else "not a regular file (a link, device or pipe)"
+        raise UserInputError(f"{what} {path}: exists and is {kind}; refusing to replace it")
+    _check_writable_folder(path.parent if str(path.parent) else Path("."), what, path)
+    return path
+
+
+def check_output_folder(path: str | Path, what: str) -> Path:
+    """Refuse, before any work, a folder path that exists as something else or cannot be created."""
+    path = Path(path)
+    _check_name(path, what)
+    if os.path.lexists(path) and not path.is_dir():
+        raise UserInputError(f"{what} {path}: exists and is not a folder")
+    _check_writable_folder(path, what, path)
+    return path
+
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``; nothing partial is left on failure."""
+    """Call ``write(tmp_path)`` then rename over ``path``; nothing partial is left on failure.
+
+    A target that exists and is not a regular file (a link, a device such as /dev/null, a
+    folder) is refused rather than replaced by the rename."""
+    path = Path(path)
+    check_output_file(path, "output")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

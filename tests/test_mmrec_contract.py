@@ -104,6 +104,29 @@ def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):
             assert outs["standalone"][split][name] == pytest.approx(outs["mmrec"][split][name], abs=1e-4), name
 
 
+@pytest.mark.parametrize("source, model", [("diffmm", "FREEDOM"), ("diffrec", "BPR")])
+def test_a_prepared_dataset_runs_through_the_mmrec_engine(checkout, tmp_path, source, model):
+    """The dataset YAML `prepare` writes beside the data reaches MMRec's Config (issue 13, defect 13);
+    nothing is copied into the checkout."""
+    from .prepare_fixtures import write_diffmm, write_diffrec
+
+    (write_diffmm if source == "diffmm" else write_diffrec)(tmp_path / "src")
+    if source == "diffmm":
+        (tmp_path / "src" / "image_feat.npy").unlink()  # one modality left
+    proc = _cli("prepare", source, "--src", str(tmp_path / "src"), "--out", str(tmp_path / "data" / "mine"))
+    assert proc.returncode == 0, proc.stderr
+    before = _git(checkout, "status", "--porcelain", "--untracked-files=all")
+    out = tmp_path / "result.json"
+    proc = _cli("run", "--engine", "mmrec", "--mmrec-root", str(checkout), "-m", model, "-d", "mine",
+                "--data-path", str(tmp_path / "data"), "--set", "epochs=1", "topk=[5,10]", "valid_metric=Recall@10",
+                "--out", str(out))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    result = json.loads(out.read_text())
+    assert result["engine"] == "mmrec" and result["config"]["inter_file_name"] == "mine.inter"
+    assert 0.0 <= result["test"]["Recall@10"] <= 1.0
+    assert _git(checkout, "status", "--porcelain", "--untracked-files=all") == before
+
+
 def test_uninstall_leaves_the_checkout_clean(checkout):
     proc = _cli("uninstall", "--mmrec-root", str(checkout))
     assert proc.returncode == 0, proc.stderr

@@ -105,14 +105,18 @@ def cmd_prepare(args) -> int:
     needed = "src" if args.source in ("diffmm", "diffrec") else "raw"
     if not getattr(args, needed):
         raise UserInputError(f"prepare {args.source} needs --{needed} DIR")
+    if args.source in ("diffmm", "diffrec") and (args.core is not None or args.features):
+        raise UserInputError(f"prepare {args.source}: a published split is kept as published; "
+                             "--core and --features apply to raw releases (tmall, microlens, hm)")
     if args.source == "diffmm":
         stats = prepare_diffmm(Path(args.src), out, args.overwrite)
     elif args.source == "diffrec":
         stats = prepare_diffrec(Path(args.src), out, args.overwrite)
     else:
-        from .data.releases import prepare_release
+        from .data.releases import K_CORE, prepare_release
 
-        stats = prepare_release(args.source, Path(args.raw), out, args.overwrite, features=args.features or [])
+        stats = prepare_release(args.source, Path(args.raw), out, args.overwrite, features=args.features or [],
+                                core=K_CORE if args.core is None else args.core)
     print(f"wrote {out}: {stats['users']} users, {stats['items']} items, {stats['interactions']} interactions "
           f"(density {stats['density']:.4%}); x_label 0/1/2 = {stats['train']} / {stats['validation']} / "
           f"{stats['test']}")
@@ -231,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--raw", help="folder of a raw release (tmall, microlens, hm)")
     prepare.add_argument("--out", required=True, help="DATA_PATH/NAME: the dataset folder to create")
     prepare.add_argument("--features", nargs="+", action="extend", metavar="FILE.npy=IDS.txt",
-                         help="precomputed item features for a raw release (see README)")
-    prepare.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+                         help="precomputed item features for a raw release (see docs/datasets.md)")
+    prepare.add_argument("--core", type=int, metavar="K",
+                         help="raw releases: iterated K-core filtering (default 10, the paper's)")
+    prepare.add_argument("--overwrite", action="store_true", help="replace a dataset folder an earlier prepare wrote")
     prepare.set_defaults(func=cmd_prepare)
     for name, func, text in (("install", cmd_install, "add LD4MRec, configs and shims to an MMRec checkout"),
                              ("uninstall", cmd_uninstall, "remove exactly what install added")):

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from ..errors import UserInputError
+from ..files import check_output_folder
 
 
 def dataset_stats(inter: pd.DataFrame) -> dict:
@@ -33,19 +34,47 @@ def dataset_stats(inter: pd.DataFrame) -> dict:
             "users_without_training_interactions": cold}
 
 
-def check_output(out: Path, overwrite: bool) -> None:
+PREPARED_MARK = "# written by mmrec-ld4mrec prepare"
+
+
+def written_by_prepare(folder: Path) -> bool:
+    """Whether ``folder`` is a dataset ``prepare`` wrote: its ``NAME.yaml`` starts with our mark
+    and ``stats.json`` sits beside it."""
+    config = folder / f"{folder.name}.yaml"
+    try:
+        with open(config, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+    except OSError:
+        return False
+    return first.startswith(PREPARED_MARK) and (folder / "stats.json").is_file()
+
+
+def check_output(out: Path, overwrite: bool, source: Path | None = None) -> Path:
+    """Refuse, before anything is read, an output folder ``prepare`` must not write: one that
+    exists without ``--overwrite``, one that is not a dataset ``prepare`` wrote (``--overwrite``
+    never deletes anything else), the source folder itself or a folder holding it, or a path
+    that cannot be written. Returns the absolute, normalised path."""
+    out = Path(os.path.abspath(Path(out).expanduser()))
+    if not out.name or out.name.startswith("."):
+        raise UserInputError(f"--out {out}: the dataset folder needs a plain name (it names the dataset)")
+    check_output_folder(out, "--out")
+    if source is not None:
+        src = Path(source).expanduser().resolve()
+        if out.resolve() == src or out.resolve() in src.parents:
+            raise UserInputError(f"--out {out}: is the source folder {source} or holds it; write the dataset elsewhere")
     if out.exists() and not overwrite:
         raise UserInputError(f"{out}: already exists; pass --overwrite to replace it")
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"{out}: exists and is not a folder")
+    if out.exists() and not written_by_prepare(out):
+        raise UserInputError(f"{out}: --overwrite replaces only a dataset folder that `prepare` wrote "
+                             f"(with its {out.name}.yaml and stats.json); this one is not, so it was left alone")
+    return out
 
 
 def write_dataset(out: Path, inter: pd.DataFrame, features: dict[str, np.ndarray], overwrite: bool = False,
                   mappings: dict[str, pd.DataFrame] | None = None, extra: dict | None = None,
                   source: str = "", extra_stats: dict | None = None) -> dict:
     """Write the dataset named ``out.name`` into ``out``; returns its statistics."""
-    out = Path(out).expanduser().absolute()
-    check_output(out, overwrite)
+    out = check_output(out, overwrite)
     name = out.name
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out.parent))
@@ -71,7 +100,7 @@ def write_dataset(out: Path, inter: pd.DataFrame, features: dict[str, np.ndarray
         for kind, mapping in (mappings or {}).items():
             mapping.to_csv(tmp / f"{kind}_id_mapping.tsv", sep="\t", index=False)
         stats = {"dataset": name, "source": source, **dataset_stats(inter), **(extra_stats or {})}
-        (tmp / f"{name}.yaml").write_text(f"# written by mmrec-ld4mrec prepare ({source})\n"
+        (tmp / f"{name}.yaml").write_text(f"{PREPARED_MARK} ({source})\n"
                                           + yaml.safe_dump(config, sort_keys=False))
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
         backup = None

@@ -53,8 +53,10 @@ def _check_disjoint(frames: list[np.ndarray], names: tuple[str, ...], src: Path)
 
 
 def prepare_diffmm(src: Path, out: Path, overwrite: bool = False) -> dict:
+    """DiffMM's release; without feature files (an interactions-only release) the dataset is
+    written with ``is_multimodal_model: False``, as for ML-1M."""
     src, out = Path(src), Path(out)
-    check_output(out, overwrite)
+    check_output(out, overwrite, source=src)
     matrices = [load_sparse_pickle(src / name) for name in DIFFMM_SPLITS]
     shapes = {m.shape for m in matrices}
     if len(shapes) != 1:
@@ -67,8 +69,6 @@ def prepare_diffmm(src: Path, out: Path, overwrite: bool = False) -> dict:
     for name, target in DIFFMM_FEATURES.items():
         if (src / name).is_file():
             features[target] = load_feature_file(str(src / name), n_items)
-    if not features:
-        raise DataError(f"{src}: no item features found (expected some of {', '.join(DIFFMM_FEATURES)})")
     inter = _frame(pairs)
     _check_full_range(inter, n_users, n_items, src)
     return write_dataset(out, inter, features, overwrite, source=f"DiffMM release at {src.resolve()}")
@@ -107,7 +107,7 @@ def _load_pairs(path: Path) -> np.ndarray:
 
 def prepare_diffrec(src: Path, out: Path, overwrite: bool = False) -> dict:
     src, out = Path(src), Path(out)
-    check_output(out, overwrite)
+    check_output(out, overwrite, source=src)
     pairs = [_load_pairs(src / name) for name in DIFFREC_SPLITS]
     _check_disjoint(pairs, DIFFREC_SPLITS, src)
     inter = _frame(pairs)

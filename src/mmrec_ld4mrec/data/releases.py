@@ -2,8 +2,9 @@
 
 Each reader returns one row per interaction with raw ``user``, ``item`` and ``timestamp``
 (seconds). Then, for every release alike: duplicate (user, item) pairs keep their earliest
-time; with ``--features``, items without a feature row are dropped; iterated 10-core
-filtering; 0-based ids (mapping files kept); per-user chronological 8:1:1 split.
+time; with ``--features``, items without a feature row are dropped; iterated k-core
+filtering (``--core``, the paper's 10 by default); 0-based ids (mapping files kept);
+per-user chronological 8:1:1 split.
 
 * ``tmall`` (Tianchi dataset 140281): ``Tianchi_2014002_Rec_Tmall_Log*`` with columns
   item_id, user_id, action, vtime (``yyyy-mm-dd hh:mm:ss``), comma- or tab-separated, with
@@ -17,6 +18,7 @@ filtering; 0-based ids (mapping files kept); per-user chronological 8:1:1 split.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,8 @@ from .features import load_feature_file
 from .filtering import chronological_split, k_core, remap_ids
 from .layout import check_output, write_dataset
 
-K_CORE = 10
+K_CORE = 10  # the paper's
+SLOT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.npy")
 TMALL_COLUMNS = ["item_id", "user_id", "action", "vtime"]
 TMALL_ACTIONS = {"click", "collect", "cart", "alipay"}
 
@@ -124,6 +127,9 @@ def load_features(spec: str) -> tuple[str, dict[str, np.ndarray]]:
     feat_path, comma, ids_path = files.partition(",")
     if not sep or not comma or not name.endswith(".npy"):
         raise UserInputError(f"--features expects NAME.npy=FEATURES.npy,IDS.txt, got {spec!r}")
+    if not SLOT_NAME.fullmatch(name):
+        raise UserInputError(f"--features {spec!r}: the slot {name!r} must be a plain file name (letters, digits, "
+                             "'_', '-', '.'; no folder, not hidden), e.g. image_feat.npy")
     ids = [line.strip() for line in Path(ids_path).read_text(encoding="utf-8").splitlines()] \
         if Path(ids_path).is_file() else None
     if ids is None:
@@ -134,22 +140,30 @@ def load_features(spec: str) -> tuple[str, dict[str, np.ndarray]]:
     return name, dict(zip(ids, arr))
 
 
-def prepare_release(release: str, raw: Path, out: Path, overwrite: bool = False, features: list[str] = ()) -> dict:
+def prepare_release(release: str, raw: Path, out: Path, overwrite: bool = False, features: list[str] = (),
+                    core: int = K_CORE) -> dict:
+    """A raw release to MMRec's layout: ``core``-core filtering (the paper's 10 by default),
+    0-based ids, per-user chronological 8:1:1 split."""
     raw, out = Path(raw), Path(out)
-    check_output(out, overwrite)
+    if isinstance(core, bool) or not isinstance(core, int) or core < 1:
+        raise UserInputError(f"--core expects a whole number >= 1, got {core!r}")
+    check_output(out, overwrite, source=raw)
     if not raw.is_dir():
         raise DataError(f"{raw}: raw release folder not found")
+    loaded = [load_features(spec) for spec in features]
+    slots = [name for name, _ in loaded]
+    if len(set(slots)) != len(slots):
+        raise UserInputError(f"--features: slot names repeat ({', '.join(slots)}); give each modality its own file name")
     df = READERS[release](raw)
     df = df.sort_values(["user", "item", "timestamp"]).drop_duplicates(["user", "item"], keep="first")
-    loaded = [load_features(spec) for spec in features]
     dropped_for_features = 0
     for _, table in loaded:
         keep = df["item"].isin(table.keys())
         dropped_for_features += int(df.loc[~keep, "item"].nunique())
         df = df[keep]
-    df = k_core(df, K_CORE)
+    df = k_core(df, core)
     if df.empty:
-        raise DataError(f"{raw}: nothing is left after {K_CORE}-core filtering")
+        raise DataError(f"{raw}: nothing is left after {core}-core filtering")
     users, user_map = remap_ids(df, "user")
     items, item_map = remap_ids(df, "item")
     frame = df.assign(user=users.to_numpy(), item=items.to_numpy())
@@ -158,6 +172,6 @@ def prepare_release(release: str, raw: Path, out: Path, overwrite: bool = False,
     feats = {name: np.stack([table[raw_id] for raw_id in item_map["raw_id"]]) for name, table in loaded}
     stats = write_dataset(out, inter.sort_values(["userID", "x_label", "itemID"]), feats, overwrite,
                           mappings={"user": user_map, "item": item_map},
-                          source=f"{release} raw release at {raw.resolve()}, {K_CORE}-core, chronological 8:1:1",
+                          source=f"{release} raw release at {raw.resolve()}, {core}-core, chronological 8:1:1",
                           extra_stats={"items_dropped_without_features": dropped_for_features})
     return stats

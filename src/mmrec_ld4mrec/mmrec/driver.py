@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..engine.config import read_yaml
 from ..engine.metrics import DISPLAY
 from ..errors import UserInputError
 from .overlay import check_checkout
@@ -105,13 +106,35 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     }
 
 
+def dataset_settings(root: Path, dataset: str, config: dict) -> dict:
+    """The dataset's keys for MMRec's ``Config``. MMRec reads only ``src/configs/dataset/NAME.yaml``;
+    where that does not exist, the ``NAME.yaml`` that ``prepare`` wrote beside the data is handed
+    over as config entries (below the run's own overrides), so a prepared dataset runs without
+    copying anything into the checkout. Neither: refused in one line, before MMRec starts."""
+    own = root / "src" / "configs" / "dataset" / f"{dataset}.yaml"
+    if own.is_file():
+        return {}
+    data_path = config.get("data_path") or read_yaml(root / "src" / "configs" / "overall.yaml").get("data_path") or ""
+    folder = Path(str(data_path))
+    if not folder.is_absolute():
+        folder = root / "src" / folder  # MMRec resolves data_path from its src folder
+    prepared = folder / dataset / f"{dataset}.yaml"
+    if not prepared.is_file():
+        raise UserInputError(f"no dataset config for {dataset!r}: neither {own} nor {prepared} exists "
+                             "(prepare the dataset with `mmrec-ld4mrec prepare`, or pass --data-path to where it is)")
+    settings = read_yaml(prepared)
+    settings.pop("hyper_parameters", None)
+    return settings
+
+
 def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict | None = None,
                  timeout: float | None = None) -> dict:
     """Run ``model`` on ``dataset`` inside the checkout; returns the result dict."""
     root = check_checkout(Path(mmrec_root))
+    config = {**dataset_settings(root, dataset, dict(config or {})), **(config or {})}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        request = {"model": model, "dataset": dataset, "config": dict(config or {}), "out": str(out)}
+        request = {"model": model, "dataset": dataset, "config": config, "out": str(out)}
         env = dict(os.environ)
         env.pop("MMREC_LD4MREC_STANDALONE", None)
         proc = subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.mmrec.driver", json.dumps(request)],

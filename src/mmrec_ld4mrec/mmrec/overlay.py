@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +21,11 @@ import numpy as np
 from ..data.synthetic import INTER_FILE, generate
 from ..engine.config import configs_root
 from ..errors import UserInputError
+from ..files import atomic_write
 from ..resources import resource_dir
 
 MANIFEST = ".mmrec-ld4mrec-manifest.json"
+SYNTHETIC_DIR = "data/synthetic"
 CHECKOUT_MARKERS = ("src/main.py", "src/utils/quick_start.py", "src/common/abstract_recommender.py",
                     "src/configs/overall.yaml")
 # MMRec ships a compatible YAML for these; ours is not installed over it.
@@ -44,12 +45,12 @@ def _sha(content: bytes) -> str:
 
 def _synthetic_files() -> list[PlannedFile]:
     df, features = generate()
-    files = [PlannedFile(f"data/synthetic/{INTER_FILE}", df.to_csv(sep="\t", index=False).encode(),
+    files = [PlannedFile(f"{SYNTHETIC_DIR}/{INTER_FILE}", df.to_csv(sep="\t", index=False).encode(),
                          "the embedded synthetic dataset")]
     for name, arr in features.items():
         buf = io.BytesIO()
         np.save(buf, arr)
-        files.append(PlannedFile(f"data/synthetic/{name}", buf.getvalue(), "synthetic item features"))
+        files.append(PlannedFile(f"{SYNTHETIC_DIR}/{name}", buf.getvalue(), "synthetic item features"))
     return files
 
 
@@ -74,27 +75,45 @@ def check_checkout(root: Path) -> Path:
     return root
 
 
+def _inside(root: Path, target: object, where: str) -> Path:
+    """``root / target`` for a manifest entry that is a plain relative path staying inside the
+    checkout: no absolute path, no ``..``, and no link on the way that leads out of it."""
+    if not isinstance(target, str) or not target or "\\" in target or "\0" in target:
+        raise UserInputError(f"{root / MANIFEST}: {where} entry {target!r} is not a relative path; nothing was changed")
+    rel = Path(target)
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise UserInputError(f"{root / MANIFEST}: {where} entry {target!r} leaves the checkout; nothing was changed")
+    real_root = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(root / rel))
+    if real == real_root or real_root not in real.parents:
+        raise UserInputError(f"{root / MANIFEST}: {where} entry {target!r} leads out of the checkout through a link; "
+                             "nothing was changed")
+    return root / rel
+
+
 def _read_manifest(root: Path) -> dict:
+    """The manifest, checked whole before anything is touched: a JSON object with ``files``
+    (relative path -> sha256 hex) and ``dirs`` (relative paths), every path inside ``root``."""
     path = root / MANIFEST
     if not path.is_file():
         return {"files": {}, "dirs": []}
     try:
-        data = json.loads(path.read_text())
-        assert isinstance(data.get("files"), dict) and isinstance(data.get("dirs"), list)
-        return data
-    except (ValueError, AssertionError):
-        raise UserInputError(f"{path}: unreadable install manifest; remove it by hand after checking") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise UserInputError(f"{path}: unreadable install manifest (not JSON); remove it by hand after checking") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict) or not isinstance(data.get("dirs"), list):
+        raise UserInputError(f"{path}: expected a JSON object with 'files' (path -> sha256) and 'dirs' (list of paths)")
+    for target, digest in data["files"].items():
+        _inside(root, target, "'files'")
+        if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise UserInputError(f"{path}: 'files' entry {target!r} has no sha256 hex digest (got {digest!r})")
+    for target in data["dirs"]:
+        _inside(root, target, "'dirs'")
+    return data
 
 
 def _write_atomic(path: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(content))
 
 
 def install(mmrec_root: str | Path) -> dict:
@@ -128,25 +147,34 @@ def install(mmrec_root: str | Path) -> dict:
             created_dirs += [d.relative_to(root).as_posix() for d in missing_dirs]
             _write_atomic(path, f.content)
             written.append(f)
+        # A file that was already there with our content is the user's: it never enters the
+        # manifest, so uninstall leaves it alone.
         files = {**manifest["files"], **{f.target: _sha(f.content) for f in written}}
-        for target in unchanged:
-            files[target] = _sha((root / target).read_bytes())
         dirs = sorted(set(manifest["dirs"]) | set(created_dirs))
         _write_atomic(root / MANIFEST, json.dumps({"files": files, "dirs": dirs}, indent=1).encode())
+    except OSError as exc:
+        _undo(root, written, created_dirs)
+        raise UserInputError(f"{root}: cannot write into the checkout ({exc.strerror or exc}: "
+                             f"{exc.filename or ''}); nothing was changed") from None
     except BaseException:
-        for f in written:
-            (root / f.target).unlink(missing_ok=True)
-        for d in sorted(created_dirs, key=len, reverse=True):
-            try:
-                (root / d).rmdir()
-            except OSError:
-                pass
+        _undo(root, written, created_dirs)
         raise
     return {"root": str(root), "written": [f.target for f in written], "unchanged": unchanged}
 
 
-# MMRec writes these caches next to a dataset's files (MGCN, LATTICE, FREEDOM, ...); they are
-# derived from our generated data, so they go with it.
+def _undo(root: Path, written: list[PlannedFile], created_dirs: list[str]) -> None:
+    for f in written:
+        (root / f.target).unlink(missing_ok=True)
+    for d in sorted(created_dirs, key=len, reverse=True):
+        try:
+            (root / d).rmdir()
+        except OSError:
+            pass
+
+
+# MMRec writes these caches next to a dataset's files (MGCN, LATTICE, FREEDOM, ...). In the
+# folder of the dataset install generated they derive from our data, so they go with it;
+# nowhere else is anything removed that install did not write.
 DERIVED_CACHE_SUFFIXES = (".pt",)
 
 
@@ -173,9 +201,9 @@ def uninstall(mmrec_root: str | Path) -> dict:
             pyc.unlink()
     for d in sorted(manifest["dirs"], key=len, reverse=True):
         path = root / d
-        if path.is_dir():
-            for cache in path.iterdir():
-                if cache.is_file() and cache.suffix in DERIVED_CACHE_SUFFIXES and d.startswith("data/"):
+        if path.is_dir() and not path.is_symlink():
+            for cache in path.iterdir() if d == SYNTHETIC_DIR else ():
+                if cache.is_file() and not cache.is_symlink() and cache.suffix in DERIVED_CACHE_SUFFIXES:
                     cache.unlink()
             pycache = path / "__pycache__"
             if pycache.is_dir() and not any(pycache.iterdir()):

@@ -1,0 +1,286 @@
+"""Hostile input against what the project writes and deletes: install / uninstall and their
+manifest, `prepare` and its slots and --overwrite, outputs written by rename. Each case ends in
+one clean line (exit code 2) or the documented behaviour, and nothing outside the intended
+folder changes (issue 13, defects 1-3, 5, 6 and the install / manifest cases of 10)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from mmrec_ld4mrec.mmrec import overlay
+from mmrec_ld4mrec.mmrec.overlay import CHECKOUT_MARKERS, MANIFEST, install
+
+from .hostile import FAST, assert_clean_error, cli, snapshot
+from .prepare_fixtures import N_ITEMS, write_diffmm, write_diffrec, write_microlens
+
+
+@pytest.fixture
+def world(tmp_path):
+    """A fake MMRec checkout at WORLD/MMRec beside a victim folder WORLD/victim holding user files."""
+    root = tmp_path / "MMRec"
+    for marker in CHECKOUT_MARKERS:
+        (root / marker).parent.mkdir(parents=True, exist_ok=True)
+        (root / marker).write_text("# upstream file\n")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("the user's own file\n")
+    (victim / "weights.pt").write_bytes(b"the user's checkpoint")
+    return tmp_path
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest(root, files=None, dirs=None, raw=None):
+    (root / MANIFEST).write_text(raw if raw is not None else json.dumps({"files": files or {}, "dirs": dirs or []}))
+
+
+# --- 1. uninstall deletes outside the checkout -----------------------------------------------------------------
+
+UNINSTALL_ESCAPES = {
+    "dir with ..": lambda w: {"dirs": ["data/../../victim"]},
+    "dir three levels up": lambda w: {"dirs": ["data/../../../" + w.name + "/victim"]},
+    "file with ..": lambda w: {"files": {"../victim/keep.txt": _sha(w / "victim" / "keep.txt")}},
+    "absolute file": lambda w: {"files": {str(w / "victim" / "keep.txt"): _sha(w / "victim" / "keep.txt")}},
+    "absolute dir": lambda w: {"dirs": [str(w / "victim")]},
+    "file through a link": lambda w: {"files": {"out/keep.txt": _sha(w / "victim" / "keep.txt")}},
+    "dir that is a link": lambda w: {"dirs": ["out"]},
+}
+
+
+@pytest.mark.parametrize("case", UNINSTALL_ESCAPES)
+def test_uninstall_never_touches_anything_outside_the_checkout(world, capsys, case):
+    root = world / "MMRec"
+    (root / "out").symlink_to(world / "victim")
+    _manifest(root, **UNINSTALL_ESCAPES[case](world))
+    before = snapshot(world)
+    outcome = cli(["uninstall", "--mmrec-root", root], capsys)
+    assert_clean_error(outcome, MANIFEST, "nothing was changed")
+    assert snapshot(world) == before
+
+
+def test_uninstall_removes_caches_only_in_the_generated_dataset_folder(world):
+    root = world / "MMRec"
+    install(root)
+    (root / "data" / "synthetic" / "image_adj_10.pt").write_bytes(b"MMRec cache of our data")
+    (root / "data" / "mine").mkdir()
+    (root / "data" / "mine" / "model.pt").write_bytes(b"the user's")
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest["dirs"].append("data/mine")  # even if the manifest claims it
+    (root / MANIFEST).write_text(json.dumps(manifest))
+    report = overlay.uninstall(root)
+    assert not (root / "data" / "synthetic").exists()
+    assert (root / "data" / "mine" / "model.pt").read_bytes() == b"the user's"
+    assert "data/mine/" in report["kept"]
+
+
+# --- 6. uninstall removed a file the user had before install ---------------------------------------------------
+
+def test_a_file_the_user_had_with_our_content_survives_uninstall(world):
+    root = world / "MMRec"
+    ours = next(f for f in overlay.planned_files() if f.target == "src/configs/model/LD4MRec.yaml")
+    (root / ours.target).parent.mkdir(parents=True, exist_ok=True)
+    (root / ours.target).write_bytes(ours.content)
+    report = install(root)
+    assert ours.target in report["unchanged"]
+    assert ours.target not in json.loads((root / MANIFEST).read_text())["files"]
+    overlay.uninstall(root)
+    assert (root / ours.target).read_bytes() == ours.content
+
+
+# --- 10. malformed manifests and a checkout that cannot be written ---------------------------------------------
+
+BAD_MANIFESTS = {
+    "a list": "[1, 2]",
+    "not JSON": "{files: nope",
+    "binary": "\x00\x01\x02",
+    "files is a list": json.dumps({"files": [], "dirs": []}),
+    "digest is a number": json.dumps({"files": {"src/models/pop.py": 5}, "dirs": []}),
+    "dir is a number": json.dumps({"files": {}, "dirs": [3]}),
+    "empty path": json.dumps({"files": {}, "dirs": [""]}),
+}
+
+
+@pytest.mark.parametrize("command", ["install", "uninstall"])
+@pytest.mark.parametrize("case", BAD_MANIFESTS)
+def test_a_malformed_manifest_is_refused_in_one_line(world, capsys, command, case):
+    root = world / "MMRec"
+    _manifest(root, raw=BAD_MANIFESTS[case])
+    before = snapshot(world)
+    assert_clean_error(cli([command, "--mmrec-root", root], capsys), MANIFEST)
+    assert snapshot(world) == before
+
+
+def test_install_into_a_checkout_it_cannot_write_changes_nothing(world, capsys, monkeypatch):
+    """A read-only checkout (simulated: tests run as root, who may write anywhere) fails part-way."""
+    root = world / "MMRec"
+    before = snapshot(world)
+    calls = []
+
+    def refuse(path, write):
+        calls.append(path)
+        if len(calls) > 3:
+            raise PermissionError(13, "Permission denied", str(path))
+        return original(path, write)
+
+    original = overlay.atomic_write
+    monkeypatch.setattr(overlay, "atomic_write", refuse)
+    assert_clean_error(cli(["install", "--mmrec-root", root], capsys), "cannot write", "nothing was changed")
+    assert snapshot(world) == before
+
+
+# --- 2. prepare --features SLOT=...: the slot is a plain file name ---------------------------------------------
+
+@pytest.mark.parametrize("slot", ["/abs/x.npy", "../../x.npy", "../x.npy", "sub/x.npy", ".hidden.npy", "a\\b.npy"])
+def test_a_feature_slot_is_a_plain_file_name(tmp_path, capsys, slot):
+    write_microlens(tmp_path / "raw")
+    np.save(tmp_path / "f.npy", np.ones((N_ITEMS, 3), dtype=np.float32))
+    (tmp_path / "ids.txt").write_text("\n".join(str(i) for i in range(1, N_ITEMS + 1)))
+    slot = slot.replace("/abs", str(tmp_path / "abs"))
+    before = snapshot(tmp_path)
+    outcome = cli(["prepare", "microlens", "--raw", tmp_path / "raw", "--out", tmp_path / "data" / "ml",
+                   "--features", f"{slot}={tmp_path / 'f.npy'},{tmp_path / 'ids.txt'}"], capsys)
+    assert_clean_error(outcome, "plain file name")
+    assert snapshot(tmp_path) == before
+
+
+def test_two_features_with_one_slot_name_are_refused(tmp_path, capsys):
+    write_microlens(tmp_path / "raw")
+    np.save(tmp_path / "f.npy", np.ones((N_ITEMS, 3), dtype=np.float32))
+    (tmp_path / "ids.txt").write_text("\n".join(str(i) for i in range(1, N_ITEMS + 1)))
+    spec = f"image_feat.npy={tmp_path / 'f.npy'},{tmp_path / 'ids.txt'}"
+    outcome = cli(["prepare", "microlens", "--raw", tmp_path / "raw", "--out", tmp_path / "ml", "--features", spec, spec],
+                  capsys)
+    assert_clean_error(outcome, "repeat")
+    assert not (tmp_path / "ml").exists()
+
+
+# --- 5. prepare --overwrite deleted its own source -------------------------------------------------------------
+
+def test_prepare_never_overwrites_its_own_source(tmp_path, capsys):
+    src = tmp_path / "D"
+    write_diffrec(src)
+    (src / "notes.txt").write_text("mine\n")
+    (src / "sub").mkdir()
+    before = snapshot(tmp_path)
+    for out in (src, tmp_path):  # the source itself, and a folder holding it
+        outcome = cli(["prepare", "diffrec", "--src", src, "--out", out, "--overwrite"], capsys)
+        assert_clean_error(outcome, "source")
+        assert snapshot(tmp_path) == before
+
+
+def test_overwrite_replaces_only_a_folder_prepare_wrote(tmp_path, capsys):
+    write_diffrec(tmp_path / "src")
+    mine = tmp_path / "data" / "cf"
+    mine.mkdir(parents=True)
+    (mine / "thesis.tex").write_text("years of work\n")
+    before = snapshot(tmp_path)
+    outcome = cli(["prepare", "diffrec", "--src", tmp_path / "src", "--out", mine, "--overwrite"], capsys)
+    assert_clean_error(outcome, "only a dataset folder that `prepare` wrote")
+    assert snapshot(tmp_path) == before
+    other = tmp_path / "data" / "cf2"
+    assert cli(["prepare", "diffrec", "--src", tmp_path / "src", "--out", other], capsys).code == 0
+    assert cli(["prepare", "diffrec", "--src", tmp_path / "src", "--out", other, "--overwrite"], capsys).code == 0
+
+
+# --- 3. outputs written by rename never replace a link or a device ---------------------------------------------
+
+def _special(tmp_path, kind):
+    target = tmp_path / "node"
+    if kind == "link":
+        (tmp_path / "elsewhere.json").write_text("precious\n")
+        target.symlink_to(tmp_path / "elsewhere.json")
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        try:
+            os.mknod(target, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+        except PermissionError:
+            pytest.skip("creating a device node needs privileges this run lacks")
+    elif kind == "folder":
+        target.mkdir()
+        (target / "inside.txt").write_text("kept\n")
+    return target
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo", "device", "folder"])
+@pytest.mark.parametrize("command", ["run", "summarize"])
+def test_an_output_that_is_not_a_regular_file_is_refused_before_work(tmp_path, data_path, capsys, kind, command):
+    target = _special(tmp_path, kind)
+    before = snapshot(tmp_path)
+    if command == "run":
+        argv = ["run", "-m", "Pop", "-d", "synthetic", "--data-path", data_path, "--out", target]
+    elif command == "summarize":
+        result = tmp_path / "r.json"
+        result.write_text(json.dumps({"model": "Pop", "dataset": "x", "valid": {"Recall@20": 0.1},
+                                      "test": {"Recall@20": 0.1}}))
+        before = snapshot(tmp_path)
+        argv = ["summarize", result, "--out", target]
+    outcome = cli(argv, capsys)
+    assert_clean_error(outcome, str(target))
+    assert snapshot(tmp_path) == before
+
+
+def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    from mmrec_ld4mrec.files import atomic_write
+
+    path = tmp_path / "report.md"
+    path.write_text("old\n")
+
+    def half(tmp):
+        with open(tmp, "w") as f:
+            f.write("half a rep")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(path, half)
+    assert path.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+# --- prepare for other data: --core K, an interactions-only DiffMM release -------------------------------------
+
+def test_core_filters_raw_releases_and_is_checked(tmp_path, capsys):
+    write_microlens(tmp_path / "raw")
+    assert cli(["prepare", "microlens", "--raw", tmp_path / "raw", "--out", tmp_path / "k10"], capsys).code == 0
+    assert cli(["prepare", "microlens", "--raw", tmp_path / "raw", "--out", tmp_path / "k15", "--core", "15"],
+               capsys).code == 0
+    k10 = json.loads((tmp_path / "k10" / "stats.json").read_text())
+    k15 = json.loads((tmp_path / "k15" / "stats.json").read_text())
+    assert k15["users"] < k10["users"] and "15-core" in k15["source"] and "10-core" in k10["source"]
+    for bad in ("0", "-3"):
+        assert_clean_error(cli(["prepare", "microlens", "--raw", tmp_path / "raw", "--out", tmp_path / "x",
+                                "--core", bad], capsys), "--core")
+    write_diffrec(tmp_path / "dr")
+    assert_clean_error(cli(["prepare", "diffrec", "--src", tmp_path / "dr", "--out", tmp_path / "y", "--core", "5"],
+                           capsys), "kept as published")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_an_interactions_only_diffmm_release_prepares_as_not_multimodal(tmp_path, capsys):
+    write_diffmm(tmp_path / "src")
+    for name in ("image_feat.npy", "audio_feat.npy"):
+        (tmp_path / "src" / name).unlink()
+    assert cli(["prepare", "diffmm", "--src", tmp_path / "src", "--out", tmp_path / "data" / "plain"], capsys).code == 0
+    folder = tmp_path / "data" / "plain"
+    assert sorted(p.name for p in folder.iterdir()) == ["plain.inter", "plain.yaml", "stats.json"]
+    assert "is_multimodal_model: false" in (folder / "plain.yaml").read_text()
+    outcome = cli(["run", "-m", "LD4MRec", "-d", "plain", "--data-path", tmp_path / "data",
+                   "--set", *FAST, "topk=[5,10]", "valid_metric=Recall@10"], capsys)
+    assert outcome.code == 0, outcome.err
+
+
+# --- 13. the MMRec engine on a dataset without a config anywhere -----------------------------------------------
+
+def test_mmrec_engine_without_any_dataset_config_says_so_before_starting(world, capsys):
+    root = world / "MMRec"
+    outcome = cli(["run", "--engine", "mmrec", "--mmrec-root", root, "-m", "BPR", "-d", "mine",
+                   "--data-path", world / "data"], capsys)
+    assert_clean_error(outcome, "no dataset config for 'mine'", "mine.yaml")

@@ -1,4 +1,6 @@
-"""Contract tests against a real MMRec checkout, when MMREC_ROOT names one.
+"""Contract tests against a real MMRec: the checkout MMREC_ROOT names, else the upstream
+snapshot ``../shared/mmrec/MMRec-e775373.bundle`` (a git bundle) where it exists, so that CI
+checks parity, install / uninstall and the baselines on every landing.
 
 The checkout itself is never touched: each test session clones it into a temporary folder.
 """
@@ -14,9 +16,12 @@ import yaml
 
 from mmrec_ld4mrec.engine.config import YAML_LOADER
 
-MMREC_ROOT = os.environ.get("MMREC_ROOT")
+from .conftest import SHARED
+
+BUNDLE = SHARED / "mmrec" / "MMRec-e775373.bundle"
+MMREC_ROOT = os.environ.get("MMREC_ROOT") or (str(BUNDLE) if BUNDLE.is_file() else None)
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not MMREC_ROOT, reason="MMREC_ROOT is not set (path of an MMRec git checkout)")]
+              pytest.mark.skipif(not MMREC_ROOT, reason=f"MMREC_ROOT is not set and {BUNDLE} is absent")]
 BASELINES = ["BPR", "LightGCN", "VBPR", "LATTICE", "SLMRec", "BM3", "MGCN", "FREEDOM"]
 
 
@@ -102,6 +107,54 @@ def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):
     for name in ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20", "Precision@20", "MAP@20"):
         for split in ("valid", "test"):
             assert outs["standalone"][split][name] == pytest.approx(outs["mmrec"][split][name], abs=1e-4), name
+
+
+def _cold_user_dataset(folder: Path) -> None:
+    """A DiffMM-format split where users 3 and 4 have no training interactions (test only) and
+    user 5 none either (validation only): MMRec's cold-user filter must drop them alike."""
+    import pickle
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from .prepare_fixtures import N_ITEMS, N_USERS, split_pairs, write_diffmm
+
+    write_diffmm(folder)
+    train, valid, test = split_pairs()
+    for user, target in ((3, "test"), (4, "test"), (5, "valid")):
+        moved = train[train[:, 0] == user]
+        train = train[train[:, 0] != user]
+        if target == "test":
+            test = np.concatenate([test, moved])
+        else:
+            valid = np.concatenate([valid, moved])
+    for name, pairs in zip(("trnMat.pkl", "valMat.pkl", "tstMat.pkl"), (train, valid, test)):
+        m = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(N_USERS, N_ITEMS))
+        (folder / name).write_bytes(pickle.dumps(m))
+
+
+def test_standalone_and_mmrec_agree_with_cold_users(checkout, tmp_path):
+    _cold_user_dataset(tmp_path / "src")
+    proc = _cli("prepare", "diffmm", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "data" / "cold"))
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads((tmp_path / "data" / "cold" / "stats.json").read_text())
+    assert stats["users_without_training_interactions"]["test"] >= 2
+    assert stats["users_without_training_interactions"]["validation"] >= 1
+    settings = ["--set", "epochs=3", "embedding_size=32", "hidden_size=16", "svd_rank=8", "soft_prob=0.05",
+                "smooth=0.05", "topk=[5,10]", "valid_metric=Recall@10", "--data-path", str(tmp_path / "data")]
+    outs = {}
+    for engine in ("standalone", "mmrec"):
+        out = tmp_path / f"{engine}.json"
+        extra = ["--engine", "mmrec", "--mmrec-root", str(checkout)] if engine == "mmrec" else []
+        proc = _cli("run", "-m", "LD4MRec", "-d", "cold", *extra, *settings, "--out", str(out))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outs[engine] = json.loads(out.read_text())
+    assert outs["standalone"]["dropped_cold_users"] == {"validation": stats["users_without_training_interactions"]["validation"],
+                                                         "test": stats["users_without_training_interactions"]["test"]}
+    assert outs["standalone"]["best_epoch"] == outs["mmrec"]["best_epoch"]
+    for name in ("Recall@5", "Recall@10", "NDCG@5", "NDCG@10"):
+        for split in ("valid", "test"):
+            assert outs["standalone"][split][name] == pytest.approx(outs["mmrec"][split][name], abs=1e-4), (split, name)
 
 
 @pytest.mark.parametrize("source, model", [("diffmm", "FREEDOM"), ("diffrec", "BPR")])

@@ -101,6 +101,14 @@ def test_bench_reports_ratios_to_the_first_model(tmp_path, data_path, capsys):
     printed = capsys.readouterr().out
     assert "| LD4MRec:sparse_input=false |" in printed and "inference vs LD4MRec" in printed
     report = json.loads(out.read_text())
-    assert report["ratio_to_first"]["LD4MRec"]["inference_seconds"] == pytest.approx(1.0)
-    assert set(report["medians"]) == {"LD4MRec", "LD4MRec:sparse_input=false", "Pop"}
+    med, ratio = report["medians"], report["ratio_to_first"]
+    assert set(med) == {"LD4MRec", "LD4MRec:sparse_input=false", "Pop"}
+    assert sorted(r["model"] for r in report["runs"]) == sorted(med)  # one measurement per model and round
+    for model in med:
+        for key in ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb"):
+            assert ratio[model][key] == pytest.approx(med[model][key] / med["LD4MRec"][key]), (model, key)
+            assert med[model][key] == next(r[key] for r in report["runs"] if r["model"] == model)
+    assert med["LD4MRec"]["train_seconds_per_epoch"] > 0 and med["Pop"]["train_seconds_per_epoch"] == 0
+    assert ratio["Pop"]["train_seconds_per_epoch"] == 0
+    assert f"| {ratio['LD4MRec:sparse_input=false']['inference_seconds']:.3f}x |" in printed
     assert main(["bench", "-d", "synthetic", "--data-path", str(data_path), "-m", "LD4MRec:oops"]) == 2

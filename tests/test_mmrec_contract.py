@@ -7,6 +7,7 @@ The checkout itself is never touched: each test session clones it into a tempora
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,22 @@ def _git(root: Path, *args: str) -> str:
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.cli", *args], capture_output=True, text=True)
+
+
+def _logged_metrics(log: str, label: str) -> dict[str, float]:
+    """The last ``label`` line MMRec's quick_start logged (``best valid result:`` / ``test result:``)."""
+    lines = [line for line in log.splitlines() if label in line]
+    assert lines, f"no {label!r} line in the log"
+    pairs = re.findall(r"([a-z]+@\d+): ([0-9.]+)", lines[-1])
+    return {name: float(value) for name, value in pairs}
+
+
+def _assert_sane_result(log: str, trained_well: bool = False) -> None:
+    valid, test = _logged_metrics(log, "best valid result:"), _logged_metrics(log, "test result:")
+    assert {"recall@20", "ndcg@20"} <= set(valid) and set(test) == set(valid)
+    assert all(0.0 <= v <= 1.0 for v in (*valid.values(), *test.values())), (valid, test)
+    if trained_well:  # on `synthetic` a trained model is far above Pop's 0.13 Recall@20
+        assert valid["recall@20"] > 0.2 and test["recall@20"] > 0.2, (valid, test)
 
 
 def _quick_start(root: Path, model: str, config: dict) -> subprocess.CompletedProcess:
@@ -65,6 +82,7 @@ def test_ld4mrec_trains_through_mmrec_quick_start(checkout, model, config):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "epoch 1 evaluating" in log and "recall@20" in log and "BEST" in log
+    _assert_sane_result(log, trained_well=True)
 
 
 @pytest.mark.parametrize("model", BASELINES)
@@ -78,6 +96,7 @@ def test_baseline_trains_one_epoch(checkout, model):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "epoch 0 training" in log and "valid_score" in log
+    _assert_sane_result(log)
 
 
 PLUGIN_MODELS = {"Pop": {}, "EASE": {"reg_weight": [100.0]}, "SimGCL": {},
@@ -90,6 +109,7 @@ def test_plugin_model_trains_one_epoch_through_mmrec(checkout, model):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     assert "epoch 0 training" in log and "valid_score" in log
+    _assert_sane_result(log)
 
 
 def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):

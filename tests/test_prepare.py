@@ -49,19 +49,41 @@ def test_diffmm_layout_and_slots(tmp_path):
     yaml_text = (folder / "mini.yaml").read_text()
     assert "vision_feature_file: image_feat.npy" in yaml_text and "text_feature_file: audio_feat.npy" in yaml_text
     assert np.load(folder / "image_feat.npy").dtype == np.float32
-    result = run("LD4MRec", "mini", {"data_path": f"{tmp_path / 'data'}/", "epochs": 1, "embedding_size": 16,
-                                     "hidden_size": 8, "svd_rank": 4, "soft_prob": 0.01, "smooth": 0.01,
-                                     "topk": [5, 10], "valid_metric": "Recall@10"})
-    assert result["epochs_run"] == 1
+    settings = {"data_path": f"{tmp_path / 'data'}/", "epochs": 1, "embedding_size": 16, "hidden_size": 8,
+                "svd_rank": 4, "soft_prob": 0.01, "smooth": 0.01, "topk": [5, 10], "valid_metric": "Recall@10"}
+    assert _modalities("mini", settings) == 2  # the vision and the text slot both reach the model
+    result = run("LD4MRec", "mini", settings)
+    assert result["epochs_run"] == 1 and result["config"]["vision_feature_file"] == "image_feat.npy"
+    _check_metrics(result)
 
 
 def test_diffrec_has_no_modalities(tmp_path):
     write_diffrec(tmp_path / "src")
     assert _prepare("diffrec", "--src", tmp_path / "src", "--out", tmp_path / "data" / "cf") == 0
-    result = run("LD4MRec", "cf", {"data_path": f"{tmp_path / 'data'}/", "epochs": 1, "embedding_size": 16,
-                                   "hidden_size": 8, "svd_rank": 4, "soft_prob": 0.01, "smooth": 0.01,
-                                     "topk": [5, 10], "valid_metric": "Recall@10"})
-    assert result["epochs_run"] == 1
+    settings = {"data_path": f"{tmp_path / 'data'}/", "epochs": 1, "embedding_size": 16, "hidden_size": 8,
+                "svd_rank": 4, "soft_prob": 0.01, "smooth": 0.01, "topk": [5, 10], "valid_metric": "Recall@10"}
+    assert _modalities("cf", settings) == 0  # no features: LD4MRec runs without PG blocks
+    result = run("LD4MRec", "cf", settings)
+    assert result["epochs_run"] == 1 and result["config"]["is_multimodal_model"] is False
+    _check_metrics(result)
+
+
+def _modalities(dataset: str, settings: dict) -> int:
+    from mmrec_ld4mrec.engine.config import Config
+    from mmrec_ld4mrec.engine.dataloader import TrainDataLoader
+    from mmrec_ld4mrec.engine.dataset import RecDataset
+    from mmrec_ld4mrec.models.ld4mrec import LD4MRec
+
+    config = Config("LD4MRec", dataset, settings)
+    train, _, _ = RecDataset(config).split()
+    return LD4MRec(config, TrainDataLoader(config, train, 16)).n_modalities
+
+
+def _check_metrics(result: dict) -> None:
+    for split in ("valid", "test"):
+        assert {"Recall@5", "Recall@10", "NDCG@5", "NDCG@10"} <= set(result[split])
+        assert all(0.0 <= v <= 1.0 for v in result[split].values()), result[split]
+    assert result["test"]["Recall@10"] > 0  # 30 items, 10 ranked: a trained model finds some
 
 
 def _check_release(out, events):

@@ -70,16 +70,23 @@ def test_runs_shared_by_studies_are_one_run(data_path):
 
 
 # ---- registry -------------------------------------------------------------------------------------
+def _stored(key: str, status: str, **fields) -> dict:
+    spec = {"dataset": "d", "model": "M", "seed": 1, "overrides": {}}
+    return {"key": key, "status": status, "spec": spec, **fields}
+
+
 def test_registry_reads_back_what_it_stored_and_names_a_missing_one(tmp_path):
     with Registry(tmp_path) as reg:
-        reg.put({"key": "aaa1", "status": "done", "result": {"x": 1}})
-        reg.put({"key": "aaa2", "status": "failed", "error": "boom"})
-        reg.put({"key": "aaa1", "status": "done", "result": {"x": 2}})  # same run again: replaced
+        reg.put(_stored("aaa1", "done", result={"valid": {}, "test": {"Recall@20": 0.1}}))
+        reg.put(_stored("aaa2", "failed", error="boom"))
+        reg.put(_stored("aaa1", "done", result={"valid": {}, "test": {"Recall@20": 0.2}}))  # same run again: replaced
         with pytest.raises(ValueError):
-            reg.put({"key": "b", "status": "running"})
+            reg.put(_stored("b", "running"))
+        with pytest.raises(ValueError):  # the tables could not read it
+            reg.put(_stored("b", "done", result={"valid": {}, "test": {"Recall@20": "high"}}))
     with Registry(tmp_path, readonly=True) as reg:
         assert [r["key"] for r in reg.records()] == ["aaa1", "aaa2"]
-        assert reg.done() == {"aaa1": {"key": "aaa1", "status": "done", "result": {"x": 2}}}
+        assert reg.done() == {"aaa1": _stored("aaa1", "done", result={"valid": {}, "test": {"Recall@20": 0.2}})}
         assert reg.find("aaa2")["error"] == "boom"
         with pytest.raises(UserInputError, match="2 runs"):
             reg.find("aaa")
@@ -167,15 +174,18 @@ seeds: [1]
 base: {{epochs: 2}}
 models:
   LD4MRec: {SMALL}
-  EASE: {{reg_weight: 250.0, hyper_parameters: [], no_such_key: 1}}
+  EASE: {{reg_weight: 250.0, hyper_parameters: []}}
+  LD4MRecPaper: {{embedding_size: 64, hidden_size: 16, svd_rank: 100000, soft_prob: 0.01, smooth: 0.01,
+                 hyper_parameters: []}}
 """)
+    # svd_rank above min(|U|, |I|) passes every check made before the sweep: only the data show it wrong
     results = tmp_path / "r"
     code = main(["reproduce", str(exp), "--results", str(results), "--data-path", str(data_path)])
     assert code == 1
     with Registry(results, readonly=True) as reg:
         records = {r["spec"]["model"]: r for r in reg.records()}
-    assert records["LD4MRec"]["status"] == "done"
-    assert records["EASE"]["status"] == "failed" and "no_such_key" in records["EASE"]["error"]
+    assert records["LD4MRec"]["status"] == records["EASE"]["status"] == "done"
+    assert records["LD4MRecPaper"]["status"] == "failed" and "svd_rank" in records["LD4MRecPaper"]["error"]
     assert "## Failed runs" in (results / "report.md").read_text()
 
 

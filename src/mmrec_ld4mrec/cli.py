@@ -34,6 +34,12 @@ def _run_one(args, model: str, config: dict | None = None) -> dict:
 
 
 def cmd_run(args) -> int:
+    from .files import check_output_file, check_output_folder
+
+    if args.out:  # every output path is checked before any work, so a finished run cannot be lost
+        check_output_file(args.out, "--out")
+    if args.save:
+        check_output_folder(args.save, "--save")
     result = _run_one(args, args.model)
     print(f"\n{args.model} on {args.dataset}: best epoch {result['best_epoch']} "
           f"({result['selection']}); {result['train_seconds_per_epoch']:.2f} s/epoch, "
@@ -49,6 +55,10 @@ def cmd_compare(args) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise UserInputError("-m/--models expects a comma-separated list of model names")
+    if args.out:  # checked before any model trains, so a finished comparison cannot be lost
+        from .files import check_output_file
+
+        check_output_file(args.out, "--out")
     settings = parse_overrides(args.set or [])
     per_model = {m: settings for m in models}
     if args.engine == "standalone":
@@ -56,6 +66,10 @@ def cmd_compare(args) -> int:
 
         data_path = str(Path(args.data_path).resolve()) + "/" if args.data_path else None
         per_model = settings_per_model(models, args.dataset, settings, data_path)
+        from .engine.quick_start import checked_config
+
+        for model in models:  # every model's values are checked before the first one trains
+            checked_config(model, args.dataset, {**per_model[model], **({"data_path": data_path} if data_path else {})})
     results = []
     for model in models:
         print(f"== {model} on {args.dataset} ({args.engine} engine)", flush=True)
@@ -129,11 +143,14 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_explore(args) -> int:
+    from .files import check_output_file
     from .study.explore import explore, load_plan, report
 
     plan = load_plan(Path(args.plan))
     data_path = str(Path(args.data_path).resolve()) + "/" if args.data_path else None
-    results = Path(args.results or Path(args.plan).with_suffix(".results.jsonl").name)
+    results = check_output_file(args.results or Path(args.plan).with_suffix(".results.jsonl").name, "--results")
+    if args.report:
+        check_output_file(args.report, "--report")
     outcome = explore(plan, results, data_path, jobs=args.jobs)
     text = report(plan, outcome)
     print("\n" + text)
@@ -144,8 +161,11 @@ def cmd_explore(args) -> int:
 
 
 def cmd_summarize(args) -> int:
+    from .files import check_output_file
     from .study.summarize import load_results, markdown, summary_rows
 
+    if args.out:
+        check_output_file(args.out, "--out")
     rows = summary_rows(load_results([Path(p) for p in args.files]))
     for split in ("valid", "test"):
         print(f"\n{split} metrics, mean ± std over seeds:\n")
@@ -159,18 +179,20 @@ def cmd_summarize(args) -> int:
 def cmd_reproduce(args) -> int:
     from .study.experiment import load_experiment
     from .study.registry import Registry
-    from .study.report import write_report
+    from .study.report import check_report_path, write_report
     from .study.reproduce import reproduce, resolve_data_path
 
     exp = load_experiment(Path(args.experiment))
     results = Path(args.results or Path("results") / exp.name)
+    if os.path.lexists(results) and not results.is_dir():
+        raise UserInputError(f"--results {results}: exists and is not a folder (the results folder holds the registry)")
+    report = check_report_path(Path(args.report or results / "report.md"))
     exp = resolve_data_path(exp, results, args.data_path)
     counts = None
     if not args.report_only:
         only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
         counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root, only_models=only)
-    report = Path(args.report or results / "report.md")
-    with Registry(results, readonly=args.report_only) as registry:
+    with Registry(results, readonly=True) as registry:  # reading only: another sweep may be running
         written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
     if counts:
         print(f"{counts['total']} runs: {counts['skipped']} already done, {counts['done']} finished now, "
@@ -180,9 +202,12 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_results(args) -> int:
+    from .files import check_output_file
     from .study.registry import Registry
     from .study.results_view import export_text, list_text
 
+    if args.out:
+        check_output_file(args.out, "--out")
     with Registry(Path(args.results), readonly=True) as registry:
         if args.action == "show":
             if not args.key:

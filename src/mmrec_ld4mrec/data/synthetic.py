@@ -70,23 +70,49 @@ def generate(rng: np.random.Generator | None = None) -> tuple[pd.DataFrame, dict
     return df, features
 
 
+def _check_slot(folder: Path) -> None:
+    """``folder`` is absent, an empty folder, or the dataset; anything else is the user's and kept."""
+    if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+        raise DataError(f"{folder}: exists and is not a folder; move it away to generate the synthetic dataset")
+    if folder.is_dir() and not (folder / INTER_FILE).is_file() and any(folder.iterdir()):
+        raise DataError(f"{folder}: exists without {INTER_FILE}; move it away to regenerate")
+
+
 def ensure_synthetic(folder: str | os.PathLike) -> Path:
-    """Write the dataset into ``folder`` unless it is already there; atomic (temp + rename)."""
+    """Write the dataset into ``folder`` unless it is already there; atomic (temp + rename).
+
+    Safe when several processes create it at once (two first runs, parallel sweeps): each
+    writes a folder of its own and renames it into place; one whose rename loses the race
+    finds the winner's complete folder and uses it (the data are deterministic, so the same)."""
     folder = Path(folder)
     if (folder / INTER_FILE).is_file():
         return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=folder.parent))
+    _check_slot(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=folder.parent))
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot create the synthetic dataset here ({exc.strerror or exc})") from None
     try:
         df, features = generate()
         df.to_csv(tmp / INTER_FILE, sep="\t", index=False)
         for name, arr in features.items():
             np.save(tmp / name, arr)
-        if folder.exists():  # an empty or partial folder of ours; keep anything else intact
-            if any(folder.iterdir()):
-                raise DataError(f"{folder}: exists without {INTER_FILE}; move it away to regenerate")
-            folder.rmdir()
-        os.replace(tmp, folder)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the dataset from other users
+        try:
+            if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+                folder.rmdir()  # an empty folder (ours, or made for us) is replaced
+        except OSError:
+            pass  # another writer got there first: decided below
+        try:
+            os.replace(tmp, folder)
+        except OSError as exc:
+            if (folder / INTER_FILE).is_file():  # another process won the race: its folder is complete
+                return folder
+            _check_slot(folder)
+            raise DataError(f"{folder}: cannot write the synthetic dataset ({exc.strerror or exc})") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder

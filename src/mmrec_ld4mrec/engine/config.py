@@ -8,6 +8,8 @@ stops the run instead of being ignored.
 from __future__ import annotations
 
 import difflib
+import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import yaml
 
 from ..errors import ConfigError, UserInputError
 from ..resources import resource_dir
+from .metrics import DISPLAY, METRICS
 
 
 def _yaml_loader():
@@ -65,10 +68,19 @@ def configs_root() -> Path:
 
 
 def read_yaml(path: Path) -> dict:
+    """A YAML file holding a mapping (empty file: ``{}``); anything else is a ``ConfigError`` naming the file."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a YAML text file (byte {exc.start} is not UTF-8)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -76,10 +88,40 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_plain_name(what: str, flag: str, name: Any) -> str:
+    """A dataset or model name is a plain file name: ``<data_path>/<name>/`` and
+    ``configs/<kind>/<name>.yaml`` are built from it, so no path separators, no ``.``/``..``
+    and short enough for the file system."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{what} name ({flag}) is empty")
+    if len(os.fsencode(name)) > _NAME_MAX:
+        raise ConfigError(f"{what} name {_shown(name, 40)} ({flag}) is {len(name)} characters long, "
+                          f"too long for a file name (at most {_NAME_MAX} bytes)")
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        names = "configs/dataset/<name>.yaml and <data_path>/<name>/" if what == "dataset" else "configs/model/<name>.yaml"
+        raise ConfigError(f"{what} name {name!r} ({flag}) must be a plain name, without path separators "
+                          f"or '.'/'..': it names {names}")
+    return name
+
+
+_NAME_MAX = 250  # a file name's 255 bytes less the ".yaml" suffix
+
+
 class Config:
-    """``config[key]`` returns the value or None (MMRec's behaviour)."""
+    """``config[key]`` returns the value or None (MMRec's behaviour). Every value is checked
+    for type and range when the config is built (:func:`validate_config`), before any data is read."""
 
     def __init__(self, model: str, dataset: str, config_dict: dict | None = None, root: Path | None = None):
+        check_plain_name("model", "-m", model)
+        check_plain_name("dataset", "-d", dataset)
+        if "data_path" in (config_dict or {}):
+            _check_scalar(config_dict, "data_path", *SCALAR_CHECKS["data_path"], [])
+            _check_data_path(config_dict["data_path"])
         root = root or configs_root()
         files = [root / "overall.yaml", self._dataset_yaml(root, dataset, config_dict or {}),
                  root / "model" / f"{model}.yaml"]
@@ -91,11 +133,11 @@ class Config:
         hyper: list[str] = []
         for f in files:
             data = read_yaml(f)
-            hyper.extend(data.pop("hyper_parameters", None) or [])
+            hyper.extend(_hyper_list(data.pop("hyper_parameters", None), str(f)))
             merged.update(data)
         for key, value in (config_dict or {}).items():
             if key == "hyper_parameters":
-                hyper = list(value)
+                hyper = _hyper_list(value, "--set")
                 continue
             if key not in merged:
                 close = difflib.get_close_matches(key, merged, n=3)
@@ -110,10 +152,15 @@ class Config:
         merged["hyper_parameters"] = list(dict.fromkeys(hyper))
         merged["model"], merged["dataset"] = model, dataset
         merged["valid_metric_bigger"] = True
+        validate_config(merged)
         use_gpu = bool(merged.get("use_gpu")) and torch.cuda.is_available()
         merged["device"] = torch.device(f"cuda:{merged.get('gpu_id', 0)}" if use_gpu else "cpu")
         self.final_config_dict = merged
         self.files = files
+
+    def validate(self) -> None:
+        """Check every value again (after values were replaced, e.g. from a checkpoint)."""
+        validate_config(self.final_config_dict)
 
     @staticmethod
     def _dataset_yaml(root: Path, dataset: str, config_dict: dict) -> Path:
@@ -123,6 +170,8 @@ class Config:
             return own
         data_path = config_dict.get("data_path") or read_yaml(root / "overall.yaml").get("data_path", "")
         prepared = Path(f"{data_path}{dataset}") / f"{dataset}.yaml"
+        if os.path.lexists(prepared) and not prepared.is_file():
+            raise ConfigError(f"{prepared}: the dataset's config is not a regular file")
         return prepared if prepared.is_file() else own
 
     def __getitem__(self, key: str) -> Any:
@@ -136,6 +185,169 @@ class Config:
 
     def to_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, torch.device) else v) for k, v in self.final_config_dict.items()}
+
+
+def _hyper_list(value: Any, where: str) -> list[str]:
+    """``hyper_parameters``: a list of key names (a single name is a one-key list)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(k, str) and k for k in value):
+        raise ConfigError(f"config key 'hyper_parameters' ({where}): expected a list of key names, got {_shown(value)}")
+    return list(value)
+
+
+# ---- type and range checks of the engine's own keys (configs/overall.yaml) -------------------
+
+SEED_MAX = 2**32 - 1  # numpy's seed range
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _name(v: Any) -> bool:
+    return isinstance(v, str) and v != "" and "\0" not in v
+
+
+def _optional_file(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and "\0" not in v)
+
+
+# key -> (accepts one value, what is expected); a key listed in hyper_parameters may hold a
+# non-empty list of such values (one grid axis).
+SCALAR_CHECKS: dict[str, tuple[Any, str]] = {
+    "epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "seed": (lambda v: _is_int(v) and 0 <= v <= SEED_MAX, "an integer in [0, 2**32 - 1] (or a list of them)"),
+    "train_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "eval_batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "stopping_step": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "eval_step": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "gpu_id": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "embedding_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "learning_rate": (lambda v: _is_real(v) and v > 0, "a finite number > 0"),
+    "weight_decay": (lambda v: _is_real(v) and v >= 0, "a finite number >= 0"),
+    "train_noise_ratio": (lambda v: _is_real(v) and 0 <= v <= 10, "a number in [0, 10]"),
+    "use_gpu": (lambda v: isinstance(v, bool), "true or false"),
+    "filter_out_cod_start_users": (lambda v: isinstance(v, bool), "true or false"),
+    "is_multimodal_model": (lambda v: isinstance(v, bool), "true or false"),
+    "end2end": (lambda v: isinstance(v, bool), "true or false"),
+    "use_neg_sampling": (lambda v: isinstance(v, bool), "true or false"),
+    "use_full_sampling": (lambda v: isinstance(v, bool), "true or false"),
+    "USER_ID_FIELD": (_name, "a column name"),
+    "ITEM_ID_FIELD": (_name, "a column name"),
+    "inter_splitting_label": (_name, "a column name"),
+    "field_separator": (_name, "a non-empty separator string such as \"\\t\""),
+    "learner": (_name, "an optimizer name such as adam"),
+    "data_path": (lambda v: isinstance(v, str) and "\0" not in v, "a folder path"),
+    "inter_file_name": (_optional_file, "a file name"),
+    "vision_feature_file": (_optional_file, "a file name, or '' for none"),
+    "text_feature_file": (_optional_file, "a file name, or '' for none"),
+}
+GRID_KEYS = {"epochs", "seed", "train_batch_size", "stopping_step", "embedding_size", "learning_rate", "weight_decay",
+             "train_noise_ratio", "use_neg_sampling", "use_full_sampling"}  # keys a grid search may sensibly vary
+_CLIP_KEYS = {"max_norm", "norm_type", "error_if_nonfinite", "foreach"}
+
+
+def _check_scalar(cfg: dict, key: str, ok, expected: str, hyper: list[str]) -> None:
+    value = cfg[key]
+    if isinstance(value, list) and key in hyper:
+        if not value:
+            raise ConfigError(f"config key '{key}': an empty list of values to search over (hyper_parameters)")
+        bad = [v for v in value if not ok(v)]
+        if bad:
+            raise ConfigError(f"config key '{key}': expected each value to be {expected}, got {_shown(bad[0])}")
+        return
+    if not ok(value):
+        hint = "; a list of values is searched over only when the key is in hyper_parameters" \
+            if isinstance(value, list) and key in GRID_KEYS else ""
+        raise ConfigError(f"config key '{key}': expected {expected}, got {_shown(value)}{hint}")
+
+
+def _check_topk(cfg: dict) -> list[int]:
+    topk = cfg["topk"]
+    if _is_int(topk):
+        topk = [topk]
+    if not isinstance(topk, list) or not topk or not all(_is_int(k) and k >= 1 for k in topk):
+        raise ConfigError(f"config key 'topk': expected a non-empty list of integers >= 1 such as [10, 20], "
+                          f"got {_shown(cfg['topk'])}")
+    cfg["topk"] = topk
+    return topk
+
+
+def _check_metrics(cfg: dict) -> list[str]:
+    metrics = cfg["metrics"]
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    known = list(DISPLAY.values())
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m.lower() in METRICS for m in metrics):
+        raise ConfigError(f"config key 'metrics': expected a non-empty list of some of {known}, got {_shown(cfg['metrics'])}")
+    cfg["metrics"] = metrics
+    return metrics
+
+
+def _check_valid_metric(cfg: dict, metrics: list[str] | None, topk: list[int] | None) -> None:
+    value = cfg["valid_metric"]
+    match = re.fullmatch(r"\s*([A-Za-z]+)@(\d+)\s*", value) if isinstance(value, str) else None
+    names = [m.lower() for m in (metrics or [])]
+    if match is None or match.group(1).lower() not in names or (topk is not None and int(match.group(2)) not in topk):
+        options = f"METRIC one of metrics {metrics} and K one of topk {topk}" if metrics else "a known metric"
+        raise ConfigError(f"config key 'valid_metric': expected METRIC@K with {options} (e.g. Recall@20), "
+                          f"got {_shown(value)}")
+    cfg["valid_metric"] = f"{DISPLAY[match.group(1).lower()]}@{int(match.group(2))}"
+
+
+def validate_config(cfg: dict) -> None:
+    """Refuse, with the key's name, a value of the engine's own keys (``configs/overall.yaml``)
+    of the wrong type or out of range; normalise ``topk`` (a scalar becomes a one-item list),
+    ``metrics`` (likewise) and the case of ``valid_metric`` (``recall@20`` -> ``Recall@20``)."""
+    hyper = cfg.get("hyper_parameters") or []
+    for key in hyper:
+        if key not in cfg:
+            raise ConfigError(f"hyper_parameters names '{key}', which no config file sets")
+    for key, (ok, expected) in SCALAR_CHECKS.items():
+        if key in cfg:
+            _check_scalar(cfg, key, ok, expected, hyper)
+    topk = _check_topk(cfg) if "topk" in cfg else None
+    metrics = _check_metrics(cfg) if "metrics" in cfg else None
+    if "valid_metric" in cfg:
+        _check_valid_metric(cfg, metrics, topk)
+    extra = cfg.get("extra_feature_files")
+    if extra is not None and (not isinstance(extra, list) or not all(_name(n) for n in extra)):
+        raise ConfigError(f"config key 'extra_feature_files': expected a list of file names, got {_shown(extra)}")
+    schedule = cfg.get("learning_rate_scheduler")
+    if schedule is not None and not (isinstance(schedule, (list, tuple)) and len(schedule) == 2
+                                     and all(_is_real(v) and v > 0 for v in schedule)):
+        raise ConfigError("config key 'learning_rate_scheduler': expected [factor, period], two numbers > 0 "
+                          f"(the rate is multiplied by factor every period epochs), got {_shown(schedule)}")
+    clip = cfg.get("clip_grad_norm")
+    if clip is not None and not (isinstance(clip, dict) and set(clip) <= _CLIP_KEYS and _is_real(clip.get("max_norm"))
+                                 and clip["max_norm"] > 0):
+        raise ConfigError("config key 'clip_grad_norm': expected null or a mapping such as {max_norm: 5, norm_type: 2} "
+                          f"(keys: {sorted(_CLIP_KEYS)}), got {_shown(clip)}")
+    _check_data_path(cfg.get("data_path"))
+
+
+def _check_data_path(data_path: Any) -> None:
+    """``data_path`` is a folder, or does not exist yet; a file there (or above) is refused."""
+    if not isinstance(data_path, str) or not data_path:
+        return
+    path = Path(data_path)
+    for part in path.parts:
+        if len(os.fsencode(part)) > 255:
+            raise ConfigError(f"config key 'data_path' (--data-path): a path component is {len(os.fsencode(part))} "
+                              "bytes long, longer than a file name may be (255)")
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            if not candidate.is_dir():
+                raise ConfigError(f"config key 'data_path' (--data-path) {data_path}: {candidate} is not a folder; "
+                                  "it must name the folder holding <dataset>/")
+            return
 
 
 def settings_per_model(models: list[str], dataset: str, settings: dict, data_path: str | None = None) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,12 @@ from ..errors import DataError
 
 log = logging.getLogger(__name__)
 SPLIT_NAMES = ("training", "validation", "test")
+MAX_ID = 2**53  # larger ids cannot even be read exactly (they arrive as floats)
+
+
+def _shown(value) -> str:
+    """A cell as the file shows it: text quoted, numbers plain (``inf``, ``1e+30``)."""
+    return repr(value[:60]) if isinstance(value, str) else str(value)
 
 
 class RecDataset:
@@ -37,28 +44,33 @@ class RecDataset:
             raise DataError(f"{path}: interaction file not found (data_path={self.config['data_path']!r}, "
                             f"dataset={self.dataset_name!r}, inter_file_name={self.config['inter_file_name']!r})")
         cols = [self.uid_field, self.iid_field, self.splitting_label]
+        sep = self.config["field_separator"]
         try:
-            header = pd.read_csv(path, sep=self.config["field_separator"], nrows=0).columns
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: cannot parse the header ({exc})") from None
+            header = pd.read_csv(path, sep=sep, nrows=0).columns
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+            raise DataError(f"{path}: cannot parse the header ({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
         missing = [c for c in cols if c not in header]
         if missing:
             raise DataError(f"{path}: missing column(s) {missing}; found {list(header)}")
         try:
-            df = pd.read_csv(path, sep=self.config["field_separator"], usecols=cols)
-        except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
+            # every column, so that a row with more fields than the header is an error, not ignored
+            df = pd.read_csv(path, sep=sep)
+        except pd.errors.ParserError as exc:
+            found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            if found:
+                raise DataError(f"{path}: line {found.group(2)} has {found.group(3)} fields but the header has "
+                                f"{found.group(1)}") from None
             raise DataError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+        if not isinstance(df.index, pd.RangeIndex):
+            raise DataError(f"{path}: the rows have more fields than the header ({len(header)} columns); "
+                            "every row must have one field per header column")
+        df = df[cols].copy()
         if df.empty:
             raise DataError(f"{path}: holds no interactions")
         for c in cols:
-            values = pd.to_numeric(df[c], errors="coerce")
-            bad = values.isna() | (values != np.floor(values))
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(f"{path}: column '{c}' must hold integers; data row {row + 1} has {df[c].iloc[row]!r}")
-            df[c] = values.astype(np.int64)
-            if (df[c] < 0).any():
-                raise DataError(f"{path}: column '{c}' has negative value {int(df[c].min())}; ids must be 0-based")
+            df[c] = self._integer_column(path, df[c], c)
         labels = set(np.unique(df[self.splitting_label]).tolist())
         if not labels <= {0, 1, 2}:
             raise DataError(f"{path}: column '{self.splitting_label}' must be 0, 1 or 2; found {sorted(labels - {0, 1, 2})}")
@@ -67,7 +79,46 @@ class RecDataset:
             if top + 1 > 50 * n_distinct + 1000:
                 raise DataError(f"{path}: column '{c}' has id {top} but only {n_distinct} distinct ids; "
                                 "ids must be remapped to 0..n-1")
+        self._check_pairs(path, df)
         return df
+
+    @staticmethod
+    def _integer_column(path: str, column: pd.Series, name: str) -> pd.Series:
+        """The column as int64: every value a whole number within an id's range, none negative."""
+        values = pd.to_numeric(column, errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.astype(np.float64)) | (values != np.floor(values))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: column '{name}' must hold integers; data row {row + 1} has {_shown(column.iloc[row])}")
+        huge = values.astype(np.float64).abs() > MAX_ID
+        if huge.any():
+            row = int(np.flatnonzero(huge.to_numpy())[0])
+            raise DataError(f"{path}: column '{name}': data row {row + 1} has {_shown(column.iloc[row])}, out of range for "
+                            f"an id (ids are 0-based, at most {MAX_ID})")
+        values = values.astype(np.int64)
+        if (values < 0).any():
+            raise DataError(f"{path}: column '{name}' has negative value {int(values.min())}; ids must be 0-based")
+        return values
+
+    def _check_pairs(self, path: str, df: pd.DataFrame) -> None:
+        """Each (user, item) pair occurs once: a repeated row would count twice in training and
+        in the held-out items, and a pair in two splits is a held-out item the user already has
+        (masked at evaluation, it can never count as a hit)."""
+        pairs = [self.uid_field, self.iid_field]
+        repeated = df.duplicated(pairs, keep=False).to_numpy()
+        if not repeated.any():
+            return
+        first = int(np.flatnonzero(repeated)[0])
+        u, i = int(df[self.uid_field].iloc[first]), int(df[self.iid_field].iloc[first])
+        rows = np.flatnonzero(repeated & (df[self.uid_field].to_numpy() == u) & (df[self.iid_field].to_numpy() == i))
+        labels = df[self.splitting_label].to_numpy()[rows]
+        n_extra = int(df.duplicated(pairs, keep="first").sum())
+        where = f"(user {u}, item {i}) is on data rows {rows[0] + 1} and {rows[1] + 1}"
+        if labels[0] == labels[1]:
+            raise DataError(f"{path}: duplicate interactions: {where}, both in the {SPLIT_NAMES[labels[0]]} split "
+                            f"({n_extra} repeated row(s) in all); each (user, item) pair must appear once")
+        raise DataError(f"{path}: {where}, in both the {SPLIT_NAMES[labels[0]]} and the {SPLIT_NAMES[labels[1]]} split "
+                        f"({n_extra} repeated pair(s) in all); a pair must sit in one split only")
 
     def split(self) -> list[RecDataset]:
         """Train / validation / test, dropping validation/test users unseen in training

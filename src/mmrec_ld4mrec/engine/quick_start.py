@@ -17,8 +17,17 @@ import torch
 
 from ..data.synthetic import ensure_synthetic
 from ..errors import ConfigError, UserInputError
+from ..files import check_output_folder
 from ..models import get_model
-from .checkpoint import CHECKPOINT_FILE, dataset_fingerprint, load_checkpoint, save_checkpoint, save_topk_csv
+from .checkpoint import (
+    CHECKPOINT_FILE,
+    checkpoint_path,
+    dataset_fingerprint,
+    load_checkpoint,
+    load_state,
+    save_checkpoint,
+    save_topk_csv,
+)
 from .config import Config
 from .dataloader import EvalDataLoader, TrainDataLoader
 from .dataset import RecDataset, inject_false_positives
@@ -26,7 +35,8 @@ from .evaluator import evaluate, rank_topk
 from .trainer import FitResult, Trainer
 
 log = logging.getLogger(__name__)
-_MACHINE_KEYS = {"data_path", "device", "gpu_id", "use_gpu", "eval_batch_size"}
+# keys a checkpoint's config does not carry over: this machine's, and the names of this run
+_MACHINE_KEYS = {"data_path", "device", "gpu_id", "use_gpu", "eval_batch_size", "model", "dataset"}
 
 
 def init_seed(seed: int) -> None:
@@ -65,33 +75,49 @@ def time_full_inference(model, train_loader: TrainDataLoader, config: Config) ->
     return time.perf_counter() - start
 
 
+def checked_config(model_name: str, dataset_name: str, config_dict: dict | None = None) -> tuple[Config, type]:
+    """The run's config and model class, every value checked before any data is read: the
+    engine's keys when the config is built, the model's own (``check_settings``) at every grid point."""
+    config = Config(model_name, dataset_name, config_dict)
+    model_cls = get_model(model_name)
+    check = getattr(model_cls, "check_settings", None)
+    if check is not None:
+        for point in grid(config):
+            check(lambda key, point=point: point[key] if key in point else config[key])
+    return config, model_cls
+
+
 def run(model_name: str, dataset_name: str, config_dict: dict | None = None, save_dir: str | None = None,
         load_dir: str | None = None) -> dict:
     """Train (or load) and evaluate; returns the JSON-ready result of the best grid point."""
-    config = Config(model_name, dataset_name, config_dict)
-    if save_dir and (Path(save_dir) / CHECKPOINT_FILE).exists():
-        raise UserInputError(f"{Path(save_dir) / CHECKPOINT_FILE}: a checkpoint is already there; "
-                             "choose another --save folder (nothing was overwritten)")
+    config, model_cls = checked_config(model_name, dataset_name, config_dict)
+    if save_dir:  # before any work: a run must not end in a checkpoint it cannot write
+        check_output_folder(save_dir, "--save")
+        if (Path(save_dir) / CHECKPOINT_FILE).exists():
+            raise UserInputError(f"{Path(save_dir) / CHECKPOINT_FILE}: a checkpoint is already there; "
+                                 "choose another --save folder (nothing was overwritten)")
+    if load_dir and not checkpoint_path(Path(load_dir)).is_file():
+        raise UserInputError(f"{checkpoint_path(Path(load_dir))}: checkpoint not found (--load)")
     if dataset_name == "synthetic":
         ensure_synthetic(Path(str(config["data_path"]) + dataset_name))
     dataset = RecDataset(config)
     train_ds, valid_ds, test_ds = dataset.split()
-    noise_ratio = config["train_noise_ratio"]
-    if isinstance(noise_ratio, bool) or not isinstance(noise_ratio, (int, float)) or not 0 <= noise_ratio <= 10:
-        raise ConfigError(f"config key 'train_noise_ratio': expected a number in [0, 10], got {noise_ratio!r}")
-    train_ds = inject_false_positives(train_ds, float(noise_ratio), _scalar_seed(config["seed"]))
-    if max(config["topk"]) > dataset.get_item_num():
-        raise ConfigError(f"config key 'topk': {max(config['topk'])} exceeds the number of items "
-                          f"({dataset.get_item_num()}) of '{dataset_name}'")
+    train_ds = inject_false_positives(train_ds, float(config["train_noise_ratio"] or 0.0), _scalar_seed(config["seed"]))
     fingerprint = dataset_fingerprint(dataset, feature_paths(config))
-    model_cls = get_model(model_name)
     points = grid(config)
-    payload = load_checkpoint(Path(load_dir), fingerprint, dataset_name) if load_dir else None
+    payload = load_checkpoint(Path(load_dir), fingerprint, dataset_name, model_name) if load_dir else None
     if payload:
         for key, value in payload["config"].items():
             if key in config and key not in _MACHINE_KEYS:
                 config[key] = value
+        try:
+            config.validate()
+        except ConfigError as exc:
+            raise ConfigError(f"{checkpoint_path(Path(load_dir))}: its stored config is not valid here: {exc}") from None
         points = [{k: config[k] for k in config["hyper_parameters"]}]
+    if max(config["topk"]) > dataset.get_item_num():
+        raise ConfigError(f"config key 'topk': {max(config['topk'])} exceeds the number of items "
+                          f"({dataset.get_item_num()}) of '{dataset_name}'")
 
     train = TrainDataLoader(config, train_ds, int(config["train_batch_size"]), shuffle=True)
     valid = EvalDataLoader(config, valid_ds, train_ds, int(config["eval_batch_size"]))
@@ -110,7 +136,7 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         train.pretrain_setup()
         model = model_cls(config, train).to(config["device"])
         if payload:
-            model.load_state_dict(payload["state_dict"])
+            load_state(model, payload["state_dict"], checkpoint_path(Path(load_dir)), model_name)
             fit = FitResult(best_epoch=int(payload.get("best_epoch", -1)), epochs_run=0)
             fit.valid, _ = evaluate(model, valid, config)
             fit.test, fit.test_topk = evaluate(model, test, config)

@@ -9,7 +9,7 @@ import os
 import torch
 from torch import nn
 
-from ..data.features import load_feature_file
+from ..data.features import configured_feature_path, load_feature_file
 from ..errors import DataError
 
 
@@ -40,12 +40,13 @@ class GeneralRecommender(AbstractRecommender):
         if not config["end2end"] and config["is_multimodal_model"]:
             folder = os.path.abspath(config["data_path"] + config["dataset"])
             for attr, key in (("v_feat", "vision_feature_file"), ("t_feat", "text_feature_file")):
-                name = config[key]
-                if name and os.path.isfile(os.path.join(folder, name)):
-                    arr = load_feature_file(os.path.join(folder, name), self.n_items)
+                path = configured_feature_path(folder, key, config[key])
+                if path is not None:
+                    arr = load_feature_file(path, self.n_items)
                     setattr(self, attr, torch.from_numpy(arr).to(self.device))
             if self.v_feat is None and self.t_feat is None:
                 raise DataError(
                     f"{folder}: a multimodal model needs 'vision_feature_file' or 'text_feature_file' "
                     f"there (got {config['vision_feature_file']!r}, {config['text_feature_file']!r}); "
                     "set is_multimodal_model: False for a dataset without features")
+

@@ -77,6 +77,12 @@ def _bool(key: str, value: Any) -> bool:
     return value
 
 
+def _files(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ConfigError(f"config key '{key}': expected a list of file names, got {value!r}")
+
+
 def _choice(key: str, value: Any, choices) -> str:
     if value not in choices:
         raise ConfigError(f"config key '{key}': expected one of {sorted(choices)}, got {value!r}")
@@ -112,7 +118,7 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         use_pg=_bool("use_pg", val("use_pg")),
         use_soft_target=_bool("use_soft_target", val("use_soft_target")),
         sparse_input=_bool("sparse_input", val("sparse_input")),
-        extra_feature_files=tuple(val("extra_feature_files") or ()),
+        extra_feature_files=_files("extra_feature_files", val("extra_feature_files") or ()),
         loss=_choice("loss", val("loss"), LOSSES),
         item_features=_bool("item_features", val("item_features")),
         gate_input=_choice("gate_input", val("gate_input"), GATE_INPUTS),

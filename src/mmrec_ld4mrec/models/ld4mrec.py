@@ -15,6 +15,8 @@ The constructor and methods follow MMRec's contract: ``(config, dataloader)``,
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data.features import load_feature_file
+from ..data.features import configured_feature_path, load_feature_file
 from ..errors import ConfigError
 from ..ld4mrec.cnet import CNet
 from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
@@ -72,17 +74,25 @@ class LD4MRec(general_recommender_base()):
         ).to(self.device)
         self.to(self.device)
 
+    @staticmethod
+    def check_settings(get: Callable[[str], Any]) -> None:
+        """Check LD4MRec's keys (``get(key)`` returns a grid point's value) before any data is read."""
+        ld4mrec_settings(get)
+
     # ---- inputs -------------------------------------------------------------------------
     def _modality_features(self, config) -> list[np.ndarray]:
         """Modalities in a fixed order: text, visual (the paper's), then ``extra_feature_files``."""
         slots = [("text_feature_file", self.t_feat), ("vision_feature_file", self.v_feat)]
-        feats = [(config_get(config, key, key), f.detach().cpu().numpy()) for key, f in slots if f is not None]
         folder = os.path.abspath(str(config_get(config, "data_path", "")) + str(config_get(config, "dataset", "")))
+        for key, f in slots:
+            if f is None and config_get(config, "is_multimodal_model", True) and not config_get(config, "end2end", False):
+                # MMRec's own base class skips a configured file that is absent; refuse it instead
+                configured_feature_path(folder, key, config_get(config, key))
+        feats = [(config_get(config, key, key), f.detach().cpu().numpy()) for key, f in slots if f is not None]
         for name in self.settings.extra_feature_files:
-            path = os.path.join(folder, name)
-            if not os.path.isfile(path):
-                raise ConfigError(f"config key 'extra_feature_files': {path} does not exist")
-            feats.append((name, load_feature_file(path, self.n_items)))
+            path = configured_feature_path(folder, "extra_feature_files", name)
+            if path is not None:
+                feats.append((name, load_feature_file(path, self.n_items)))
         for name, f in feats:
             if not np.isfinite(f).all():
                 raise ConfigError(f"{os.path.join(folder, str(name))}: item features hold NaN or infinite values")

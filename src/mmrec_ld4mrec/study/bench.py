@@ -23,7 +23,7 @@ from pathlib import Path
 from ..data.published import prepare_diffmm
 from ..engine.config import parse_overrides, parse_value
 from ..errors import UserInputError
-from ..files import atomic_write
+from ..files import atomic_write, check_output_file
 
 METRICS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
 # One grid point for models whose YAML holds a grid: the paper's p = gamma = 0.01 for LD4MRec.
@@ -94,6 +94,12 @@ def summarize(runs: list[dict], specs: list[str], header: str) -> dict:
 
 
 def main(args) -> int:
+    """``bench``: every argument and the ``--out`` path checked before anything is measured."""
+    for option, value in (("--epochs", args.epochs), ("--repeats", args.repeats)):
+        if value < 1:
+            raise UserInputError(f"{option}: expected an integer >= 1, got {value}")
+    if args.out:
+        check_output_file(args.out, "--out")
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     if not specs:
         raise UserInputError("-m/--models expects a comma-separated list, e.g. LD4MRec,DiffRec")

@@ -22,16 +22,21 @@
 
 Each study runs on every dataset, with ``seeds`` (default: the first main seed). A run is
 identified by (dataset, model, seed, overrides); runs that coincide across studies are one run.
+``name`` (default: the file's stem) is the results folder's name under ``results/``, so it is
+a plain folder name. Every run's configuration is checked by the engine (:func:`check_runs`)
+before a sweep starts, and an error names the file and the key that set the value.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import os
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..engine.config import read_yaml
+from ..engine.config import configs_root, read_yaml
 from ..errors import ConfigError
 
 STUDIES = ("inference", "robustness", "ablation", "heatmap")
@@ -155,6 +160,24 @@ class Experiment:
         return list(runs.values())
 
 
+def plain_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be one folder's name (None when it can)."""
+    if not isinstance(name, str) or not name.strip():
+        return "it is empty"
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        return "it must be a plain folder name, without '/', '\\' or NUL, and not '.' or '..'"
+    if len(os.fsencode(name)) > 255:
+        return f"it is {len(os.fsencode(name))} bytes long, longer than a file name may be (255)"
+    return None
+
+
+def _plain(path: Path, key: str, name: str) -> str:
+    problem = plain_name_problem(name)
+    if problem:
+        raise ConfigError(f"{path}: key '{key}' names a folder, {name!r:.80}: {problem}")
+    return name
+
+
 def _names(path: Path, key: str, value, required: bool = True) -> tuple[str, ...]:
     if value is None and not required:
         return ()
@@ -230,14 +253,18 @@ def load_experiment(path: Path) -> Experiment:
     known = {"name", "datasets", "seeds", "base", "ours", "ours_variants", "models", "prepare", "studies", "data_path"}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        raise ConfigError(f"{path}: unknown key(s) {sorted(map(str, unknown))}; expected some of {sorted(known)}")
+    if "name" in data and not isinstance(data["name"], (str, int)):
+        raise ConfigError(f"{path}: key 'name' must be a folder name, got {data['name']!r:.80}")
+    exp_name = _plain(path, "name", str(data.get("name", path.stem)))
+    datasets = tuple(_plain(path, "datasets", d) for d in _names(path, "datasets", data.get("datasets")))
     models = _mapping(path, "models", data.get("models"))
     if not models:
         raise ConfigError(f"{path}: key 'models' must map at least one model name to its overrides")
     for name, overrides in models.items():
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(f"{path}: models.{name}: expected a mapping of config keys, got {overrides!r}")
-    models = {str(k): dict(v or {}) for k, v in models.items()}
+    models = {_plain(path, "models", str(k)): dict(v or {}) for k, v in models.items()}
     from ..models import MODELS
 
     for name, overrides in models.items():
@@ -275,7 +302,79 @@ def load_experiment(path: Path) -> Experiment:
     if "seed" in base or any("seed" in o for o in models.values()):
         raise ConfigError(f"{path}: set seeds with the key 'seeds', not as a config override")
     return Experiment(
-        path=path, name=str(data.get("name", path.stem)), datasets=_names(path, "datasets", data.get("datasets")),
+        path=path, name=exp_name, datasets=datasets,
         seeds=_seeds(path, "seeds", data.get("seeds")), base=base, models=models, ours=ours,
         ours_variants=variants, prepare=prepare,
         studies=studies, data_path=data_path)
+
+
+# ---- every run's configuration, checked before a sweep starts ---------------------------------------
+
+def dataset_config_known(exp: Experiment, dataset: str) -> bool:
+    """The dataset's config file is there to check runs against (``configs/dataset/`` or the
+    one ``prepare`` wrote beside the data); a dataset the sweep still has to prepare is not."""
+    own = configs_root() / "dataset" / f"{dataset}.yaml"
+    return own.is_file() or (Path(f"{exp.data_path or ''}{dataset}") / f"{dataset}.yaml").is_file()
+
+
+_KEY = re.compile(r"config key '([^']+)'")
+
+
+def _origin(exp: Experiment, spec: RunSpec, key: str) -> str | None:
+    """Where in the experiment file ``key`` of ``spec`` was set."""
+    own = {**exp.base, **exp.models.get(spec.model, {})}
+    if key in spec.overrides and (key not in own or own[key] != spec.overrides[key]):  # set by a study
+        if key == "inference_steps":
+            return "studies.inference.steps"
+        if key == "train_noise_ratio":
+            return "studies.robustness.ratios"
+        if key in ("soft_prob", "smooth") and "heatmap" in exp.studies:
+            return f"studies.heatmap.{key}"
+        for name, overrides in exp.studies.get("ablation", {}).get("variants", {}).items():
+            if key in overrides and overrides[key] == spec.overrides[key]:
+                return f"studies.ablation.variants.{name}.{key}"
+    if key in exp.models.get(spec.model, {}):
+        return f"models.{spec.model}.{key}"
+    if key in exp.base:
+        return f"base.{key}"
+    return None
+
+
+def _refuse(exp: Experiment, spec: RunSpec | None, exc: ConfigError) -> ConfigError:
+    """``exc`` of one run (or of the experiment's ``ours`` config, ``spec`` None), naming the file and key."""
+    match = _KEY.search(str(exc))
+    where = None
+    if match and spec is not None:
+        where = _origin(exp, spec, match.group(1))
+    elif match:
+        key = match.group(1)
+        where = next((f"models.{m}.{key}" for m, o in exp.models.items() if key in o),
+                     f"base.{key}" if key in exp.base else None)
+    run = f" ({spec.label})" if spec is not None else ""
+    if where:
+        return ConfigError(f"{exp.path}: key '{where}'{run}: {exc}")
+    return ConfigError(f"{exp.path}:{run}: {exc}" if run else f"{exp.path}: {exc}")
+
+
+def check_runs(exp: Experiment, datasets: list[str] | None = None) -> None:
+    """Build every run's configuration as the engine will (each key known, each value of the
+    right type and range, the model's own checks at every grid point) for ``datasets`` (all by
+    default), before anything runs; an error names the experiment file and the key. Models run
+    in an MMRec checkout (``engine: mmrec``) are checked there, not here."""
+    from ..engine.quick_start import checked_config
+
+    for dataset in exp.datasets if datasets is None else datasets:
+        one = replace(exp, datasets=(dataset,))
+        try:
+            specs = one.all_runs()
+        except ConfigError as exc:  # the model's steps, read for the inference study
+            raise _refuse(exp, None, exc) from None
+        for spec in specs:
+            overrides = dict(spec.overrides)
+            if overrides.pop("engine", "standalone") != "standalone":
+                continue
+            config = {**overrides, "seed": spec.seed, **({"data_path": exp.data_path} if exp.data_path else {})}
+            try:
+                checked_config(spec.model, spec.dataset, config)
+            except ConfigError as exc:
+                raise _refuse(exp, spec, exc) from None

@@ -92,15 +92,45 @@ def run_key(model: str, dataset: str, overrides: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def _record_problem(rec) -> str | None:
+    if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+        return "not a run record (a JSON object with a 'key')"
+    if rec.get("status") == "ok":
+        for split in ("valid", "test"):
+            metrics = rec.get(split)
+            if not isinstance(metrics, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                        for v in metrics.values()):
+                return f"'{split}' must map metric names to numbers"
+        for key in ("train_seconds_per_epoch", "wall_seconds"):
+            if not isinstance(rec.get(key, 0.0), (int, float)) or isinstance(rec.get(key), bool):
+                return f"'{key}' must be a number"
+    elif rec.get("status") != "failed":
+        return "'status' must be 'ok' or 'failed'"
+    return None
+
+
 def read_records(path: Path) -> dict[str, dict]:
-    """Finished runs by key. A torn last line (a kill mid-write) is ignored."""
+    """Finished runs by key. A torn line (a kill mid-write) is ignored; a file that is not
+    this JSON-lines log, or a line that is JSON but not a run record, is refused naming it."""
     records = {}
+    path = Path(path)
+    if os.path.lexists(path) and not path.is_file():
+        raise ConfigError(f"{path}: the results log is not a regular file")
     if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a JSON-lines results log (byte {exc.start} is not UTF-8)") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the results log ({exc.strerror or exc})") from None
+        for number, line in enumerate(text.splitlines(), 1):
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 continue
+            problem = _record_problem(rec)
+            if problem:
+                raise ConfigError(f"{path}: line {number}: {problem}; move the file away to start afresh")
             records[rec["key"]] = rec
     return records
 

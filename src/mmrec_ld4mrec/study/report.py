@@ -11,7 +11,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..files import atomic_write
+from ..errors import UserInputError
+from ..files import atomic_write, check_output_file, check_output_folder
 from . import figures, tables
 from .experiment import Experiment, RunSpec
 from .registry import Registry
@@ -36,12 +37,25 @@ def accuracy_table(exp: Experiment, done: dict[str, dict], dataset: str) -> tabl
     return tables.AccuracyTable(dataset, rows, exp.ours, exp.baselines())
 
 
+def check_report_path(md_path: Path, what: str = "--report") -> Path:
+    """Refuse, before any work, a report path the report could not be written to: one that is
+    not a regular file (a folder, a link, a device), has no suffix (its assets folder, the path
+    less its suffix, would be the report itself), or whose assets folder is not a folder."""
+    md_path = Path(md_path)
+    check_output_file(md_path, what)
+    if not md_path.suffix or md_path.with_suffix("") == md_path:
+        raise UserInputError(f"{what} {md_path}: give the report a suffix such as .md (its tables and figures go "
+                             "in a folder named like it without the suffix)")
+    check_output_folder(md_path.with_suffix(""), f"{what} {md_path}: its assets folder")
+    return md_path
+
+
 def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: bool = False,
                  command: str = "") -> list[Path]:
     """Write the report; returns every file written (tables and figures included)."""
+    records = list(registry.records())  # a damaged registry is refused before anything is written
     assets = md_path.with_suffix("")
     assets.mkdir(parents=True, exist_ok=True)
-    records = list(registry.records())
     done = {r["key"]: r for r in records if r["status"] == "done"}
     failed = {r["key"]: r for r in records if r["status"] == "failed"}
     needed = exp.all_runs()
@@ -117,14 +131,15 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
 
     failures = [failed[s.key] for s in needed if s.key in failed]
     if failures:
-        lines += ["## Failed runs", ""] + [f"- `{r['key']}` {r['label']}: {r['error']}" for r in failures] + [""]
+        lines += ["## Failed runs", ""] + [f"- `{r['key']}` {r.get('label', '')}: {r.get('error', '')}"
+                                           for r in failures] + [""]
     _write(md_path, "\n".join(lines))
     written.append(md_path)
     return written
 
 
 def _machine(record: dict) -> str:
-    env, code = record["environment"], record["code"]
+    env, code = record.get("environment") or {}, record.get("code") or {}
     commit = code.get("commit")
     version = f"{commit[:10]}{' + local changes' if code.get('dirty') else ''}" if commit else "not in git"
     return f"{env.get('accelerator') or 'CPU'} with {env.get('cpus')} CPU(s), code {version}"

@@ -5,16 +5,26 @@ as finished is started in its own process (``run_worker``), ``jobs`` at a time; 
 finished or failed, is committed to the registry as it arrives. A run that failed before is
 tried again; a finished one is never recomputed. The tables and figures are then rebuilt
 from the registry (:mod:`.report`).
+
+One sweep at a time per results folder: a sweep holds an exclusive lock on ``RESULTS/.lock``
+from before it prepares anything until its last run is recorded, and a second sweep on the
+folder is refused at once. Reading the registry (``results``, ``--report-only``) takes no lock.
+Every run's configuration is checked (the engine's and the model's checks) before the first
+run starts, so a bad key or value in the experiment file stops the sweep naming that key.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,22 +33,67 @@ from typing import TextIO
 from tqdm import tqdm
 
 from ..errors import UserInputError
-from .experiment import Experiment, RunSpec
-from .registry import Registry, code_version, environment
+from ..files import check_output_folder
+from .experiment import Experiment, RunSpec, check_runs, dataset_config_known
+from .registry import Registry, code_version, environment, jsonable, record_problem
 
 LOG_DIR = "logs"
 WORK_DIR = "work"
+LOCK_FILE = ".lock"
+
+
+def _check_folder(folder: Path, what: str) -> None:
+    """``folder`` is a folder or does not exist yet; a file there or above it is refused."""
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate):
+            if not candidate.is_dir():
+                where = "not a folder" if candidate == folder else f"{candidate} is not a folder"
+                raise UserInputError(f"{what} {folder}: {where}; it must name the folder holding <dataset>/")
+            return
 
 
 def resolve_data_path(exp: Experiment, results: Path, data_path: str | None) -> Experiment:
-    """``--data-path``, else the file's ``data_path`` (relative to the file), else ``RESULTS/data``."""
+    """``--data-path``, else the file's ``data_path`` (relative to the file), else ``RESULTS/data``;
+    one that is a file (or lies under one) is refused naming where it came from."""
     if data_path:
-        folder = Path(data_path).resolve()
+        folder, what = Path(data_path).resolve(), "--data-path"
     elif exp.data_path:
-        folder = (exp.path.parent / exp.data_path).resolve()
+        folder, what = (exp.path.parent / exp.data_path).resolve(), f"{exp.path}: key 'data_path'"
     else:
-        folder = (results / "data").resolve()
+        folder, what = (results / "data").resolve(), "the data folder (default: RESULTS/data; see --data-path)"
+    _check_folder(folder, what)
     return replace(exp, data_path=str(folder) + "/")
+
+
+@contextmanager
+def sweep_lock(results: Path) -> Iterator[None]:
+    """Hold ``RESULTS/.lock`` exclusively (``flock``: the kernel releases it however the process
+    ends, so a killed sweep never leaves the folder locked); a second sweep is refused at once."""
+    check_output_folder(results, "--results")
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot open the sweep's lock file ({exc.strerror or exc})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise UserInputError(f"{path}: cannot lock the results folder ({exc.strerror or exc})") from None
+            owner = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            raise UserInputError(f"{results}: another sweep is running on this results folder"
+                                 f"{f' (process {owner})' if owner.isdigit() else ''}; wait for it to end, "
+                                 "or pass another --results") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def prepare_datasets(exp: Experiment, log: TextIO) -> None:
@@ -120,16 +175,22 @@ def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int, mmrec_ro
 def _record(job: _Running, results: Path, context: dict) -> dict:
     try:
         outcome = json.loads(job.out.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
+        outcome = None
+    if not isinstance(outcome, dict) or outcome.get("status") not in ("done", "failed"):
         outcome = {"status": "failed", "error": f"the run's process ended with code {job.proc.returncode} "
                                                 f"and no result (killed, or out of memory?)"}
     record = {"key": job.spec.key, "label": job.spec.label, "spec": job.spec.to_dict(), **context,
               "status": outcome["status"], "started_at": job.started, "finished_at": _now(),
               "wall_seconds": outcome.get("wall_seconds"), "log": str(job.log.relative_to(results))}
     if outcome["status"] == "done":
-        record["result"] = outcome["result"]
-    else:
-        record["error"] = outcome.get("error", "")
+        record["result"] = outcome.get("result")
+        problem = record_problem(json.loads(json.dumps(record, default=jsonable)), job.spec.key)
+        if problem:  # never store what the tables could not read
+            record.update(status="failed", error=f"the run's result is not usable: {problem}")
+            del record["result"]
+    if record["status"] == "failed":
+        record.setdefault("error", str(outcome.get("error", "")))
         record["log_tail"] = _log_tail(job.log)
     return record
 
@@ -137,7 +198,8 @@ def _record(job: _Running, results: Path, context: dict) -> dict:
 def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | None = None,
               poll_seconds: float = 0.2, mmrec_root: str | None = None, only_models: list[str] | None = None) -> dict:
     """Run what the registry lacks (of ``only_models``' runs, when given); returns counts
-    {total, skipped, done, failed}."""
+    {total, skipped, done, failed}. Everything that can be checked is checked before the
+    results folder is locked and touched."""
     stream = stream or sys.stderr
     if jobs < 1:
         raise UserInputError(f"--jobs: expected at least 1, got {jobs}")
@@ -146,9 +208,24 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
         if unknown:
             raise UserInputError(f"--models: {', '.join(unknown)} not under 'models' of {exp.path}")
     mmrec_root = check_mmrec(exp, mmrec_root or os.environ.get("MMREC_ROOT"), only_models or list(exp.models))
-    results.mkdir(parents=True, exist_ok=True)
-    prepare_datasets(exp, stream)
-    specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]
+    check_output_folder(results, "--results")
+    known = [d for d in exp.datasets if dataset_config_known(exp, d)]
+    check_runs(exp, known)
+    with sweep_lock(results):
+        prepare_datasets(exp, stream)
+        check_runs(exp, [d for d in exp.datasets if d not in known])
+        specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]
+        return _sweep(exp, results, specs, jobs, stream, poll_seconds, mmrec_root)
+
+
+def _forget(job: _Running, results: Path) -> None:
+    job.out.unlink(missing_ok=True)
+    job.out.with_suffix(".tmp").unlink(missing_ok=True)
+    (results / WORK_DIR / f"{job.spec.key}.spec.json").unlink(missing_ok=True)
+
+
+def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stream: TextIO, poll_seconds: float,
+           mmrec_root: str | None) -> dict:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = {"experiment": exp.name, "jobs": jobs, "code": code_version(),
                "environment": {**environment(), "torch_threads": threads}}
@@ -175,8 +252,7 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
                     record = _record(job, results, context)
                     registry.put(record)
                     counts[record["status"]] += 1
-                    job.out.unlink(missing_ok=True)
-                    (results / WORK_DIR / f"{job.spec.key}.spec.json").unlink(missing_ok=True)
+                    _forget(job, results)
                     note = f"{record['status']}: {job.spec.label}"
                     if record["status"] == "failed":
                         note += f" ({record['error'][:200]})"
@@ -188,7 +264,8 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
             for job in running:  # interrupted: unfinished runs leave no record and rerun next time
                 job.proc.kill()
                 job.proc.wait()
-    work = results / WORK_DIR
-    if work.is_dir() and not any(work.iterdir()):
-        work.rmdir()
+                _forget(job, results)
+            work = results / WORK_DIR
+            if work.is_dir() and not any(work.iterdir()):
+                work.rmdir()
     return counts

@@ -64,4 +64,7 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     die_with_parent()
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the sweep reports it, once
+        sys.exit(130)

@@ -13,19 +13,49 @@ from ..errors import UserInputError
 COLUMNS = ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20")
 
 
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_result(path: Path, data) -> dict:
+    """``data`` is the JSON of ``run --out``: every value the summary reads has its type; errors name the key."""
+    if not isinstance(data, dict):
+        raise UserInputError(f"{path}: expected a JSON object (the JSON of `run --out`), got {type(data).__name__}")
+    for key in ("model", "dataset", "test", "valid"):
+        if key not in data:
+            raise UserInputError(f"{path}: missing key '{key}' (expected the JSON of `run --out`)")
+    for key in ("model", "dataset"):
+        if not isinstance(data[key], str):
+            raise UserInputError(f"{path}: key '{key}' must be a name, got {data[key]!r:.60}")
+    for split in ("valid", "test"):
+        if not isinstance(data[split], dict):
+            raise UserInputError(f"{path}: key '{split}' must map metric names to numbers, got {data[split]!r:.60}")
+        for name, value in data[split].items():
+            if not _number(value):
+                raise UserInputError(f"{path}: key '{split}.{name}' must be a number, got {value!r:.60}")
+    if data.get("train_seconds_per_epoch") is not None and not _number(data["train_seconds_per_epoch"]):
+        raise UserInputError(f"{path}: key 'train_seconds_per_epoch' must be a number, "
+                             f"got {data['train_seconds_per_epoch']!r:.60}")
+    if data.get("config") is not None and not isinstance(data["config"], dict):
+        raise UserInputError(f"{path}: key 'config' must be a mapping, got {data['config']!r:.60}")
+    return data
+
+
 def load_results(paths: list[Path]) -> list[dict]:
+    """The ``run --out`` files, each checked (:func:`check_result`); errors name the file and key."""
     results = []
     for path in paths:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
             raise UserInputError(f"{path}: cannot read ({exc.strerror})") from None
+        except UnicodeDecodeError as exc:
+            raise UserInputError(f"{path}: not a JSON text file (byte {exc.start} is not UTF-8)") from None
         except json.JSONDecodeError as exc:
             raise UserInputError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-        for key in ("model", "dataset", "test", "valid"):
-            if key not in data:
-                raise UserInputError(f"{path}: missing key '{key}' (expected the JSON of `run --out`)")
-        results.append(data)
+        except RecursionError:
+            raise UserInputError(f"{path}: not JSON this summary can read (nested too deeply)") from None
+        results.append(check_result(Path(path), data))
     if not results:
         raise UserInputError("summarize: no result files given")
     return results

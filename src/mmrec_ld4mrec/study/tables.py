@@ -152,7 +152,7 @@ COST_HEADERS = ("train s/epoch", "full inference s", "peak RSS MB", "peak GPU MB
 
 
 def _device(record: dict) -> str:
-    env = record["environment"]
+    env = record.get("environment") or {}
     return env.get("accelerator") or f"CPU ({env.get('cpus')} cores)"
 
 

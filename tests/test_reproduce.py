@@ -114,14 +114,33 @@ def test_accuracy_table_marks_best_and_tests_against_the_best_baseline():
     tex = tables.to_latex(table)
     assert r"\textbf{0.3100}" in tex and r"\underline{0.2833}" in tex and r"+9.4\%" in tex
     rows = list(csv.reader(tables.to_csv(table).splitlines()))
-    assert rows[1][:3] == ["LD4MRec", "3", "0.310000"] and rows[-1][0] == "p_value_paired_t"
+    assert rows[1][:3] == ["LD4MRec", "3", "0.310000"] and rows[-2][0] == "p_value_t"
+    assert rows[-1][:3] == ["t_test", "", "paired"]
+    assert "| p (t-test) | |" in md and "(paired, n=3)" in md
+
+
+def test_runs_on_different_devices_are_compared_by_welch_not_paired():
+    ours = {1: 0.30, 2: 0.32, 3: 0.31}
+    strong = {1: 0.28, 2: 0.27, 3: 0.30}
+    same = {1: "H200", 2: "H200", 3: "H200"}
+    mixed = {1: "H200", 2: "CPU (2 cores)", 3: "CPU (2 cores)"}
+    paired = tables.AccuracyTable("d", [tables.Row("LD4MRec", {c: ours for c in tables.COLUMNS}, same),
+                                        tables.Row("A", {c: strong for c in tables.COLUMNS}, same)], "LD4MRec", ["A"])
+    assert paired.t_test("Recall@20") == (pytest.approx(stats.ttest_rel(list(ours.values()), list(strong.values())).pvalue),
+                                          3, "paired")
+    crossed = tables.AccuracyTable("d", [tables.Row("LD4MRec", {c: ours for c in tables.COLUMNS}, same),
+                                         tables.Row("A", {c: strong for c in tables.COLUMNS}, mixed)], "LD4MRec", ["A"])
+    welch = stats.ttest_ind(list(ours.values()), list(strong.values()), equal_var=False).pvalue
+    assert crossed.t_test("Recall@20") == (pytest.approx(welch), 6, "Welch")
+    assert welch != pytest.approx(paired.t_test("Recall@20")[0])
+    assert "(Welch, n=6)" in tables.to_markdown(crossed)
 
 
 def test_p_value_is_missing_not_invented_below_two_seeds():
     table = tables.AccuracyTable("d", [_row("LD4MRec", {1: 0.3}), _row("A", {1: 0.2})], "LD4MRec", ["A"])
     p, n = table.p_value("NDCG@20")
     assert math.isnan(p) and n == 1
-    assert "— (n=1)" in tables.to_markdown(table)
+    assert "— (paired, n=1)" in tables.to_markdown(table)
 
 
 # ---- the tiny profile, end to end -----------------------------------------------------------------

@@ -33,7 +33,8 @@ def accuracy_table(exp: Experiment, done: dict[str, dict], dataset: str) -> tabl
         records = _done(done, exp.main_runs(dataset, model))
         values = {c: {r["spec"]["seed"]: r["result"]["test"][c] for r in records if c in r["result"]["test"]}
                   for c in COLUMNS}
-        rows.append(tables.Row(model, values))
+        devices = {r["spec"]["seed"]: tables.device_of(r) for r in records}
+        rows.append(tables.Row(model, values, devices))
     return tables.AccuracyTable(dataset, rows, exp.ours, exp.baselines())
 
 

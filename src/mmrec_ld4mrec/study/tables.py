@@ -2,9 +2,11 @@
 
 Accuracy tables: rows are models, columns Recall@10/20 and NDCG@10/20 on the test split as
 means over seeds (``std`` adds ± the sample std), best in bold and runner-up underlined,
-then LD4MRec's improvement over the best baseline of each column in % and the p-value of a
-paired t-test over the seeds both have (scipy's ``ttest_rel``). Written as Markdown, CSV and
-LaTeX.
+then LD4MRec's improvement over the best baseline of each column in % and a t-test's p-value:
+paired over the seeds both have (scipy's ``ttest_rel``) when each pair's two runs ran on one
+device, else Welch's unequal-variance test over all seeds of each (``ttest_ind``), since runs
+on different machines are not paired by their seed. The table says which test it used.
+Written as Markdown, CSV and LaTeX.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -26,6 +28,7 @@ SHORT = {"Recall@10": "R@10", "Recall@20": "R@20", "NDCG@10": "N@10", "NDCG@20":
 class Row:
     model: str
     values: dict[str, dict[int, float]]  # metric -> seed -> value
+    devices: dict[int, str] = field(default_factory=dict)  # seed -> device it ran on (unknown: absent)
 
     def mean(self, col: str) -> float:
         v = list(self.values[col].values())
@@ -62,17 +65,31 @@ class AccuracyTable:
         return 100.0 * (ours.mean(col) - best.mean(col)) / best.mean(col), best.model
 
     def p_value(self, col: str) -> tuple[float, int]:
-        """Paired t-test over the seeds both ran; (p, pairs). NaN below two pairs or with
-        identical differences (the test is undefined there)."""
+        """(p, runs compared) of :meth:`t_test`."""
+        p, n, _ = self.t_test(col)
+        return p, n
+
+    def t_test(self, col: str) -> tuple[float, int, str]:
+        """LD4MRec against the column's best baseline: (p, n, test).
+
+        ``paired`` (n pairs) when every shared seed's two runs ran on the same device;
+        ``Welch`` (n = runs of ours + runs of theirs) otherwise. NaN below two runs a side
+        or where the test is undefined (identical differences, zero variance on both sides)."""
         best, ours = self.best_baseline(col), self.row(self.ours)
         if best is None:
-            return math.nan, 0
+            return math.nan, 0, "paired"
         seeds = sorted(set(ours.values[col]) & set(best.values[col]))
-        a = np.array([ours.values[col][s] for s in seeds])
-        b = np.array([best.values[col][s] for s in seeds])
-        if len(seeds) < 2 or np.allclose(a - b, (a - b)[0]):
-            return math.nan, len(seeds)
-        return float(stats.ttest_rel(a, b).pvalue), len(seeds)
+        same_device = all(ours.devices.get(s) == best.devices.get(s) for s in seeds)
+        if same_device:
+            a = np.array([ours.values[col][s] for s in seeds])
+            b = np.array([best.values[col][s] for s in seeds])
+            if len(seeds) < 2 or np.allclose(a - b, (a - b)[0]):
+                return math.nan, len(seeds), "paired"
+            return float(stats.ttest_rel(a, b).pvalue), len(seeds), "paired"
+        a, b = np.array(list(ours.values[col].values())), np.array(list(best.values[col].values()))
+        if min(len(a), len(b)) < 2 or (np.allclose(a, a[0]) and np.allclose(b, b[0])):
+            return math.nan, len(a) + len(b), "Welch"
+        return float(stats.ttest_ind(a, b, equal_var=False).pvalue), len(a) + len(b), "Welch"
 
     def ranks(self, col: str) -> dict[str, int]:
         """model -> 1 (best) / 2 (runner-up) by mean."""
@@ -106,8 +123,9 @@ def to_markdown(table: AccuracyTable, with_std: bool = False) -> str:
         lines.append(f"| {row.model} | {row.n} | " + " | ".join(cells) + " |")
     imp = [table.improvement(c) for c in COLUMNS]
     lines.append(f"| Improv. of {table.ours} | | " + " | ".join(f"{_pct(v)} vs {b}" if b else "—" for v, b in imp) + " |")
-    pv = [table.p_value(c) for c in COLUMNS]
-    lines.append("| p (paired t-test) | | " + " | ".join(f"{_p(p)} (n={n})" if n else "—" for p, n in pv) + " |")
+    tests = [table.t_test(c) for c in COLUMNS]
+    lines.append("| p (t-test) | | " + " | ".join(f"{_p(p)} ({kind}, n={n})" if n else "—" for p, n, kind in tests)
+                 + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -120,7 +138,9 @@ def to_csv(table: AccuracyTable) -> str:
     imp = [table.improvement(c) for c in COLUMNS]
     w.writerow([f"improvement_pct_of_{table.ours}", "", *[x for v, _ in imp for x in (f"{v:.3f}", "")]])
     w.writerow(["best_baseline", "", *[x for _, b in imp for x in (b, "")]])
-    w.writerow(["p_value_paired_t", "", *[x for p, n in (table.p_value(c) for c in COLUMNS) for x in (f"{p:.6g}", n)]])
+    tests = [table.t_test(c) for c in COLUMNS]
+    w.writerow(["p_value_t", "", *[x for p, n, _ in tests for x in (f"{p:.6g}", n)]])
+    w.writerow(["t_test", "", *[x for _, _, kind in tests for x in (kind, "")]])
     return buf.getvalue()
 
 
@@ -151,7 +171,8 @@ COST_FIELDS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb", "p
 COST_HEADERS = ("train s/epoch", "full inference s", "peak RSS MB", "peak GPU MB")
 
 
-def _device(record: dict) -> str:
+def device_of(record: dict) -> str:
+    """The accelerator a run used, else its CPU core count."""
     env = record.get("environment") or {}
     return env.get("accelerator") or f"CPU ({env.get('cpus')} cores)"
 
@@ -161,8 +182,8 @@ def cost_rows(runs_by_model: dict[tuple[str, str], list[dict]]) -> list[dict]:
     from different machines are never averaged together)."""
     rows = []
     for (dataset, model), all_records in runs_by_model.items():
-        for device in sorted({_device(r) for r in all_records}) or ["—"]:
-            records = [r for r in all_records if _device(r) == device]
+        for device in sorted({device_of(r) for r in all_records}) or ["—"]:
+            records = [r for r in all_records if device_of(r) == device]
             rows.append(_cost_row(dataset, model, device, records))
     return rows
 

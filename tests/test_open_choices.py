@@ -77,9 +77,12 @@ def test_every_switch_on_trains_and_predicts(data_path):
 def test_l2_input_norm_scales_sparse_inference_rows_like_dense_training_rows(data_path):
     model, _ = build(data_path, input_norm="l2")
     users = torch.arange(6)
-    sparse, _, _ = model._rows(users, normalized=True)
-    plain, _, _ = model._rows(users)
+    sparse = model._rows(users, normalized=True)
+    plain = model._rows(users)
     assert torch.allclose(sparse.to_dense(), F.normalize(plain.to_dense(), dim=1))
+    dense, _, _ = model.rows.dense(users, normalized=True)
+    assert torch.equal(dense, sparse.to_dense())
+    assert torch.equal(plain.to_dense(), torch.from_numpy(model.train_matrix[users.numpy()].toarray()))
 
 
 def test_ld4mrec_runs_tuned_and_ld4mrecpaper_the_papers_reading(data_path):

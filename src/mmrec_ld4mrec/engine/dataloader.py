@@ -86,7 +86,16 @@ class EvalDataLoader:
         users = df[eval_dataset.uid_field].to_numpy()
         self.eval_users, starts = np.unique(users, return_index=True)
         self.eval_items = np.split(df[eval_dataset.iid_field].to_numpy(), starts[1:])
-        self._train = _matrix(train_dataset, "csr")
+        self._set_masks(_matrix(train_dataset, "csr"))
+
+    def _set_masks(self, train) -> None:
+        """The training items of every evaluation user, once, on the device; a batch slices them."""
+        sub = train[self.eval_users].tocsr()
+        sub.sort_indices()
+        self._mask_ptr = sub.indptr.astype(np.int64)
+        self._mask_rows = torch.from_numpy(np.repeat(np.arange(len(self.eval_users)), np.diff(sub.indptr))).to(self.device)
+        self._mask_cols = torch.from_numpy(sub.indices.astype(np.int64)).to(self.device)
+        self._users = torch.from_numpy(self.eval_users.astype(np.int64)).to(self.device)
 
     @classmethod
     def all_users(cls, config, train_dataset: RecDataset, batch_size: int) -> EvalDataLoader:
@@ -95,7 +104,7 @@ class EvalDataLoader:
         loader.device, loader.batch_size = config["device"], batch_size
         loader.eval_users = np.arange(train_dataset.get_user_num())
         loader.eval_items = [np.empty(0, dtype=np.int64)] * len(loader.eval_users)
-        loader._train = _matrix(train_dataset, "csr")
+        loader._set_masks(_matrix(train_dataset, "csr"))
         return loader
 
     def get_eval_users(self) -> np.ndarray:
@@ -112,7 +121,7 @@ class EvalDataLoader:
 
     def __iter__(self):
         for start in range(0, len(self.eval_users), self.batch_size):
-            users = self.eval_users[start:start + self.batch_size]
-            mask = self._train[users].tocoo()
-            mask_index = torch.from_numpy(np.stack([mask.row, mask.col]).astype(np.int64)).to(self.device)
-            yield [torch.from_numpy(users).long().to(self.device), mask_index]
+            stop = min(start + self.batch_size, len(self.eval_users))
+            lo, hi = int(self._mask_ptr[start]), int(self._mask_ptr[stop])
+            mask_index = torch.stack([self._mask_rows[lo:hi] - start, self._mask_cols[lo:hi]])
+            yield [self._users[start:stop], mask_index]

@@ -43,7 +43,8 @@ def init_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(False)
+    if torch.are_deterministic_algorithms_enabled():  # the call itself imports torch's compiler stack (~1 s)
+        torch.use_deterministic_algorithms(False)
 
 
 def _scalar_seed(seed) -> int:

@@ -44,7 +44,8 @@ def build_optimizer(config, model) -> torch.optim.Optimizer:
     name = str(config["learner"]).lower()
     if name not in learners:
         log.warning("learner %r is not known; using Adam (as MMRec does)", name)
-    return learners.get(name, torch.optim.Adam)(params, lr=lr, weight_decay=wd)
+    # foreach: one batched update over all parameters instead of a Python loop over them
+    return learners.get(name, torch.optim.Adam)(params, lr=lr, weight_decay=wd, foreach=True)
 
 
 class Trainer:

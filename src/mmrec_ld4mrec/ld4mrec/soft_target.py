@@ -4,6 +4,7 @@ From the observed row x_u draw S1 (clicked items, each kept with probability p) 
 (unclicked items, each with probability p); then the target is 1 - gamma on S1, gamma on
 S0 and x_u elsewhere. S0 is drawn exactly without a dense random matrix: a binomial count
 per user, then that many distinct uniform positions among the user's unclicked items.
+Everything runs on the device of its inputs: no host round trip per batch.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ def _distinct_uniform_ranks(
     population's members, so every subset of the requested size is equally likely.
     Returns (row index, rank) pairs.
     """
-    rows = torch.repeat_interleave(torch.arange(counts.shape[0]), counts)
+    device = counts.device
+    rows = torch.repeat_interleave(torch.arange(counts.shape[0], device=device), counts)
     pop = population[rows]
-    ranks = (torch.rand(rows.shape[0], generator=generator, dtype=torch.float64) * pop).long()
+    ranks = (torch.rand(rows.shape[0], generator=generator, dtype=torch.float64, device=device) * pop).long()
     ranks = torch.minimum(ranks, pop - 1)
     while rows.numel():
         key = rows * (int(population.max()) + 1) + ranks
@@ -32,7 +34,7 @@ def _distinct_uniform_ranks(
         n_dup = int(dup.sum())
         if n_dup == 0:
             break
-        redraw = (torch.rand(n_dup, generator=generator, dtype=torch.float64) * pop[dup]).long()
+        redraw = (torch.rand(n_dup, generator=generator, dtype=torch.float64, device=device) * pop[dup]).long()
         ranks[dup] = torch.minimum(redraw, pop[dup] - 1)
     return rows, ranks
 
@@ -53,8 +55,9 @@ def sample_unclicked(
     rows, ranks = rows[counts[rows] > 0], ranks[counts[rows] > 0]
     # The j-th unclicked item of a row is j + #{clicked c_k : c_k - k <= j}, where c_k is the
     # k-th clicked item (0-based, sorted); c_k - k counts the unclicked items before c_k.
-    within = torch.arange(indices.shape[0]) - torch.repeat_interleave(indptr[:-1], n_clicked)
-    row_of_click = torch.repeat_interleave(torch.arange(n_clicked.shape[0]), n_clicked)
+    device = indices.device
+    within = torch.arange(indices.shape[0], device=device) - torch.repeat_interleave(indptr[:-1], n_clicked)
+    row_of_click = torch.repeat_interleave(torch.arange(n_clicked.shape[0], device=device), n_clicked)
     shifted_key = row_of_click * (n_items + 1) + (indices - within)
     query = rows * (n_items + 1) + ranks
     below = torch.searchsorted(shifted_key, query, right=True) - indptr[rows]
@@ -72,8 +75,8 @@ def soft_reconstruction_target(
     target = x.clone()
     if prob <= 0:
         return target
-    clicked_rows = torch.repeat_interleave(torch.arange(indptr.shape[0] - 1), indptr[1:] - indptr[:-1])
-    keep = torch.rand(indices.shape[0], generator=generator) < prob
+    clicked_rows = torch.repeat_interleave(torch.arange(indptr.shape[0] - 1, device=x.device), indptr[1:] - indptr[:-1])
+    keep = torch.rand(indices.shape[0], generator=generator, device=x.device) < prob
     target[clicked_rows[keep], indices[keep]] = 1.0 - smooth
     rows, items = sample_unclicked(indptr, indices, x.shape[1], prob, generator)
     target[rows, items] = smooth

@@ -27,15 +27,15 @@ class ImportanceStepSampler(nn.Module):
         return bool((self.history_count >= self.history).all())
 
     def probabilities(self) -> torch.Tensor:
-        """p_t for t = 1..T (index t-1)."""
-        if not self.warmed_up:
-            return torch.full((self.steps,), 1.0 / self.steps, dtype=torch.float64)
+        """p_t for t = 1..T (index t-1), on the buffers' device (no host synchronisation)."""
+        uniform = torch.full((self.steps,), 1.0 / self.steps, dtype=torch.float64, device=self.loss_history.device)
         p = torch.sqrt((self.loss_history ** 2).mean(dim=1))
         p = p / p.sum()
-        return p * (1.0 - self.uniform_mix) + self.uniform_mix / self.steps
+        p = p * (1.0 - self.uniform_mix) + self.uniform_mix / self.steps
+        return torch.where((self.history_count >= self.history).all(), p, uniform)
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw steps t in 1..T and their weights 1 / (T * p_t)."""
+        """Draw steps t in 1..T and their weights 1 / (T * p_t), on the buffers' device."""
         p = self.probabilities()
         idx = torch.multinomial(p, batch_size, replacement=True, generator=generator)
         weights = 1.0 / (self.steps * p[idx])
@@ -43,16 +43,24 @@ class ImportanceStepSampler(nn.Module):
 
     @torch.no_grad()
     def update(self, t: torch.Tensor, losses: torch.Tensor) -> None:
-        """Record per-sample losses L_t (steps 1..T), keeping the newest ``history`` per step."""
-        hist = self.loss_history.cpu().numpy().copy()
-        count = self.history_count.cpu().numpy().copy()
-        for step, loss in zip(t.tolist(), losses.detach().double().cpu().tolist()):
-            i = step - 1
-            if count[i] < self.history:
-                hist[i, count[i]] = loss
-                count[i] += 1
-            else:
-                hist[i, :-1] = hist[i, 1:]
-                hist[i, -1] = loss
-        self.loss_history.copy_(torch.from_numpy(hist))
-        self.history_count.copy_(torch.from_numpy(count))
+        """Record per-sample losses L_t (steps 1..T), keeping the newest ``history`` per step.
+
+        Vectorised: the losses of step s, in batch order, extend that step's sequence; the
+        newest ``history`` entries of the extended sequence become its new history."""
+        t = t.to(self.loss_history.device)
+        losses = losses.detach().to(self.loss_history)
+        order = torch.sort(t - 1, stable=True)
+        ls = losses[order.indices]
+        n_new = torch.bincount(t - 1, minlength=self.steps)
+        first_new = torch.cumsum(n_new, 0) - n_new  # where each step's losses start in ``ls``
+        count = self.history_count
+        total = count + n_new
+        start = (total - self.history).clamp(min=0)  # first position kept, in the step's sequence
+        pos = start.unsqueeze(1) + torch.arange(self.history, device=t.device)
+        from_old = pos < count.unsqueeze(1)
+        old = self.loss_history.gather(1, pos.clamp(max=self.history - 1))
+        new_at = (first_new.unsqueeze(1) + pos - count.unsqueeze(1)).clamp(0, max(len(ls) - 1, 0))
+        new = ls[new_at] if len(ls) else torch.zeros_like(old)
+        kept = torch.arange(self.history, device=t.device) < total.clamp(max=self.history).unsqueeze(1)
+        self.loss_history.copy_(torch.where(kept, torch.where(from_old, old, new), torch.zeros_like(old)))
+        self.history_count.copy_(total.clamp(max=self.history))

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
 from ..ld4mrec.step_sampler import ImportanceStepSampler
 from ..mmrec.host import config_get, general_recommender_base
-from .rows import batch_users, dense_rows
+from .rows import DeviceRows, batch_users
 
 
 class DiffRecDenoiser(nn.Module):
@@ -73,6 +73,7 @@ class DiffRec(general_recommender_base()):
         self.sampling_noise = bool(get("sampling_noise", False))
         self.reweight = bool(get("reweight", True))
         self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
+        self.rows = DeviceRows(self.train_matrix, self.device)
         try:
             self.schedule = NoiseSchedule(self.steps, float(get("noise_scale", 0.1)), float(get("noise_min", 1e-4)),
                                           float(get("noise_max", 0.02)))
@@ -89,10 +90,9 @@ class DiffRec(general_recommender_base()):
         return (a / (1.0 - a)).float()
 
     def calculate_loss(self, interaction) -> torch.Tensor:
-        users = batch_users(interaction)
-        x0 = dense_rows(self.train_matrix, users, self.device)
+        users = batch_users(interaction).to(self.device)
+        x0, _, _ = self.rows.dense(users)  # on the device: no host round trip
         t, weights = self.step_sampler.sample(len(users))
-        t = t.to(self.device)
         x_t = self.schedule.q_sample(x0, t)
         mse = ((self.denoiser(x_t, t - 1) - x0) ** 2).mean(dim=1)
         if self.reweight:
@@ -100,12 +100,12 @@ class DiffRec(general_recommender_base()):
             mse = mse * torch.where(t == 1, torch.ones_like(mse), snr_prev - self._snr(t))
         self.step_sampler.update(t, mse)
         # DiffRec divides by p_t itself, not by T * p_t
-        return (mse * weights.to(self.device) * self.steps).mean()
+        return (mse * weights * self.steps).mean()
 
     @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
         users = interaction[0].to(self.device)
-        x = dense_rows(self.train_matrix, users, self.device)
+        x, _, _ = self.rows.dense(users)
         if self.sampling_steps > 0:
             x = self.schedule.q_sample(x, torch.full((len(users),), self.sampling_steps, device=self.device))
         for step in range(self.steps, 0, -1):

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..mmrec.host import config_get, general_recommender_base
-from .rows import dense_rows
+from .rows import DeviceRows
 
 
 def ease_weights(X: sp.spmatrix, reg: float) -> np.ndarray:
@@ -35,6 +35,7 @@ class EASE(general_recommender_base()):
         if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg > 0:
             raise ConfigError(f"config key 'reg_weight': expected a positive number, got {reg!r}")
         self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
+        self.rows = DeviceRows(self.train_matrix, self.device)
         self.register_buffer("item_weights", torch.from_numpy(ease_weights(self.train_matrix, float(reg))))
         self.unused = nn.Parameter(torch.zeros(1))  # MMRec's trainer steps an optimizer
         self.to(self.device)
@@ -44,4 +45,4 @@ class EASE(general_recommender_base()):
 
     @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        return dense_rows(self.train_matrix, interaction[0], self.device) @ self.item_weights
+        return self.rows.dense(interaction[0])[0] @ self.item_weights

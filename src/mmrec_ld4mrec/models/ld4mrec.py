@@ -34,7 +34,7 @@ from ..ld4mrec.signals import cached_signals, normalize_features
 from ..ld4mrec.soft_target import soft_reconstruction_target
 from ..ld4mrec.step_sampler import ImportanceStepSampler
 from ..mmrec.host import config_get, general_recommender_base
-from .rows import batch_users
+from .rows import DeviceRows, batch_users
 
 
 class LD4MRec(general_recommender_base()):
@@ -44,6 +44,7 @@ class LD4MRec(general_recommender_base()):
         X = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         X.sort_indices()
         self.train_matrix = X
+        self.rows = DeviceRows(X, self.device)
 
         features = self._modality_features(config)
         if s.svd_rank > min(X.shape):
@@ -98,23 +99,12 @@ class LD4MRec(general_recommender_base()):
                 raise ConfigError(f"{os.path.join(folder, str(name))}: item features hold NaN or infinite values")
         return [f for _, f in feats]
 
-    def _rows(self, users: torch.Tensor, normalized: bool = False):
-        """Training rows of ``users``: (sparse COO [B, |I|], CSR indptr, CSR indices).
+    def _rows(self, users: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """Training rows of ``users`` as a sparse COO tensor [B, |I|] on the model's device.
 
         ``normalized`` scales each row to unit L2 norm (the ``input_norm: l2`` choice).
         """
-        sub = self.train_matrix[users.cpu().numpy()]
-        indptr = torch.from_numpy(sub.indptr.astype(np.int64))
-        indices = torch.from_numpy(sub.indices.astype(np.int64))
-        counts = indptr[1:] - indptr[:-1]
-        rows = torch.repeat_interleave(torch.arange(len(users)), counts)
-        values = torch.ones(len(indices))
-        if normalized:
-            values = counts.clamp(min=1).float().rsqrt()[rows]
-        x = torch.sparse_coo_tensor(torch.stack([rows, indices]), values,
-                                    (len(users), self.n_items), is_coalesced=True,
-                                    check_invariants=False)
-        return x.to(self.device), indptr, indices
+        return self.rows.sparse(users, normalized)
 
     def _conditions(self, users: torch.Tensor):
         prefs = [getattr(self, f"pref_signal_{m}")[users] for m in range(self.n_modalities)]
@@ -136,21 +126,19 @@ class LD4MRec(general_recommender_base()):
         target (Eq. 5's MSE, or the multinomial likelihood with ``loss: multinomial``)."""
         users = batch_users(interaction).to(self.device)
         s = self.settings
-        x, indptr, indices = self._rows(users)
-        x_dense = x.to_dense()
+        x_dense, indptr, indices = self.rows.dense(users)  # on the device: no host round trip
         t, weights = self.step_sampler.sample(len(users))
-        t = t.to(self.device)
         x_in = F.normalize(x_dense, dim=1) if s.input_norm == "l2" else x_dense
         x_in = F.dropout(x_in, s.input_dropout, training=self.training) if s.input_dropout > 0 else x_in
         x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
         x_hat = self.denoise(x_t, t, users)
         if s.use_soft_target:
-            target = soft_reconstruction_target(x_dense.cpu(), indptr, indices, s.soft_prob, s.smooth).to(self.device)
+            target = soft_reconstruction_target(x_dense, indptr, indices, s.soft_prob, s.smooth)
         else:
             target = x_dense
         per_user = step_loss(x_hat, target, s.loss)
         self.step_sampler.update(t, per_user)
-        return (per_user * weights.to(self.device)).mean()  # Eq. 8 weighting 1 / (T p_t)
+        return (per_user * weights).mean()  # Eq. 8 weighting 1 / (T p_t)
 
     @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
@@ -160,7 +148,7 @@ class LD4MRec(general_recommender_base()):
         DDPM posterior mean of the predicted x_0 (no sampling noise), as in Fig. 3.
         """
         users = interaction[0].to(self.device)
-        x, _, _ = self._rows(users, normalized=self.settings.input_norm == "l2")
+        x = self._rows(users, normalized=self.settings.input_norm == "l2")
         k = self.settings.inference_steps
         if k == 0:
             return self.denoise(x, torch.zeros(len(users), dtype=torch.long, device=self.device), users)

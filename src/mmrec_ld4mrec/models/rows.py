@@ -1,7 +1,13 @@
-"""Helpers the user-row models share: batch user ids and their training rows."""
+"""Helpers the user-row models share: batch user ids and their training rows.
+
+:class:`DeviceRows` keeps the training matrix on the model's device once, in CSR form, so a
+batch's rows are gathered there with tensor operations: no host round trip and no Python
+loop over users per batch.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 
@@ -11,6 +17,46 @@ def batch_users(interaction) -> torch.Tensor:
     return interaction if torch.is_tensor(interaction) and interaction.dim() == 1 else interaction[0]
 
 
-def dense_rows(matrix: sp.csr_matrix, users: torch.Tensor, device) -> torch.Tensor:
-    """The training rows of ``users`` as a dense float tensor [B, |I|]."""
-    return torch.from_numpy(matrix[users.cpu().numpy()].toarray()).to(device)
+class DeviceRows:
+    """A binary user x item matrix held on ``device`` as CSR (``indptr``, sorted ``indices``)."""
+
+    def __init__(self, matrix: sp.spmatrix, device):
+        csr = sp.csr_matrix(matrix, dtype=np.float32)
+        csr.sum_duplicates()
+        csr.sort_indices()
+        self.shape = csr.shape
+        self.device = torch.device(device)
+        self.indptr = torch.from_numpy(csr.indptr.astype(np.int64)).to(self.device)
+        self.indices = torch.from_numpy(csr.indices.astype(np.int64)).to(self.device)
+
+    def batch(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """CSR of the rows of ``users``: (indptr [B+1], column indices, row of each entry)."""
+        users = users.to(self.device)
+        starts = self.indptr[users]
+        counts = self.indptr[users + 1] - starts
+        indptr = torch.zeros(len(users) + 1, dtype=torch.long, device=self.device)
+        torch.cumsum(counts, 0, out=indptr[1:])
+        rows = torch.repeat_interleave(torch.arange(len(users), device=self.device), counts)
+        position = torch.arange(rows.numel(), device=self.device) - indptr[rows] + starts[rows]
+        return indptr, self.indices[position], rows
+
+    def dense(self, users: torch.Tensor, normalized: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(dense rows [B, |I|], batch indptr, column indices); ``normalized`` scales each row to unit L2 norm."""
+        indptr, cols, rows = self.batch(users)
+        x = torch.zeros(len(users), self.shape[1], device=self.device)
+        x[rows, cols] = self._values(indptr, rows, normalized)
+        return x, indptr, cols
+
+    def sparse(self, users: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """The rows of ``users`` as a sparse COO tensor [B, |I|] (coalesced: rows and columns sorted)."""
+        indptr, cols, rows = self.batch(users)
+        values = self._values(indptr, rows, normalized)
+        return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (len(users), self.shape[1]),
+                                       is_coalesced=True, check_invariants=False)
+
+    @staticmethod
+    def _values(indptr: torch.Tensor, rows: torch.Tensor, normalized: bool) -> torch.Tensor:
+        if not normalized:
+            return torch.ones(rows.numel(), device=rows.device)
+        counts = (indptr[1:] - indptr[:-1]).clamp(min=1).float()
+        return counts.rsqrt()[rows]

@@ -37,3 +37,26 @@ def test_history_keeps_the_newest_values_and_is_model_state():
     fresh = ImportanceStepSampler(steps=2, history=3)
     fresh.load_state_dict(state)
     assert torch.equal(fresh.loss_history, s.loss_history)
+
+
+def _reference_update(hist: list[list[float]], step_losses: list[tuple[int, float]], history: int) -> list[list[float]]:
+    """The history rule written plainly: each step's losses extend its list, the newest ``history`` stay."""
+    for step, loss in step_losses:
+        hist[step - 1] = (hist[step - 1] + [loss])[-history:]
+    return hist
+
+
+def test_vectorised_update_keeps_the_newest_losses_of_each_step_in_order():
+    gen = torch.Generator().manual_seed(4)
+    s = ImportanceStepSampler(steps=4, history=5)
+    plain: list[list[float]] = [[] for _ in range(4)]
+    for batch in (3, 17, 1, 40, 9):  # partial, overflowing and single-sample batches
+        t = torch.randint(1, 5, (batch,), generator=gen)
+        losses = torch.rand(batch, generator=gen, dtype=torch.float64)
+        s.update(t, losses)
+        plain = _reference_update(plain, list(zip(t.tolist(), losses.tolist())), 5)
+        for step in range(4):
+            n = len(plain[step])
+            assert int(s.history_count[step]) == n
+            assert s.loss_history[step, :n].tolist() == pytest.approx(plain[step])
+            assert s.loss_history[step, n:].abs().sum() == 0

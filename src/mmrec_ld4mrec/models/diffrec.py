@@ -84,6 +84,16 @@ class DiffRec(general_recommender_base()):
                                         float(get("dropout", 0.5)))
         self.to(self.device)
 
+    def matmul_shapes(self, batch: int) -> dict[str, list[tuple[int, int, int]]]:
+        """The dense products (m, k, n) that bound a training step and an inference pass over
+        ``batch`` users: each layer's forward, weight gradient and (past the first) input
+        gradient; inference runs every layer forward once per reverse step."""
+        layers = [(layer.in_features, layer.out_features) for layer in [*self.denoiser.encoder, *self.denoiser.decoder]]
+        train = []
+        for i, (a, b) in enumerate(layers):
+            train += [(batch, a, b), (a, batch, b)] + ([(batch, b, a)] if i else [])
+        return {"train": train, "inference": [(batch, a, b) for a, b in layers] * self.steps}
+
     def _snr(self, t: torch.Tensor) -> torch.Tensor:
         """SNR of shared-schedule step t (1..T); step 0 (no noise) is never asked for."""
         a = self.schedule.alpha_bar.to(self.device)[t - 1]

@@ -120,6 +120,19 @@ class LD4MRec(general_recommender_base()):
         """e_step = SinEmb(t) + e_in(u) (Eq. 17 and section 5.2)."""
         return sinusoidal_step_embedding(t, self.settings.step_emb_size).to(self.device) + self.initial_step(users)
 
+    def matmul_shapes(self, batch: int) -> dict[str, list[tuple[int, int, int]]]:
+        """The dense products (m, k, n) that bound a training step on ``batch`` users and an
+        inference pass over ``batch`` users (``bench`` times them on the machine itself).
+
+        Training: FC_in forward on the dense corrupted rows and its weight gradient, FC_out
+        forward, weight and input gradient. Forward-free inference: FC_out only (FC_in is a
+        sparse product); k-step inference: k passes with a dense FC_in."""
+        n_items, d = self.n_items, self.settings.embedding_size
+        train = [(batch, n_items, d), (n_items, batch, d), (batch, d, n_items), (n_items, batch, d), (batch, n_items, d)]
+        k = self.settings.inference_steps
+        infer = [(batch, d, n_items)] if k == 0 else [(batch, n_items, d), (batch, d, n_items)] * k
+        return {"train": train, "inference": infer}
+
     # ---- MMRec contract -----------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:
         """Algorithm 1: importance-sampled step, corruption, loss on the soft-reconstruction

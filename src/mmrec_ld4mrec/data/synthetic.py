@@ -33,33 +33,40 @@ def k_core(pairs: np.ndarray, k: int = 10) -> np.ndarray:
     return frame.to_numpy(dtype=np.int64).copy()
 
 
-def generate(rng: np.random.Generator | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def generate(rng: np.random.Generator | None = None, n_users: int = N_USERS,
+             n_items: int = N_ITEMS) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The dataset at the given size (the defaults give ``synthetic``; ``bench --scale`` asks for
+    larger ones). The user x item affinities are built one block of users at a time."""
     rng = rng or np.random.default_rng(SEED)
     centers = rng.normal(size=(N_CLUSTERS, N_FACTORS))
-    user_f = centers[rng.integers(N_CLUSTERS, size=N_USERS)] + 0.6 * rng.normal(size=(N_USERS, N_FACTORS))
-    item_f = centers[rng.integers(N_CLUSTERS, size=N_ITEMS)] + 0.6 * rng.normal(size=(N_ITEMS, N_FACTORS))
-    popularity = rng.normal(scale=0.5, size=N_ITEMS)
-    logits = user_f @ item_f.T / (np.sqrt(N_FACTORS) * TEMPERATURE) + popularity
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
+    user_f = centers[rng.integers(N_CLUSTERS, size=n_users)] + 0.6 * rng.normal(size=(n_users, N_FACTORS))
+    item_f = centers[rng.integers(N_CLUSTERS, size=n_items)] + 0.6 * rng.normal(size=(n_items, N_FACTORS))
+    popularity = rng.normal(scale=0.5, size=n_items)
     pairs = []
-    for u in range(N_USERS):
-        n = int(np.clip(rng.poisson(CLICKS_MEAN), 12, N_ITEMS // 4))
-        n_noise = rng.binomial(n, NOISE_SHARE)
-        chosen = set(rng.choice(N_ITEMS, size=n - n_noise, replace=False, p=probs[u]).tolist())
-        chosen |= set(rng.choice(N_ITEMS, size=n_noise, replace=False).tolist())
-        pairs.extend((u, i) for i in chosen)
+    block = max(1, 2_000_000 // n_items)
+    for first in range(0, n_users, block):
+        logits = user_f[first:first + block] @ item_f.T / (np.sqrt(N_FACTORS) * TEMPERATURE) + popularity
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        for u in range(first, min(first + block, n_users)):
+            n = int(np.clip(rng.poisson(CLICKS_MEAN), 12, n_items // 4))
+            n_noise = rng.binomial(n, NOISE_SHARE)
+            chosen = set(rng.choice(n_items, size=n - n_noise, replace=False, p=probs[u - first]).tolist())
+            chosen |= set(rng.choice(n_items, size=n_noise, replace=False).tolist())
+            pairs.extend((u, i) for i in chosen)
     pairs = k_core(np.array(pairs, dtype=np.int64))
     users, pairs[:, 0] = np.unique(pairs[:, 0], return_inverse=True)
     items, pairs[:, 1] = np.unique(pairs[:, 1], return_inverse=True)
-    labels = np.zeros(len(pairs), dtype=np.int64)
     order = rng.permutation(len(pairs))
-    pairs, labels = pairs[order], labels[order]
-    for u in range(len(users)):
-        idx = np.flatnonzero(pairs[:, 0] == u)
-        n_eval = max(1, int(round(0.1 * len(idx))))
-        labels[idx[:n_eval]] = 1
-        labels[idx[n_eval:2 * n_eval]] = 2
+    pairs = pairs[order]
+    # Per user, in the shuffled order: the first round(10 %) (at least one) to validation, the
+    # next as many to test, the rest to training.
+    by_user = np.argsort(pairs[:, 0], kind="stable")
+    counts = np.bincount(pairs[:, 0], minlength=len(users))
+    rank = np.empty(len(pairs), dtype=np.int64)
+    rank[by_user] = np.arange(len(pairs)) - np.repeat(np.cumsum(counts) - counts, counts)
+    n_eval = np.maximum(1, np.round(0.1 * counts).astype(np.int64))[pairs[:, 0]]
+    labels = np.where(rank < n_eval, 1, np.where(rank < 2 * n_eval, 2, 0)).astype(np.int64)
     df = pd.DataFrame({"userID": pairs[:, 0], "itemID": pairs[:, 1], "x_label": labels})
     df = df.sort_values(["userID", "x_label", "itemID"]).reset_index(drop=True)
     features = {}

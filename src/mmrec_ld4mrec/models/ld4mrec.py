@@ -22,7 +22,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..data.features import configured_feature_path, load_feature_file
 from ..errors import ConfigError
@@ -139,10 +138,16 @@ class LD4MRec(general_recommender_base()):
         target (Eq. 5's MSE, or the multinomial likelihood with ``loss: multinomial``)."""
         users = batch_users(interaction).to(self.device)
         s = self.settings
-        x_dense, indptr, indices = self.rows.dense(users)  # on the device: no host round trip
+        indptr, indices, rows = self.rows.batch(users)  # on the device: no host round trip
+        x_dense = self.rows.scatter(len(users), rows, indices, torch.ones(len(indices), device=indices.device))
         t, weights = self.step_sampler.sample(len(users))
-        x_in = F.normalize(x_dense, dim=1) if s.input_norm == "l2" else x_dense
-        x_in = F.dropout(x_in, s.input_dropout, training=self.training) if s.input_dropout > 0 else x_in
+        values = self.rows.values(indptr, rows, normalized=s.input_norm == "l2")
+        if s.input_dropout > 0 and self.training:
+            # Dropout on the observed row touches only its non-zero entries: the same distribution
+            # as a dense dropout mask, drawn for |x_u| entries instead of |I|.
+            keep = torch.rand(values.shape, device=values.device) >= s.input_dropout
+            values = values * keep / (1.0 - s.input_dropout)
+        x_in = self.rows.scatter(len(users), rows, indices, values)
         x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
         x_hat = self.denoise(x_t, t, users)
         if s.use_soft_target:

@@ -43,19 +43,24 @@ class DeviceRows:
     def dense(self, users: torch.Tensor, normalized: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(dense rows [B, |I|], batch indptr, column indices); ``normalized`` scales each row to unit L2 norm."""
         indptr, cols, rows = self.batch(users)
-        x = torch.zeros(len(users), self.shape[1], device=self.device)
-        x[rows, cols] = self._values(indptr, rows, normalized)
-        return x, indptr, cols
+        return self.scatter(len(users), rows, cols, self.values(indptr, rows, normalized)), indptr, cols
 
     def sparse(self, users: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """The rows of ``users`` as a sparse COO tensor [B, |I|] (coalesced: rows and columns sorted)."""
         indptr, cols, rows = self.batch(users)
-        values = self._values(indptr, rows, normalized)
+        values = self.values(indptr, rows, normalized)
         return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (len(users), self.shape[1]),
                                        is_coalesced=True, check_invariants=False)
 
+    def scatter(self, n_rows: int, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """A dense [n_rows, |I|] matrix holding ``values`` at (``rows``, ``cols``), zeros elsewhere."""
+        x = torch.zeros(n_rows, self.shape[1], device=self.device, dtype=values.dtype)
+        x[rows, cols] = values
+        return x
+
     @staticmethod
-    def _values(indptr: torch.Tensor, rows: torch.Tensor, normalized: bool) -> torch.Tensor:
+    def values(indptr: torch.Tensor, rows: torch.Tensor, normalized: bool) -> torch.Tensor:
+        """The entries' values: 1, or 1 / sqrt(row length) so that each row has unit L2 norm."""
         if not normalized:
             return torch.ones(rows.numel(), device=rows.device)
         counts = (indptr[1:] - indptr[:-1]).clamp(min=1).float()

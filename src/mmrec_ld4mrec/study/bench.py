@@ -11,10 +11,8 @@ overrides: ``LD4MRec:sparse_input=false``, ``DiffRec:steps=5``.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from ..data.published import prepare_diffmm
 from ..engine.config import parse_overrides, parse_value
 from ..errors import UserInputError
 from ..files import atomic_write, check_output_file
+from .scale import run_scale_study, subprocess_measure
 
 METRICS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
 # One grid point for models whose YAML holds a grid: the paper's p = gamma = 0.01 for LD4MRec.
@@ -78,6 +77,9 @@ def measure(request: dict) -> dict:
                          train=bool(seconds), device=config["device"]))
     if type(model).__name__ == "DiffRec":
         result["diffusion_steps"] = model.steps
+    result.update({"n_users": model.n_users, "n_items": model.n_items, "batch": int(config["train_batch_size"]),
+                   "embedding_size": config["embedding_size"], "parameters": sum(p.numel() for p in model.parameters()),
+                   "buffer_floats": sum(b.numel() for b in model.buffers())})
     return result
 
 
@@ -179,6 +181,12 @@ def main(args) -> int:
     for spec in specs:
         parse_spec(spec)
     settings = parse_overrides(args.set or [])
+    if args.scale:
+        report = run_scale_study(args)
+        print("\n" + report["markdown"])
+        if args.out:
+            atomic_write(Path(args.out), lambda p: Path(p).write_text(json.dumps(report, indent=2)))
+        return 0
     tmp = None
     data_path = args.data_path
     if data_path is None:
@@ -197,13 +205,7 @@ def main(args) -> int:
             for spec in specs:
                 request = {"spec": spec, "dataset": args.dataset, "data_path": data_path,
                            "epochs": args.epochs, "settings": per_model[parse_spec(spec)[0]]}
-                proc = subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.study.bench", json.dumps(request)],
-                                      capture_output=True, text=True, check=False,
-                                      env={**os.environ, "PYTHONWARNINGS": "ignore"})
-                if proc.returncode != 0:
-                    last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-                    raise UserInputError(f"benchmark of {spec} failed: {last}")
-                runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                runs.append(subprocess_measure(request))
                 r = runs[-1]
                 print(f"round {rep + 1}/{args.repeats} {spec}: train {r['train_seconds_per_epoch']:.2f} s/epoch, "
                       f"inference {r['inference_seconds']:.2f} s, peak {r['peak_rss_mb']:.0f} MB", flush=True)

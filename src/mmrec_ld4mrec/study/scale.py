@@ -1,0 +1,134 @@
+"""``mmrec-ld4mrec bench --scale``: how LD4MRec's cost grows with the data.
+
+The ``synthetic`` generator is run at growing sizes (users and items each multiplied by
+sqrt(f), so |U|·|I| grows by f = 1, 2, 4, 8, ...); each size is measured by the benchmark's
+own worker (a fresh process: its peak RSS is that size's). The report gives epoch time,
+full-inference time and peak memory against |U|·|I|·d_e with the fitted log-log slope, and
+the memory model's prediction next to each measured peak.
+
+Memory model (fp32, bytes; docs/peers.md#memory-model works it through at H&M's size):
+  parameters  P = 2·|I|·d_e + |I| + d_e + |U|·d_t + (C-Net's small layers, counted exactly)
+  training    16·P  (weight, gradient and Adam's two moments)
+  buffers     4·|U|·(q + Σ_m d_m)  (collaborative and modality signals)
+  activations 4·B·|I|·A  (A dense batch x item tensors alive at the peak of a step)
+  base        R0 (the process with torch and the data loaded, before the model)
+A and R0 are fitted on the two smallest sizes; the larger ones test the prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserInputError
+
+FACTORS = (1, 2, 4, 8)
+
+
+def scale_sizes(base_users: int, base_items: int, factors: tuple[int, ...] = FACTORS) -> list[tuple[int, int, int]]:
+    """(factor, users, items) before filtering: each side grows by sqrt(factor)."""
+    return [(f, round(base_users * math.sqrt(f)), round(base_items * math.sqrt(f))) for f in factors]
+
+
+def write_scaled_dataset(folder: Path, n_users: int, n_items: int) -> dict:
+    """The synthetic generator at this size, written in MMRec's layout (with its dataset YAML)."""
+    from ..data.layout import write_dataset
+    from ..data.synthetic import generate
+
+    df, features = generate(n_users=n_users, n_items=n_items)
+    return write_dataset(folder, df, features, source=f"synthetic generator at {n_users} x {n_items}")
+
+
+def fit_slope(x: list[float], y: list[float]) -> float:
+    """Slope of log y against log x (least squares)."""
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def memory_terms(run: dict) -> dict[str, float]:
+    """The model's memory terms (MB) for one measured size, from the counts the worker reports."""
+    mb = 2 ** 20
+    return {"state": 16 * run["parameters"] / mb, "buffers": 4 * run["buffer_floats"] / mb,
+            "activation_unit": 4 * run["batch"] * run["n_items"] / mb}
+
+
+def fit_memory(runs: list[dict]) -> dict:
+    """R0 and A from the two smallest sizes: peak = R0 + state + buffers + A · (4·B·|I| bytes)."""
+    (a, b) = sorted(runs, key=lambda r: r["n_users"] * r["n_items"])[:2]
+    ta, tb = memory_terms(a), memory_terms(b)
+    ra = a["peak_rss_mb"] - ta["state"] - ta["buffers"]
+    rb = b["peak_rss_mb"] - tb["state"] - tb["buffers"]
+    activations = max((rb - ra) / (tb["activation_unit"] - ta["activation_unit"]), 0.0)
+    return {"base_mb": ra - activations * ta["activation_unit"], "activation_tensors": activations}
+
+
+def predict_peak_mb(model: dict, parameters: float, buffer_floats: float, batch: int, n_items: int) -> float:
+    mb = 2 ** 20
+    return model["base_mb"] + (16 * parameters + 4 * buffer_floats + model["activation_tensors"] * 4 * batch * n_items) / mb
+
+
+def run_scale_study(args) -> dict:
+    """Generate, measure (in a fresh process each) and report each size."""
+    from ..engine.config import parse_overrides
+
+    if args.scale_users < 100 or args.scale_items < 50:
+        raise UserInputError("--scale-users / --scale-items: expected at least 100 users and 50 items")
+    settings = parse_overrides(args.set or [])
+    tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-scale-"))
+    runs = []
+    try:
+        for factor, n_users, n_items in scale_sizes(args.scale_users, args.scale_items):
+            name = f"scale{factor}"
+            stats = write_scaled_dataset(tmp / name, n_users, n_items)
+            request = {"spec": args.models.split(",")[0].strip(), "dataset": name, "data_path": str(tmp) + "/",
+                       "epochs": args.epochs, "settings": settings}
+            result = subprocess_measure(request)
+            result.update({"factor": factor, "n_users": stats["users"], "n_items": stats["items"],
+                           "interactions": stats["interactions"]})
+            runs.append(result)
+            print(f"x{factor}: {stats['users']} users x {stats['items']} items: train "
+                  f"{result['train_seconds_per_epoch']:.2f} s/epoch, inference {result['inference_seconds']:.2f} s, "
+                  f"peak {result['peak_rss_mb']:.0f} MB", flush=True)
+            shutil.rmtree(tmp / name, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return scale_report(runs)
+
+
+def scale_report(runs: list[dict]) -> dict:
+    work = [r["n_users"] * r["n_items"] * r["embedding_size"] for r in runs]
+    slopes = {"train": fit_slope(work, [r["train_seconds_per_epoch"] for r in runs]),
+              "inference": fit_slope(work, [r["inference_seconds"] for r in runs])}
+    memory = fit_memory(runs)
+    lines = ["| x | users | items | U·I·d_e | train s/epoch | train / bound | inference s | inference / bound | "
+             "peak RSS MB | predicted MB | predicted / measured |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r, w in zip(runs, work):
+        predicted = predict_peak_mb(memory, r["parameters"], r["buffer_floats"], r["batch"], r["n_items"])
+        r["predicted_peak_mb"] = predicted
+        tb = r["train_seconds_per_epoch"] / r["train_bound_seconds"] if r.get("train_bound_seconds") else math.nan
+        ib = r["inference_seconds"] / r["inference_bound_seconds"] if r.get("inference_bound_seconds") else math.nan
+        lines.append(f"| {r['factor']} | {r['n_users']} | {r['n_items']} | {w:.3g} | {r['train_seconds_per_epoch']:.2f} | "
+                     f"{tb:.2f}x | {r['inference_seconds']:.2f} | {ib:.2f}x | {r['peak_rss_mb']:.0f} | {predicted:.0f} | "
+                     f"{predicted / r['peak_rss_mb']:.2f} |")
+    lines.append(f"\nlog-log slope in |U|·|I|·d_e: training {slopes['train']:.3f}, inference {slopes['inference']:.3f} "
+                 "(goal 1 ± 0.15)")
+    lines.append(f"memory model fitted on the two smallest sizes: R0 = {memory['base_mb']:.0f} MB, "
+                 f"A = {memory['activation_tensors']:.1f} dense batch x item tensors at the peak")
+    return {"runs": runs, "slopes": slopes, "memory_model": memory, "markdown": "\n".join(lines)}
+
+
+def subprocess_measure(request: dict) -> dict:
+    """Bench's worker (``measure``) in a fresh process, so its peak RSS is this measurement's own."""
+    proc = subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.study.bench", json.dumps(request)], capture_output=True,
+                          text=True, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserInputError(f"benchmark of {request['spec']} on {request['dataset']} failed: {last}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

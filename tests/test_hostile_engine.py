@@ -97,6 +97,25 @@ def test_compare_output_path_is_checked_before_training(case, tmp_path, data_pat
     _refused(capsys, caplog, argv, [tmp_path, data_path], *fragments)
 
 
+EMPTY_PATHS = {
+    "run-out": lambda d: _run(d, "--out="),
+    "run-save": lambda d: _run(d, "--save="),
+    "run-load": lambda d: _run(d, "--load="),
+    "run-data-path": lambda d: ["run", "-m", "Pop", "-d", "absent", "--data-path=", "--set", "epochs=1"],
+    "compare-out": lambda d: ["compare", "-m", "Pop,LD4MRec", "-d", "synthetic", "--data-path", str(d), "--out=",
+                              "--set", *FAST],
+    "summarize-out": lambda d: ["summarize", str(d / "missing.json"), "--out="],
+}
+
+
+@pytest.mark.parametrize("case", sorted(EMPTY_PATHS))
+def test_an_empty_path_is_refused_not_ignored(case, tmp_path, data_path, capsys, caplog):
+    """`--out=` used to be ignored (exit 0, nothing written): a path given empty is refused."""
+    option = "--" + case.split("-", 1)[1]
+    line = _refused(capsys, caplog, [*EMPTY_PATHS[case](data_path)], [tmp_path, data_path], option, "empty")
+    assert len(line) < 200, line
+
+
 def test_out_into_a_missing_folder_is_created(tmp_path, data_path, capsys):
     """Documented behaviour: a missing output folder is created (only at the end, atomically)."""
     out = tmp_path / "new" / "deeper" / "r.json"
@@ -124,6 +143,7 @@ BAD_SETTINGS = [
     ("field_separator=''", "field_separator"), ("vision_feature_file=[1,2]", "vision_feature_file"),
     ("extra_feature_files=abc", "extra_feature_files"), ("USER_ID_FIELD=[]", "USER_ID_FIELD"),
     ("train_noise_ratio=-1", "train_noise_ratio"),
+    ("metrics=[recall,Recall]", "metrics"), ("topk=[5,5]", "topk"), ("seed=[1,1]", "seed"),
 ]
 
 
@@ -198,6 +218,14 @@ def _set_item(value: str, row: int = 3):
     return edit
 
 
+def _set_label(value: str, row: int = 3):
+    def edit(lines):
+        u, i, _ = lines[row].split("\t")
+        lines[row] = f"{u}\t{i}\t{value}"
+        return lines
+    return edit
+
+
 def _duplicate_row(lines):
     return lines + [lines[5]]
 
@@ -226,6 +254,8 @@ INTER_CASES = {
     "pair-in-training-and-test": (_pair_in_train_and_test, ["synthetic.inter", "training", "test"]),
     "row-with-extra-field": (_extra_field, ["synthetic.inter", "line 5"]),
     "every-row-with-extra-field": (_every_row_extra_field, ["synthetic.inter", "more fields than the header"]),
+    "x-label-minus-one": (_set_label("-1"), ["synthetic.inter", "'x_label'", "must be 0, 1 or 2", "data row 3"]),
+    "x-label-huge": (_set_label("1" + "0" * 30), ["synthetic.inter", "'x_label'", "must be 0, 1 or 2"]),
 }
 
 

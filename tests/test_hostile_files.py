@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 
 import numpy as np
@@ -93,6 +94,18 @@ def test_a_file_the_user_had_with_our_content_survives_uninstall(world):
     assert ours.target not in json.loads((root / MANIFEST).read_text())["files"]
     overlay.uninstall(root)
     assert (root / ours.target).read_bytes() == ours.content
+
+
+@pytest.mark.parametrize("link", ["src/configs/dataset", "src/models", "data"])
+def test_install_never_writes_through_a_link_that_leaves_the_checkout(world, capsys, link):
+    """A folder of the checkout that is a link to elsewhere: install refuses before writing anything
+    (uninstall would refuse to remove such files ever after)."""
+    root = world / "MMRec"
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(world / "victim", target_is_directory=True)
+    before = snapshot(world)
+    assert_clean_error(cli(["install", "--mmrec-root", root], capsys), link + "/", "link", "nothing was changed")
+    assert snapshot(world) == before
 
 
 # --- 10. malformed manifests and a checkout that cannot be written ---------------------------------------------
@@ -190,6 +203,35 @@ def test_overwrite_replaces_only_a_folder_prepare_wrote(tmp_path, capsys):
     assert cli(["prepare", "diffrec", "--src", tmp_path / "src", "--out", other, "--overwrite"], capsys).code == 0
 
 
+@pytest.mark.parametrize("added", ["notes.txt", "sub/", "extra.npy", "link.pt"])
+def test_overwrite_keeps_what_the_user_added_to_a_prepared_folder(tmp_path, capsys, added):
+    """--overwrite replaces a prepared folder only while it holds nothing but what prepare wrote and
+    MMRec's caches (*.pt); a file or folder the user added later is named, and nothing is deleted."""
+    write_diffmm(tmp_path / "src")
+    out = tmp_path / "data" / "mine"
+    argv = ["prepare", "diffmm", "--src", tmp_path / "src", "--out", out, "--overwrite"]
+    assert cli(argv, capsys).code == 0
+    (out / "image_adj_10.pt").write_bytes(b"MMRec's cache")  # derived from the data: may go with it
+    name = added.rstrip("/")
+    if added.endswith("/"):
+        (out / name).mkdir()
+        (out / name / "work.txt").write_text("the user's\n")
+    elif added == "link.pt":
+        (tmp_path / "precious.pt").write_bytes(b"the user's checkpoint")
+        (out / name).symlink_to(tmp_path / "precious.pt")
+    else:
+        (out / name).write_text("the user's\n")
+    before = snapshot(tmp_path)
+    assert_clean_error(cli(argv, capsys), str(out), f"'{name}'")
+    assert snapshot(tmp_path) == before
+    if added.endswith("/"):
+        shutil.rmtree(out / name)
+    else:
+        (out / name).unlink()
+    assert cli(argv, capsys).code == 0  # only prepare's files and the cache: replaced
+    assert not (out / "image_adj_10.pt").exists()
+
+
 # --- 3. outputs written by rename never replace a link or a device ---------------------------------------------
 
 def _special(tmp_path, kind):
@@ -284,3 +326,12 @@ def test_mmrec_engine_without_any_dataset_config_says_so_before_starting(world, 
     outcome = cli(["run", "--engine", "mmrec", "--mmrec-root", root, "-m", "BPR", "-d", "mine",
                    "--data-path", world / "data"], capsys)
     assert_clean_error(outcome, "no dataset config for 'mine'", "mine.yaml")
+
+
+def test_mmrec_engine_with_a_dataset_config_that_is_a_folder_says_so(world, capsys):
+    root = world / "MMRec"
+    (world / "data" / "mine" / "mine.yaml").mkdir(parents=True)
+    outcome = cli(["run", "--engine", "mmrec", "--mmrec-root", root, "-m", "BPR", "-d", "mine",
+                   "--data-path", world / "data"], capsys)
+    line = assert_clean_error(outcome, str(world / "data" / "mine" / "mine.yaml"), "not a file")
+    assert "neither" not in line

@@ -205,6 +205,32 @@ def test_an_output_path_is_checked_before_any_work(tmp_path, data_path, capsys, 
     assert _without_lock_file(snapshot(tmp_path)) == before
 
 
+REPORT_MARKER = ".mmrec-ld4mrec-report"
+
+
+def test_the_report_never_writes_into_a_folder_of_the_users(tmp_path, capsys):
+    """`--report X.md` writes its tables and figures into `X/`: only where that folder is new, empty or
+    the report writer's own (its marker file), never over the user's files there."""
+    exp = _pop_experiment(tmp_path)
+    results = tmp_path / "r"
+    _registry_for(exp, results)
+    assets = tmp_path / "X"
+    assets.mkdir()
+    (assets / "table2-synthetic.csv").write_text("the user's own table\n")
+    argv = ["reproduce", exp, "--results", results, "--report-only", "--report", tmp_path / "X.md"]
+    before = _without_lock_file(snapshot(tmp_path))
+    outcome = cli(argv, capsys)
+    assert_clean_error(outcome, str(assets), REPORT_MARKER)
+    assert outcome.out == ""
+    assert _without_lock_file(snapshot(tmp_path)) == before
+    (assets / "table2-synthetic.csv").unlink()  # an empty folder may be written, and is marked as the report's
+    assert cli(argv, capsys).code == 0
+    assert (assets / REPORT_MARKER).is_file() and (assets / "table2-synthetic.csv").is_file()
+    assert cli(argv, capsys).code == 0  # rebuilding into its own folder stays allowed
+    committed = Path(__file__).resolve().parents[1] / "docs" / "results-tiktok" / "report"
+    assert (committed / REPORT_MARKER).is_file(), "the committed report folder must carry the marker"
+
+
 # ---- 4. a damaged registry ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("command", ["list", "report-only", "sweep"])
@@ -395,6 +421,10 @@ def test_bench_refuses_counts_below_one(tmp_path, data_path, capsys, option, val
      "train_seconds_per_epoch"),
     ({"model": "Pop", "dataset": "d", "valid": {}, "test": {}, "config": [1]}, "'config'"),
     (["not", "an", "object"], "a JSON object"),
+    ({"model": "Pop", "dataset": "d", "valid": {"Recall@20": float("nan")}, "test": {}}, "valid.Recall@20"),
+    ({"model": "Pop", "dataset": "d", "valid": {}, "test": {"NDCG@10": float("inf")}}, "test.NDCG@10"),
+    ({"model": "Pop", "dataset": "d", "valid": {}, "test": {"Recall@10": float("-inf")}}, "test.Recall@10"),
+    ({"model": "Pop", "dataset": "d", "valid": {"NDCG@20": -0.5}, "test": {}}, "valid.NDCG@20"),
 ])
 def test_summarize_refuses_a_result_with_a_bad_value(tmp_path, capsys, content, fragment):
     path = tmp_path / "one.json"

@@ -200,6 +200,64 @@ def test_a_prepared_dataset_runs_through_the_mmrec_engine(checkout, tmp_path, so
     assert _git(checkout, "status", "--porcelain", "--untracked-files=all") == before
 
 
+# ---- bad values for --engine mmrec: refused in one line before MMRec starts (no child process) ----------------
+
+MMREC_REFUSALS = {
+    "unknown-model": (["-m", "Bogus"], ["'Bogus'", "src/models/bogus.py"]),
+    "model-name-case": (["-m", "lightgcn"], ["'lightgcn'", "LightGCN"]),
+    "epochs-abc": (["-m", "BPR", "--set", "epochs=abc"], ["'epochs'"]),
+    "epochs-negative": (["-m", "BPR", "--set", "epochs=-5"], ["'epochs'"]),
+    "learning-rate-nan": (["-m", "BPR", "--set", "epochs=1", "learning_rate=nan"], ["'learning_rate'"]),
+    "topk-zero": (["-m", "BPR", "--set", "epochs=1", "topk=[0]"], ["'topk'"]),
+    "duplicate-seeds": (["-m", "BPR", "--set", "epochs=1", "seed=[1,1]"], ["'seed'"]),
+    "ld4mrec-soft-prob": (["-m", "LD4MRec", "--set", "epochs=1", "soft_prob=5"], ["'soft_prob'"]),
+    "ld4mrec-grid-point": (["-m", "LD4MRec", "--set", "epochs=1", "smooth=[0.1,2.0]", "hyper_parameters=[smooth]"],
+                           ["'smooth'"]),
+    "prepared-yaml-inter-file-list": (["-m", "BPR", "-d", "mine", "--set", "epochs=1"],
+                                      ["mine.yaml", "'inter_file_name'"]),
+    "compare-second-model": (["-m", "BPR,LD4MRec", "--set", "epochs=1", "soft_prob=5"], ["'soft_prob'"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MMREC_REFUSALS))
+def test_bad_values_are_refused_before_mmrec_starts(checkout, tmp_path, capsys, monkeypatch, case):
+    from mmrec_ld4mrec.mmrec import driver
+
+    from .hostile import assert_clean_error, cli
+
+    def started(*args, **kwargs):
+        raise AssertionError("MMRec was started")
+
+    monkeypatch.setattr(driver, "subprocess", type("NoChild", (), {"run": staticmethod(started)}))
+    mine = tmp_path / "data" / "mine"
+    mine.mkdir(parents=True)
+    (mine / "mine.yaml").write_text("USER_ID_FIELD: userID\nITEM_ID_FIELD: itemID\ninter_file_name: [1]\n")
+    extra, fragments = MMREC_REFUSALS[case]
+    command = "compare" if case.startswith("compare") else "run"
+    if command == "compare":
+        extra = ["--models" if a == "-m" else a for a in extra]
+    dataset = [] if "-d" in extra else ["-d", "synthetic"]
+    data_path = ["--data-path", str(tmp_path / "data")] if "mine" in extra else []
+    before = _git(checkout, "status", "--porcelain", "--untracked-files=all")
+    outcome = cli([command, "--engine", "mmrec", "--mmrec-root", checkout, *dataset, *data_path, *extra], capsys)
+    assert_clean_error(outcome, *fragments)
+    assert _git(checkout, "status", "--porcelain", "--untracked-files=all") == before
+
+
+def test_every_model_and_dataset_of_the_checkout_passes_the_checks(checkout):
+    """The checks know only the engine's common keys and our models' own; MMRec's baselines keep
+    their keys (unknown here) and their shipped values pass."""
+    from mmrec_ld4mrec.mmrec.driver import checked_request
+
+    models = sorted(p.stem for p in (checkout / "src" / "configs" / "model").glob("*.yaml"))
+    datasets = sorted(p.stem for p in (checkout / "src" / "configs" / "dataset").glob("*.yaml"))
+    assert "BPR" in models and "LD4MRec" in models and "synthetic" in datasets
+    for model in models:
+        for dataset in datasets:
+            checked_request(checkout, model, dataset, {})
+    assert checked_request(checkout, "BPR", "synthetic", {"reg_weight": [0.1], "not_a_key_we_know": 3})
+
+
 def test_uninstall_leaves_the_checkout_clean(checkout):
     proc = _cli("uninstall", "--mmrec-root", str(checkout))
     assert proc.returncode == 0, proc.stderr

@@ -70,6 +70,12 @@ def cmd_compare(args) -> int:
 
         for model in models:  # every model's values are checked before the first one trains
             checked_config(model, args.dataset, {**per_model[model], **({"data_path": data_path} if data_path else {})})
+    elif args.mmrec_root:  # likewise before MMRec starts the first model
+        from .mmrec.driver import checked_request
+
+        data_path = {"data_path": str(Path(args.data_path).resolve()) + "/"} if args.data_path else {}
+        for model in models:
+            checked_request(args.mmrec_root, model, args.dataset, {**settings, **data_path})
     results = []
     for model in models:
         print(f"== {model} on {args.dataset} ({args.engine} engine)", flush=True)
@@ -291,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="overrides for every model")
     bench.add_argument("--out", help="write the measurements as JSON")
+    bench.add_argument("--scale", action="store_true",
+                       help="scale study: the first model on synthetic data at 1x, 2x, 4x, 8x |U|·|I| (docs/peers.md)")
+    bench.add_argument("--scale-users", type=int, default=4000, metavar="N", help="--scale: users at 1x (default 4000)")
+    bench.add_argument("--scale-items", type=int, default=2000, metavar="N", help="--scale: items at 1x (default 2000)")
     bench.set_defaults(func=cmd_bench)
     rep = sub.add_parser("reproduce", help="run an experiment file (resumable) and build its tables and figures")
     rep.add_argument("experiment", help="experiment YAML (see experiments/)")
@@ -315,10 +325,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PATH_OPTIONS = ("out", "save", "load", "data_path", "report", "results", "mmrec_root", "src", "raw")
+
+
+def check_paths_given(args) -> None:
+    """A path option given empty (``--out=``) is refused, not taken for "not given"."""
+    for name in PATH_OPTIONS:
+        if getattr(args, name, None) == "":
+            raise UserInputError(f"--{name.replace('_', '-')}: the path is empty; give a file or folder name, "
+                                 "or leave the option out")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
     try:
+        check_paths_given(args)
         return args.func(args)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -49,6 +49,39 @@ def written_by_prepare(folder: Path) -> bool:
     return first.startswith(PREPARED_MARK) and (folder / "stats.json").is_file()
 
 
+MAPPING_FILES = ("user_id_mapping.tsv", "item_id_mapping.tsv")
+DERIVED_CACHE_SUFFIX = ".pt"  # MMRec's caches beside the data (MGCN, LATTICE, FREEDOM, ...)
+
+
+def _prepared_names(folder: Path) -> set[str]:
+    """The names ``prepare`` writes into ``folder``: the fixed files and the feature files its
+    ``NAME.yaml`` names (a YAML that cannot be read names none)."""
+    name = folder.name
+    names = {f"{name}.inter", f"{name}.yaml", "stats.json", *MAPPING_FILES}
+    try:
+        config = yaml.safe_load((folder / f"{name}.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        config = None
+    if isinstance(config, dict):
+        extra = config.get("extra_feature_files")
+        slots = [config.get("vision_feature_file"), config.get("text_feature_file"),
+                 *(extra if isinstance(extra, list) else [])]
+        names.update(s for s in slots if isinstance(s, str) and s)
+    return names
+
+
+def foreign_entry(folder: Path) -> str | None:
+    """The first entry (by name) of a prepared ``folder`` that ``prepare`` did not write and that
+    is not one of MMRec's derived caches (a ``*.pt`` file); None when there is none. Only regular
+    files count as prepare's or as caches: a folder or a link is always the user's."""
+    own = _prepared_names(folder)
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        regular = entry.is_file(follow_symlinks=False)
+        if not regular or (entry.name not in own and not entry.name.endswith(DERIVED_CACHE_SUFFIX)):
+            return entry.name
+    return None
+
+
 def check_output(out: Path, overwrite: bool, source: Path | None = None) -> Path:
     """Refuse, before anything is read, an output folder ``prepare`` must not write: one that
     exists without ``--overwrite``, one that is not a dataset ``prepare`` wrote (``--overwrite``
@@ -67,6 +100,17 @@ def check_output(out: Path, overwrite: bool, source: Path | None = None) -> Path
     if out.exists() and not written_by_prepare(out):
         raise UserInputError(f"{out}: --overwrite replaces only a dataset folder that `prepare` wrote "
                              f"(with its {out.name}.yaml and stats.json); this one is not, so it was left alone")
+    if out.exists():
+        try:
+            foreign = foreign_entry(out)
+        except OSError as exc:
+            raise UserInputError(f"{out}: cannot list the folder ({exc.strerror or exc}); it was left alone") from None
+        if foreign is not None:
+            kind = ("link" if (out / foreign).is_symlink() else "folder" if (out / foreign).is_dir()
+                    else "file" if (out / foreign).is_file() else "entry")
+            raise UserInputError(f"{out}: --overwrite replaces only what `prepare` wrote (and MMRec's *.pt caches), "
+                                 f"but the folder also holds the {kind} {foreign!r}; move it out first "
+                                 "(nothing was changed)")
     return out
 
 

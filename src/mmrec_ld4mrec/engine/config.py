@@ -254,6 +254,16 @@ GRID_KEYS = {"epochs", "seed", "train_batch_size", "stopping_step", "embedding_s
 _CLIP_KEYS = {"max_norm", "norm_type", "error_if_nonfinite", "foreach"}
 
 
+def _check_once(key: str, values: list, same=lambda v: v) -> None:
+    """Each value of a list once: a repeated seed, cut-off or metric would run or count twice."""
+    seen = []
+    for v in values:
+        if same(v) in seen:
+            raise ConfigError(f"config key '{key}': {_shown(v, 30)} appears more than once in {_shown(values)}; "
+                              "give each value once")
+        seen.append(same(v))
+
+
 def _check_scalar(cfg: dict, key: str, ok, expected: str, hyper: list[str]) -> None:
     value = cfg[key]
     if isinstance(value, list) and key in hyper:
@@ -262,6 +272,7 @@ def _check_scalar(cfg: dict, key: str, ok, expected: str, hyper: list[str]) -> N
         bad = [v for v in value if not ok(v)]
         if bad:
             raise ConfigError(f"config key '{key}': expected each value to be {expected}, got {_shown(bad[0])}")
+        _check_once(key, value)
         return
     if not ok(value):
         hint = "; a list of values is searched over only when the key is in hyper_parameters" \
@@ -276,6 +287,7 @@ def _check_topk(cfg: dict) -> list[int]:
     if not isinstance(topk, list) or not topk or not all(_is_int(k) and k >= 1 for k in topk):
         raise ConfigError(f"config key 'topk': expected a non-empty list of integers >= 1 such as [10, 20], "
                           f"got {_shown(cfg['topk'])}")
+    _check_once("topk", topk)
     cfg["topk"] = topk
     return topk
 
@@ -287,6 +299,7 @@ def _check_metrics(cfg: dict) -> list[str]:
     known = list(DISPLAY.values())
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m.lower() in METRICS for m in metrics):
         raise ConfigError(f"config key 'metrics': expected a non-empty list of some of {known}, got {_shown(cfg['metrics'])}")
+    _check_once("metrics", metrics, str.lower)
     cfg["metrics"] = metrics
     return metrics
 

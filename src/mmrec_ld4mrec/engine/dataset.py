@@ -69,11 +69,9 @@ class RecDataset:
         df = df[cols].copy()
         if df.empty:
             raise DataError(f"{path}: holds no interactions")
+        self._check_labels(path, df[self.splitting_label])
         for c in cols:
             df[c] = self._integer_column(path, df[c], c)
-        labels = set(np.unique(df[self.splitting_label]).tolist())
-        if not labels <= {0, 1, 2}:
-            raise DataError(f"{path}: column '{self.splitting_label}' must be 0, 1 or 2; found {sorted(labels - {0, 1, 2})}")
         for c in (self.uid_field, self.iid_field):
             n_distinct, top = df[c].nunique(), int(df[c].max())
             if top + 1 > 50 * n_distinct + 1000:
@@ -81,6 +79,16 @@ class RecDataset:
                                 "ids must be remapped to 0..n-1")
         self._check_pairs(path, df)
         return df
+
+    def _check_labels(self, path: str, column: pd.Series) -> None:
+        """The split label is 0 (train), 1 (validation) or 2 (test): any other value, also a
+        negative or a huge one, is named as a bad label (not as a bad id)."""
+        values = pd.to_numeric(column, errors="coerce")
+        bad = ~values.isin([0, 1, 2])
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{path}: column '{self.splitting_label}' must be 0, 1 or 2 (train, validation, test); "
+                            f"data row {row + 1} has {_shown(column.iloc[row])}")
 
     @staticmethod
     def _integer_column(path: str, column: pd.Series, name: str) -> pd.Series:

@@ -8,19 +8,24 @@ working directory is ``<mmrec_root>/src``, as ``python main.py`` would.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import itertools
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from ..engine.config import read_yaml
+from ..engine.config import _hyper_list, check_plain_name, read_yaml, validate_config
 from ..engine.metrics import DISPLAY
-from ..errors import UserInputError
+from ..errors import ConfigError, UserInputError
+from ..models import MODELS, get_model
 from .overlay import check_checkout
 
 
@@ -106,32 +111,128 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     }
 
 
-def dataset_settings(root: Path, dataset: str, config: dict) -> dict:
-    """The dataset's keys for MMRec's ``Config``. MMRec reads only ``src/configs/dataset/NAME.yaml``;
-    where that does not exist, the ``NAME.yaml`` that ``prepare`` wrote beside the data is handed
-    over as config entries (below the run's own overrides), so a prepared dataset runs without
-    copying anything into the checkout. Neither: refused in one line, before MMRec starts."""
+def _prepared_settings(root: Path, dataset: str, config: dict) -> tuple[Path | None, dict]:
+    """``(path, keys)`` of the ``NAME.yaml`` that ``prepare`` wrote beside the data, or ``(None, {})``
+    where the checkout has ``src/configs/dataset/NAME.yaml`` (which MMRec reads itself)."""
     own = root / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if own.is_file():
-        return {}
+        return None, {}
     data_path = config.get("data_path") or read_yaml(root / "src" / "configs" / "overall.yaml").get("data_path") or ""
     folder = Path(str(data_path))
     if not folder.is_absolute():
         folder = root / "src" / folder  # MMRec resolves data_path from its src folder
     prepared = folder / dataset / f"{dataset}.yaml"
+    if os.path.lexists(prepared) and not prepared.is_file():
+        raise UserInputError(f"{prepared}: the dataset's config is not a file (a folder, or a link to nothing); "
+                             f"it must be the {dataset}.yaml that `mmrec-ld4mrec prepare` writes")
     if not prepared.is_file():
         raise UserInputError(f"no dataset config for {dataset!r}: neither {own} nor {prepared} exists "
                              "(prepare the dataset with `mmrec-ld4mrec prepare`, or pass --data-path to where it is)")
     settings = read_yaml(prepared)
     settings.pop("hyper_parameters", None)
-    return settings
+    return prepared, settings
+
+
+def dataset_settings(root: Path, dataset: str, config: dict) -> dict:
+    """The dataset's keys for MMRec's ``Config``. MMRec reads only ``src/configs/dataset/NAME.yaml``;
+    where that does not exist, the ``NAME.yaml`` that ``prepare`` wrote beside the data is handed
+    over as config entries (below the run's own overrides), so a prepared dataset runs without
+    copying anything into the checkout. Neither: refused in one line, before MMRec starts."""
+    return _prepared_settings(root, dataset, config)[1]
+
+
+def _check_model(root: Path, model: str) -> None:
+    """MMRec's ``get_model`` imports ``models.<name.lower()>`` and takes the attribute ``name``:
+    the module must exist in the checkout and mention the name (names are case-sensitive)."""
+    check_plain_name("model", "-m", model)
+    module = root / "src" / "models" / f"{model.lower()}.py"
+    known = sorted(p.stem for p in (root / "src" / "configs" / "model").glob("*.yaml"))
+    same = [k for k in known if k.lower() == model.lower() and k != model]
+    if not module.is_file():
+        close = difflib.get_close_matches(model, known, n=3)
+        hint = ("; run `mmrec-ld4mrec install --mmrec-root` first" if model in MODELS
+                else f"; did you mean {', '.join(close)}?" if close else "")
+        raise ConfigError(f"unknown model {model!r}: MMRec looks for it in {module}, which does not exist{hint}")
+    try:
+        text = module.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise ConfigError(f"model {model!r}: cannot read {module} ({exc.strerror or exc})") from None
+    if not re.search(rf"\b{re.escape(model)}\b", text):
+        hint = f"; did you mean {', '.join(same)}? (model names are case-sensitive)" if same else ""
+        raise ConfigError(f"unknown model {model!r}: {module} does not define it{hint}")
+
+
+def _origin_of(message: str, origin: dict) -> str | None:
+    found = re.match(r"config key '([^']+)'", message)
+    return origin.get(found.group(1)) if found else None
+
+
+def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, settings: dict, overrides: dict) -> dict:
+    """The config MMRec's ``Config`` will build (overall -> dataset -> model YAML -> the entries
+    handed over), checked as the standalone engine checks it: the engine's common keys by
+    :func:`validate_config` (keys it does not know pass: MMRec's baselines have their own) and,
+    for this project's models, their ``check_settings`` at every grid point. Returns the
+    checked (normalised) copy; errors name the file or ``--set`` the bad value came from."""
+    configs = root / "src" / "configs"
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    hyper: list[str] = []
+    for path in (configs / "overall.yaml", configs / "dataset" / f"{dataset}.yaml", configs / "model" / f"{model}.yaml"):
+        if path.is_file():
+            data = read_yaml(path)
+            hyper.extend(_hyper_list(data.get("hyper_parameters"), str(path)))
+            merged.update(data)
+            origin.update(dict.fromkeys(data, str(path)))
+    merged["hyper_parameters"] = hyper
+    for where, values in ((str(prepared), settings), ("--set", overrides)):
+        merged.update(values)
+        origin.update(dict.fromkeys(values, where))
+    if "hyper_parameters" in overrides:
+        merged["hyper_parameters"] = _hyper_list(overrides["hyper_parameters"], "--set")
+    if "seed" not in merged["hyper_parameters"]:
+        merged["hyper_parameters"] = [*merged["hyper_parameters"], "seed"]
+    cfg = copy.deepcopy(merged)
+    data_path = cfg.get("data_path")
+    if isinstance(data_path, str) and data_path and not Path(data_path).is_absolute():
+        cfg["data_path"] = str(root / "src" / data_path)  # MMRec resolves it from its src folder
+    try:
+        validate_config(cfg)
+        check = getattr(get_model(model), "check_settings", None) if model in MODELS else None
+        if check is not None:
+            keys = cfg["hyper_parameters"]
+            axes = [v if isinstance(v, list) else [v] for v in (cfg.get(k) for k in keys)]
+            for combo in itertools.product(*axes):
+                point = dict(zip(keys, combo))
+                check(lambda key, point=point: point[key] if key in point else cfg.get(key))
+    except ConfigError as exc:
+        where = _origin_of(str(exc), origin)
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+    return cfg
+
+
+def checked_request(mmrec_root: str | Path, model: str, dataset: str, config: dict | None = None) -> dict:
+    """The config entries for MMRec's ``Config`` (the prepared dataset's keys below the run's
+    overrides), after every check that can be made before MMRec starts: the checkout, the
+    dataset's config, the model's module, and the values (:func:`_check_values`)."""
+    root = check_checkout(Path(mmrec_root))
+    check_plain_name("dataset", "-d", dataset)
+    overrides = dict(config or {})
+    prepared, settings = _prepared_settings(root, dataset, overrides)
+    _check_model(root, model)
+    checked = _check_values(root, model, dataset, prepared, settings, overrides)
+    request = {**settings, **overrides}
+    for key in ("topk", "metrics", "valid_metric"):  # normalised as the engine does (a scalar topk: a list)
+        if key in request:
+            request[key] = checked[key]
+    return request
 
 
 def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict | None = None,
                  timeout: float | None = None) -> dict:
-    """Run ``model`` on ``dataset`` inside the checkout; returns the result dict."""
+    """Run ``model`` on ``dataset`` inside the checkout; returns the result dict. Every value is
+    checked first (:func:`checked_request`): a bad one is refused in one line, before MMRec starts."""
     root = check_checkout(Path(mmrec_root))
-    config = {**dataset_settings(root, dataset, dict(config or {})), **(config or {})}
+    config = checked_request(root, model, dataset, config)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         request = {"model": model, "dataset": dataset, "config": config, "out": str(out)}

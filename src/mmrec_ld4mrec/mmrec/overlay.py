@@ -75,6 +75,13 @@ def check_checkout(root: Path) -> Path:
     return root
 
 
+def _leaves(root: Path, rel: Path) -> bool:
+    """Whether ``root / rel``, links on the way followed, is the checkout itself or outside it."""
+    real_root = Path(os.path.realpath(root))
+    real = Path(os.path.realpath(root / rel))
+    return real == real_root or real_root not in real.parents
+
+
 def _inside(root: Path, target: object, where: str) -> Path:
     """``root / target`` for a manifest entry that is a plain relative path staying inside the
     checkout: no absolute path, no ``..``, and no link on the way that leads out of it."""
@@ -83,9 +90,7 @@ def _inside(root: Path, target: object, where: str) -> Path:
     rel = Path(target)
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
         raise UserInputError(f"{root / MANIFEST}: {where} entry {target!r} leaves the checkout; nothing was changed")
-    real_root = Path(os.path.realpath(root))
-    real = Path(os.path.realpath(root / rel))
-    if real == real_root or real_root not in real.parents:
+    if _leaves(root, rel):
         raise UserInputError(f"{root / MANIFEST}: {where} entry {target!r} leads out of the checkout through a link; "
                              "nothing was changed")
     return root / rel
@@ -121,7 +126,15 @@ def install(mmrec_root: str | Path) -> dict:
     root = check_checkout(Path(mmrec_root))
     manifest = _read_manifest(root)
     plan, conflicts, unchanged = [], [], []
-    for f in planned_files():
+    planned = planned_files()
+    # A folder of the checkout that is a link leading out of it: writing through it would put our
+    # files elsewhere, and uninstall (which never follows such a link) could not take them back.
+    escapes = [f.target for f in planned if _leaves(root, Path(f.target))]
+    if escapes:
+        more = f" and {len(escapes) - 3} more" if len(escapes) > 3 else ""
+        raise UserInputError(f"{root}: would write outside the checkout through a link: {', '.join(escapes[:3])}{more}; "
+                             "nothing was changed")
+    for f in planned:
         path = root / f.target
         if path.is_file():
             current = _sha(path.read_bytes())

@@ -38,16 +38,37 @@ def accuracy_table(exp: Experiment, done: dict[str, dict], dataset: str) -> tabl
     return tables.AccuracyTable(dataset, rows, exp.ours, exp.baselines())
 
 
+# The report writer's mark in its assets folder: a folder that holds other files but not this
+# one is the user's, and the report never writes into it.
+REPORT_MARKER = ".mmrec-ld4mrec-report"
+
+
+def _check_assets_folder(assets: Path, what: str) -> None:
+    """The assets folder may be written only where it does not exist, is empty, or carries the
+    report writer's marker (left there by an earlier report)."""
+    if not assets.is_dir() or (assets / REPORT_MARKER).is_file():
+        return
+    try:
+        empty = not any(assets.iterdir())
+    except OSError as exc:
+        raise UserInputError(f"{what}: cannot list its assets folder {assets} ({exc.strerror or exc})") from None
+    if not empty:
+        raise UserInputError(f"{what}: its assets folder {assets} already holds files the report did not write "
+                             f"(no {REPORT_MARKER} marker there); choose another --report path or empty that folder")
+
+
 def check_report_path(md_path: Path, what: str = "--report") -> Path:
     """Refuse, before any work, a report path the report could not be written to: one that is
     not a regular file (a folder, a link, a device), has no suffix (its assets folder, the path
-    less its suffix, would be the report itself), or whose assets folder is not a folder."""
+    less its suffix, would be the report itself), or whose assets folder is not a folder, or is a
+    folder of the user's (not empty, and without the report writer's marker)."""
     md_path = Path(md_path)
     check_output_file(md_path, what)
     if not md_path.suffix or md_path.with_suffix("") == md_path:
         raise UserInputError(f"{what} {md_path}: give the report a suffix such as .md (its tables and figures go "
                              "in a folder named like it without the suffix)")
     check_output_folder(md_path.with_suffix(""), f"{what} {md_path}: its assets folder")
+    _check_assets_folder(md_path.with_suffix(""), f"{what} {md_path}")
     return md_path
 
 
@@ -56,7 +77,11 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
     """Write the report; returns every file written (tables and figures included)."""
     records = list(registry.records())  # a damaged registry is refused before anything is written
     assets = md_path.with_suffix("")
+    _check_assets_folder(assets, f"report {md_path}")
     assets.mkdir(parents=True, exist_ok=True)
+    if not (assets / REPORT_MARKER).is_file():
+        _write(assets / REPORT_MARKER, "Written by `mmrec-ld4mrec reproduce`: its report may rebuild the files "
+                                       "in this folder.\n")
     done = {r["key"]: r for r in records if r["status"] == "done"}
     failed = {r["key"]: r for r in records if r["status"] == "failed"}
     needed = exp.all_runs()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def check_result(path: Path, data) -> dict:
         for name, value in data[split].items():
             if not _number(value):
                 raise UserInputError(f"{path}: key '{split}.{name}' must be a number, got {value!r:.60}")
+            if (isinstance(value, float) and not math.isfinite(value)) or value < 0:
+                raise UserInputError(f"{path}: metric '{split}.{name}' must be a finite number >= 0, got {value!r:.60}")
     if data.get("train_seconds_per_epoch") is not None and not _number(data["train_seconds_per_epoch"]):
         raise UserInputError(f"{path}: key 'train_seconds_per_epoch' must be a number, "
                              f"got {data['train_seconds_per_epoch']!r:.60}")

@@ -110,5 +110,10 @@ def test_bench_reports_ratios_to_the_first_model(tmp_path, data_path, capsys):
             assert med[model][key] == next(r[key] for r in report["runs"] if r["model"] == model)
     assert med["LD4MRec"]["train_seconds_per_epoch"] > 0 and med["Pop"]["train_seconds_per_epoch"] == 0
     assert ratio["Pop"]["train_seconds_per_epoch"] == 0
+    bound = report["ratio_to_bound"]
+    assert med["LD4MRec"]["train_bound_seconds"] > 0 and med["LD4MRec"]["inference_bound_seconds"] > 0
+    assert bound["LD4MRec"]["train"] == pytest.approx(med["LD4MRec"]["train_seconds_per_epoch"]
+                                                       / med["LD4MRec"]["train_bound_seconds"])
+    assert med["Pop"]["train_bound_seconds"] is None and bound["Pop"]["train"] is None  # no dense products
     assert f"| {ratio['LD4MRec:sparse_input=false']['inference_seconds']:.3f}x |" in printed
     assert main(["bench", "-d", "synthetic", "--data-path", str(data_path), "-m", "LD4MRec:oops"]) == 2

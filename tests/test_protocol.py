@@ -107,7 +107,7 @@ def test_grid_point_is_chosen_on_validation_when_test_disagrees(monkeypatch, dat
 
 def test_saved_checkpoint_is_the_best_epoch_not_the_last(tmp_path, data_path, capsys):
     settings = ["--set", "embedding_size=32", "hidden_size=16", "svd_rank=8", "epochs=40", "stopping_step=0",
-                "seed=[3]"]
+                "seed=[3]", "learning_rate=0.01"]  # a high rate: validation peaks early, then falls
     out = tmp_path / "trained.json"
     base = ["run", "-m", "LD4MRec", "-d", "synthetic", "--data-path", str(data_path), *settings]
     assert main([*base, "--out", str(out), "--save", str(tmp_path / "ckpt")]) == 0

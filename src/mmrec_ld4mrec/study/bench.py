@@ -78,6 +78,7 @@ def measure(request: dict) -> dict:
     if type(model).__name__ == "DiffRec":
         result["diffusion_steps"] = model.steps
     result.update({"n_users": model.n_users, "n_items": model.n_items, "batch": int(config["train_batch_size"]),
+                   "eval_batch": int(config["eval_batch_size"]),
                    "embedding_size": config["embedding_size"], "parameters": sum(p.numel() for p in model.parameters()),
                    "buffer_floats": sum(b.numel() for b in model.buffers())})
     return result

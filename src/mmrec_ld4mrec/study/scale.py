@@ -12,7 +12,8 @@ Memory model (fp32, bytes; docs/peers.md#memory-model works it through at H&M's 
   buffers     4·|U|·(q + Σ_m d_m)  (collaborative and modality signals)
   activations 4·B·|I|·A  (A dense batch x item tensors alive at the peak of a step)
   base        R0 (the process with torch and the data loaded, before the model)
-A and R0 are fitted on the two smallest sizes; the larger ones test the prediction.
+  (B the larger of the training and the evaluation batch)
+A and R0 are fitted on the 1x and 4x sizes; the 2x and 8x sizes test the prediction.
 """
 
 from __future__ import annotations
@@ -53,25 +54,33 @@ def fit_slope(x: list[float], y: list[float]) -> float:
 
 
 def memory_terms(run: dict) -> dict[str, float]:
-    """The model's memory terms (MB) for one measured size, from the counts the worker reports."""
+    """The model's memory terms (MB) for one measured size, from the counts the worker reports.
+
+    The activation unit is one dense float32 tensor of the larger of the training batch and the
+    evaluation batch by |I|: at the default sizes (400 and 4,096 users) the evaluation's scores
+    are the largest tensors a run holds."""
     mb = 2 ** 20
     return {"state": 16 * run["parameters"] / mb, "buffers": 4 * run["buffer_floats"] / mb,
-            "activation_unit": 4 * run["batch"] * run["n_items"] / mb}
+            "activation_unit": 4 * max(run["batch"], run["eval_batch"]) * run["n_items"] / mb}
 
 
 def fit_memory(runs: list[dict]) -> dict:
-    """R0 and A from the two smallest sizes: peak = R0 + state + buffers + A · (4·B·|I| bytes)."""
-    (a, b) = sorted(runs, key=lambda r: r["n_users"] * r["n_items"])[:2]
+    """R0 and A from the smallest and the third size (1x and 4x): peak = R0 + state + buffers +
+    A · activation unit. The other sizes (2x, 8x) test the prediction."""
+    ordered = sorted(runs, key=lambda r: r["n_users"] * r["n_items"])
+    a, b = ordered[0], ordered[min(2, len(ordered) - 1)]
     ta, tb = memory_terms(a), memory_terms(b)
     ra = a["peak_rss_mb"] - ta["state"] - ta["buffers"]
     rb = b["peak_rss_mb"] - tb["state"] - tb["buffers"]
-    activations = max((rb - ra) / (tb["activation_unit"] - ta["activation_unit"]), 0.0)
-    return {"base_mb": ra - activations * ta["activation_unit"], "activation_tensors": activations}
+    span = tb["activation_unit"] - ta["activation_unit"]
+    activations = max((rb - ra) / span, 0.0) if span else 0.0
+    return {"base_mb": ra - activations * ta["activation_unit"], "activation_tensors": activations,
+            "fitted_on": [a["factor"], b["factor"]]}
 
 
-def predict_peak_mb(model: dict, parameters: float, buffer_floats: float, batch: int, n_items: int) -> float:
-    mb = 2 ** 20
-    return model["base_mb"] + (16 * parameters + 4 * buffer_floats + model["activation_tensors"] * 4 * batch * n_items) / mb
+def predict_peak_mb(model: dict, run: dict) -> float:
+    terms = memory_terms(run)
+    return model["base_mb"] + terms["state"] + terms["buffers"] + model["activation_tensors"] * terms["activation_unit"]
 
 
 def run_scale_study(args) -> dict:
@@ -110,7 +119,7 @@ def scale_report(runs: list[dict]) -> dict:
     lines = ["| x | users | items | U·I·d_e | train s/epoch | train / bound | inference s | inference / bound | "
              "peak RSS MB | predicted MB | predicted / measured |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r, w in zip(runs, work):
-        predicted = predict_peak_mb(memory, r["parameters"], r["buffer_floats"], r["batch"], r["n_items"])
+        predicted = predict_peak_mb(memory, r)
         r["predicted_peak_mb"] = predicted
         tb = r["train_seconds_per_epoch"] / r["train_bound_seconds"] if r.get("train_bound_seconds") else math.nan
         ib = r["inference_seconds"] / r["inference_bound_seconds"] if r.get("inference_bound_seconds") else math.nan
@@ -119,8 +128,9 @@ def scale_report(runs: list[dict]) -> dict:
                      f"{predicted / r['peak_rss_mb']:.2f} |")
     lines.append(f"\nlog-log slope in |U|·|I|·d_e: training {slopes['train']:.3f}, inference {slopes['inference']:.3f} "
                  "(goal 1 ± 0.15)")
-    lines.append(f"memory model fitted on the two smallest sizes: R0 = {memory['base_mb']:.0f} MB, "
-                 f"A = {memory['activation_tensors']:.1f} dense batch x item tensors at the peak")
+    lines.append(f"memory model fitted on sizes x{memory['fitted_on'][0]} and x{memory['fitted_on'][1]}: "
+                 f"R0 = {memory['base_mb']:.0f} MB, A = {memory['activation_tensors']:.2f} dense batch x item tensors "
+                 "at the peak")
     return {"runs": runs, "slopes": slopes, "memory_model": memory, "markdown": "\n".join(lines)}
 
 

@@ -49,3 +49,12 @@ def test_generator_takes_sizes_and_its_default_is_unchanged():
     default, _ = generate()
     assert (default.userID.nunique(), default.itemID.nunique(), len(default)) == (1000, 492, 27719)
     assert not math.isnan(small.groupby("userID").size().mean())
+
+
+@pytest.mark.parametrize("text", ["1", "2,1", "1,1,2", "0,1", "a,b", "1,,2"])
+def test_bad_scale_factors_are_refused(text):
+    from mmrec_ld4mrec.errors import UserInputError
+    from mmrec_ld4mrec.study.scale import parse_factors
+
+    with pytest.raises(UserInputError, match="--scale-factors"):
+        parse_factors(text)

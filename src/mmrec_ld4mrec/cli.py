@@ -301,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scale study: the first model on synthetic data at 1x, 2x, 4x, 8x |U|·|I| (docs/peers.md)")
     bench.add_argument("--scale-users", type=int, default=4000, metavar="N", help="--scale: users at 1x (default 4000)")
     bench.add_argument("--scale-items", type=int, default=2000, metavar="N", help="--scale: items at 1x (default 2000)")
+    bench.add_argument("--scale-factors", default="1,2,4,8", metavar="F,F,..",
+                       help="--scale: the multiples of |U|·|I| to measure (default 1,2,4,8)")
     bench.set_defaults(func=cmd_bench)
     rep = sub.add_parser("reproduce", help="run an experiment file (resumable) and build its tables and figures")
     rep.add_argument("experiment", help="experiment YAML (see experiments/)")

@@ -39,6 +39,17 @@ def scale_sizes(base_users: int, base_items: int, factors: tuple[int, ...] = FAC
     return [(f, round(base_users * math.sqrt(f)), round(base_items * math.sqrt(f))) for f in factors]
 
 
+def parse_factors(text: str) -> tuple[int, ...]:
+    """``--scale-factors 1,2,4,8``: at least two distinct whole numbers >= 1, in increasing order."""
+    try:
+        factors = tuple(int(x) for x in str(text).split(","))
+    except ValueError:
+        raise UserInputError(f"--scale-factors: expected whole numbers like 1,2,4,8, got {text!r}") from None
+    if len(factors) < 2 or min(factors) < 1 or list(factors) != sorted(set(factors)):
+        raise UserInputError(f"--scale-factors: expected at least two increasing whole numbers >= 1, got {text!r}")
+    return factors
+
+
 def write_scaled_dataset(folder: Path, n_users: int, n_items: int) -> dict:
     """The synthetic generator at this size, written in MMRec's layout (with its dataset YAML)."""
     from ..data.layout import write_dataset
@@ -89,11 +100,12 @@ def run_scale_study(args) -> dict:
 
     if args.scale_users < 100 or args.scale_items < 50:
         raise UserInputError("--scale-users / --scale-items: expected at least 100 users and 50 items")
+    factors = parse_factors(args.scale_factors)
     settings = parse_overrides(args.set or [])
     tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-scale-"))
     runs = []
     try:
-        for factor, n_users, n_items in scale_sizes(args.scale_users, args.scale_items):
+        for factor, n_users, n_items in scale_sizes(args.scale_users, args.scale_items, factors):
             name = f"scale{factor}"
             stats = write_scaled_dataset(tmp / name, n_users, n_items)
             request = {"spec": args.models.split(",")[0].strip(), "dataset": name, "data_path": str(tmp) + "/",

@@ -201,6 +201,7 @@ def _hyper_list(value: Any, where: str) -> list[str]:
 # ---- type and range checks of the engine's own keys (configs/overall.yaml) -------------------
 
 SEED_MAX = 2**32 - 1  # numpy's seed range
+PRECISIONS = ("fp32", "bf16", "tf32")
 
 
 def _is_int(v: Any) -> bool:
@@ -244,6 +245,7 @@ SCALAR_CHECKS: dict[str, tuple[Any, str]] = {
     "inter_splitting_label": (_name, "a column name"),
     "field_separator": (_name, "a non-empty separator string such as \"\\t\""),
     "learner": (_name, "an optimizer name such as adam"),
+    "precision": (lambda v: v in PRECISIONS, "one of fp32, bf16, tf32"),
     "data_path": (lambda v: isinstance(v, str) and "\0" not in v, "a folder path"),
     "inter_file_name": (_optional_file, "a file name"),
     "vision_feature_file": (_optional_file, "a file name, or '' for none"),

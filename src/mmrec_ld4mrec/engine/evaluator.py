@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
 from .dataloader import EvalDataLoader
 from .metrics import topk_metrics
+from .precision import precision_context
 
 
 @torch.no_grad()
-def rank_topk(model, loader: EvalDataLoader, k: int) -> np.ndarray:
-    """Top-``k`` item ids per evaluation user, [n_eval_users, k]."""
+def rank_topk(model, loader: EvalDataLoader, k: int, config=None) -> np.ndarray:
+    """Top-``k`` item ids per evaluation user, [n_eval_users, k]; ``config``'s ``precision``
+    applies to the scoring."""
     model.eval()
     chunks = []
     for users, mask_index in loader:
-        scores = model.full_sort_predict([users]).float()
+        with precision_context(config) if config is not None else contextlib.nullcontext():
+            scores = model.full_sort_predict([users])
+        scores = scores.float()
         scores[mask_index[0], mask_index[1]] = -1e10
         chunks.append(torch.topk(scores, k, dim=-1).indices.cpu().numpy())
     return np.concatenate(chunks, axis=0)
@@ -33,6 +39,6 @@ def hit_matrix(topk_index: np.ndarray, loader: EvalDataLoader, n_items: int) -> 
 def evaluate(model, loader: EvalDataLoader, config) -> tuple[dict[str, float], np.ndarray]:
     """Metrics dict and the top-max(topk) ranking of every evaluation user."""
     topk = list(config["topk"])
-    topk_index = rank_topk(model, loader, max(topk))
+    topk_index = rank_topk(model, loader, max(topk), config)
     hits = hit_matrix(topk_index, loader, model.n_items)
     return topk_metrics(hits, loader.get_eval_len_list(), list(config["metrics"]), topk), topk_index

@@ -72,7 +72,7 @@ def time_full_inference(model, train_loader: TrainDataLoader, config: Config) ->
     """Seconds for one full ranking (top-max(topk), training items masked) of every user."""
     every_user = EvalDataLoader.all_users(config, train_loader.dataset, int(config["eval_batch_size"]))
     start = time.perf_counter()
-    rank_topk(model, every_user, max(config["topk"]))
+    rank_topk(model, every_user, max(config["topk"]), config)
     return time.perf_counter() - start
 
 

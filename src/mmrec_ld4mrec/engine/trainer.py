@@ -15,6 +15,7 @@ import torch
 
 from .dataloader import EvalDataLoader, TrainDataLoader
 from .evaluator import evaluate
+from .precision import apply_matmul_precision, precision_context
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def build_optimizer(config, model) -> torch.optim.Optimizer:
 class Trainer:
     def __init__(self, config, model):
         self.config, self.model = config, model
+        apply_matmul_precision(config)
         self.optimizer = build_optimizer(config, model)
         factor, period = config["learning_rate_scheduler"] or [1.0, 50]
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: factor ** (e / period))
@@ -70,7 +72,8 @@ class Trainer:
         total = 0.0
         for batch in loader:
             self.optimizer.zero_grad()
-            loss = self.model.calculate_loss(batch)
+            with precision_context(self.config):
+                loss = self.model.calculate_loss(batch)
             if isinstance(loss, tuple):
                 loss = sum(loss)
             if torch.isnan(loss):

@@ -74,7 +74,8 @@ def measure(request: dict) -> dict:
               "train_seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,
               "inference_seconds": time_full_inference(model, loader, config), "peak_rss_mb": peak_rss_mb()}
     result.update(bounds(model, int(config["train_batch_size"]), int(config["eval_batch_size"]), model.n_users,
-                         train=bool(seconds), device=config["device"]))
+                         train=bool(seconds), device=config["device"],
+                         dtype=torch.bfloat16 if config["precision"] == "bf16" else torch.float32))
     if type(model).__name__ == "DiffRec":
         result["diffusion_steps"] = model.steps
     result.update({"n_users": model.n_users, "n_items": model.n_items, "batch": int(config["train_batch_size"]),
@@ -84,9 +85,9 @@ def measure(request: dict) -> dict:
     return result
 
 
-def matmul_seconds(m: int, k: int, n: int, device, repeats: int = 3) -> float:
-    """Median seconds of one dense float32 product [m, k] @ [k, n] on ``device``, after a warm-up."""
-    a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+def matmul_seconds(m: int, k: int, n: int, device, repeats: int = 3, dtype=torch.float32) -> float:
+    """Median seconds of one dense product [m, k] @ [k, n] in ``dtype`` on ``device``, after a warm-up."""
+    a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
     times = []
     for i in range(repeats + 1):
         if torch.device(device).type == "cuda":
@@ -100,9 +101,10 @@ def matmul_seconds(m: int, k: int, n: int, device, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def bounds(model, batch: int, eval_batch: int, n_users: int, train: bool, device) -> dict:
+def bounds(model, batch: int, eval_batch: int, n_users: int, train: bool, device, dtype=torch.float32) -> dict:
     """The machine's own bound for this model, measured here, in this process: its dense
-    products (``model.matmul_shapes``) timed at its shapes, times the batches of an epoch
+    products (``model.matmul_shapes``) timed at its shapes and precision (bfloat16 with
+    ``precision: bf16``), times the batches of an epoch
     (every user once, ``batch`` at a time) and of a full ranking (``eval_batch`` at a time)."""
     shapes = getattr(model, "matmul_shapes", None)
     if shapes is None:
@@ -110,7 +112,7 @@ def bounds(model, batch: int, eval_batch: int, n_users: int, train: bool, device
     out, flops, secs = {}, 0.0, 0.0
     for phase, size, field in (("train", batch, "train_bound_seconds"), ("inference", eval_batch, "inference_bound_seconds")):
         products = shapes(size)[phase]
-        timed = {s: matmul_seconds(*s, device=device) for s in set(products)}
+        timed = {s: matmul_seconds(*s, device=device, dtype=dtype) for s in set(products)}
         per_batch = sum(timed[s] for s in products)
         out[field] = per_batch * n_users / size if (phase == "inference" or train) else None
         flops += sum(2.0 * m * k * n for m, k, n in products)

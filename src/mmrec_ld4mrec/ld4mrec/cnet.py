@@ -136,7 +136,8 @@ class ItemOutput(nn.Module):
         return w
 
     def forward(self, h: torch.Tensor, features: list[torch.Tensor] = ()) -> torch.Tensor:
-        return h @ self.item_weights(list(features)).T + self.bias
+        # addmm: the bias enters the product, sparing a pass (and a copy) over the B x |I| output
+        return torch.addmm(self.bias, h, self.item_weights(list(features)).T)
 
 
 class CNet(nn.Module):

@@ -210,20 +210,22 @@ def test_bad_dataset_yaml(case, tmp_path, data_path, capsys, caplog):
 
 # ---- B/C/D. interaction rows ---------------------------------------------------------------
 
-def _set_item(value: str, row: int = 3):
+def _set_field(column: int, value: str, row: int = 3):
+    """An edit of one .inter row: its ``column`` (0 user, 1 item, 2 x_label) set to ``value``."""
     def edit(lines):
-        u, _, label = lines[row].split("\t")
-        lines[row] = f"{u}\t{value}\t{label}"
+        fields = lines[row].split("\t")
+        fields[column] = value
+        lines[row] = "\t".join(fields)
         return lines
     return edit
 
 
-def _set_label(value: str, row: int = 3):
-    def edit(lines):
-        u, i, _ = lines[row].split("\t")
-        lines[row] = f"{u}\t{i}\t{value}"
-        return lines
-    return edit
+def _set_item(value: str):
+    return _set_field(1, value)
+
+
+def _set_label(value: str):
+    return _set_field(2, value)
 
 
 def _duplicate_row(lines):

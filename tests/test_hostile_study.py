@@ -166,12 +166,18 @@ def _registry_for(exp: Path, results: Path) -> None:
         reg.put(_record(key))
 
 
-@pytest.mark.parametrize("case", ["report-only", "report-only-link", "report-only-no-suffix", "sweep-report",
-                                  "results-export", "summarize", "bench", "explore"])
-def test_an_output_path_is_checked_before_any_work(tmp_path, data_path, capsys, case):
+def _experiment_with_registry(tmp_path):
+    """The Pop experiment and a results folder whose registry holds its runs."""
     exp = _pop_experiment(tmp_path)
     results = tmp_path / "r"
     _registry_for(exp, results)
+    return exp, results
+
+
+@pytest.mark.parametrize("case", ["report-only", "report-only-link", "report-only-no-suffix", "sweep-report",
+                                  "results-export", "summarize", "bench", "explore"])
+def test_an_output_path_is_checked_before_any_work(tmp_path, data_path, capsys, case):
+    exp, results = _experiment_with_registry(tmp_path)
     target = tmp_path / "taken"
     target.mkdir()
     (target / "inside.txt").write_text("the user's file\n")
@@ -211,9 +217,7 @@ REPORT_MARKER = ".mmrec-ld4mrec-report"
 def test_the_report_never_writes_into_a_folder_of_the_users(tmp_path, capsys):
     """`--report X.md` writes its tables and figures into `X/`: only where that folder is new, empty or
     the report writer's own (its marker file), never over the user's files there."""
-    exp = _pop_experiment(tmp_path)
-    results = tmp_path / "r"
-    _registry_for(exp, results)
+    exp, results = _experiment_with_registry(tmp_path)
     assets = tmp_path / "X"
     assets.mkdir()
     (assets / "table2-synthetic.csv").write_text("the user's own table\n")

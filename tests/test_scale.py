@@ -34,7 +34,7 @@ def test_memory_model_recovers_its_terms_and_predicts_the_other_sizes():
         peak = r0 + (16 * params + 4 * buffers + a * 4 * 4096 * i) / 2 ** 20
         runs.append(_run(f, u, i, peak, params, buffers))
     model = fit_memory(runs)
-    assert model["fitted_on"] == [1, 4]
+    assert model["fitted_on"] == [1, 8]
     assert model["base_mb"] == pytest.approx(r0) and model["activation_tensors"] == pytest.approx(a)
     for r in runs:
         assert predict_peak_mb(model, r) == pytest.approx(r["peak_rss_mb"])

@@ -13,7 +13,7 @@ Memory model (fp32, bytes; docs/peers.md#memory-model works it through at H&M's 
   activations 4·B·|I|·A  (A dense batch x item tensors alive at the peak of a step)
   base        R0 (the process with torch and the data loaded, before the model)
   (B the larger of the training and the evaluation batch)
-A and R0 are fitted on the 1x and 4x sizes; the 2x and 8x sizes test the prediction.
+A and R0 are fitted on the smallest and the largest size; the sizes between test the prediction.
 """
 
 from __future__ import annotations
@@ -76,10 +76,11 @@ def memory_terms(run: dict) -> dict[str, float]:
 
 
 def fit_memory(runs: list[dict]) -> dict:
-    """R0 and A from the smallest and the third size (1x and 4x): peak = R0 + state + buffers +
-    A · activation unit. The other sizes (2x, 8x) test the prediction."""
+    """R0 and A from the smallest and the largest size (the longest lever: peak RSS moves by
+    tens of MB from run to run at the small sizes): peak = R0 + state + buffers + A ·
+    activation unit. The sizes between test the prediction."""
     ordered = sorted(runs, key=lambda r: r["n_users"] * r["n_items"])
-    a, b = ordered[0], ordered[min(2, len(ordered) - 1)]
+    a, b = ordered[0], ordered[-1]
     ta, tb = memory_terms(a), memory_terms(b)
     ra = a["peak_rss_mb"] - ta["state"] - ta["buffers"]
     rb = b["peak_rss_mb"] - tb["state"] - tb["buffers"]

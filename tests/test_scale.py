@@ -58,3 +58,23 @@ def test_bad_scale_factors_are_refused(text):
 
     with pytest.raises(UserInputError, match="--scale-factors"):
         parse_factors(text)
+
+
+def test_large_generator_gives_contiguous_ids_and_every_split_per_user():
+    from mmrec_ld4mrec.data.synthetic import generate_large
+
+    df, features = generate_large(2000, 500)
+    assert df.userID.max() + 1 == df.userID.nunique() and df.itemID.max() + 1 == df.itemID.nunique()
+    assert not df.duplicated(["userID", "itemID"]).any()
+    per_user = df.groupby("userID").x_label.nunique()
+    assert (per_user == 3).all()  # at least three items: one each for training, validation and test
+    assert all(f.shape[0] == df.itemID.nunique() for f in features.values())
+
+
+@pytest.mark.parametrize("text", ["1371980", "x100", "100x", "5x100", "axb", "100x100x3"])
+def test_bad_scale_shapes_are_refused(text):
+    from mmrec_ld4mrec.errors import UserInputError
+    from mmrec_ld4mrec.study.scale import parse_shape
+
+    with pytest.raises(UserInputError, match="--scale-shape"):
+        parse_shape(text)

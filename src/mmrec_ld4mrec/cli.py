@@ -303,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scale-items", type=int, default=2000, metavar="N", help="--scale: items at 1x (default 2000)")
     bench.add_argument("--scale-factors", default="1,2,4,8", metavar="F,F,..",
                        help="--scale: the multiples of |U|·|I| to measure (default 1,2,4,8)")
+    bench.add_argument("--scale-shape", metavar="USERSxITEMS",
+                       help="measure the first model once at this shape, e.g. 1371980x105542 (full H&M), fast generator")
     bench.set_defaults(func=cmd_bench)
     rep = sub.add_parser("reproduce", help="run an experiment file (resumable) and build its tables and figures")
     rep.add_argument("experiment", help="experiment YAML (see experiments/)")

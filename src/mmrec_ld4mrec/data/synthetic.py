@@ -77,6 +77,53 @@ def generate(rng: np.random.Generator | None = None, n_users: int = N_USERS,
     return df, features
 
 
+def generate_large(n_users: int, n_items: int, rng: np.random.Generator | None = None,
+                   clicks_mean: int = CLICKS_MEAN) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """A dataset of any size in seconds, for timing and memory at full-release shapes (e.g.
+    H&M's 1.37 M x 105 k): each user draws Poisson(``clicks_mean``) items, most from the
+    items of its taste cluster, the rest uniformly; no k-core pass. Every user keeps at least
+    three distinct items, so each split has one; items nobody drew are dropped (ids remapped).
+    Vectorised: O(interactions), no |U| x |I| work."""
+    rng = rng or np.random.default_rng(SEED)
+    user_cluster = rng.integers(N_CLUSTERS, size=n_users)
+    item_cluster = rng.integers(N_CLUSTERS, size=n_items)
+    by_cluster = np.argsort(item_cluster, kind="stable")
+    sizes = np.bincount(item_cluster, minlength=N_CLUSTERS)
+    starts = np.cumsum(sizes) - sizes
+    n = np.maximum(rng.poisson(clicks_mean, size=n_users), 3)
+    users = np.repeat(np.arange(n_users), n)
+    from_cluster = rng.random(len(users)) >= NOISE_SHARE
+    cluster = user_cluster[users]
+    in_cluster = by_cluster[starts[cluster] + (rng.random(len(users)) * np.maximum(sizes[cluster], 1)).astype(np.int64)
+                            .clip(max=np.maximum(sizes[cluster] - 1, 0))]
+    items = np.where(from_cluster & (sizes[cluster] > 0), in_cluster, rng.integers(n_items, size=len(users)))
+    keys = np.sort(users.astype(np.int64) * n_items + items)
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # distinct (user, item), sorted
+    pairs = np.stack([keys // n_items, keys % n_items], axis=1)
+    counts = np.bincount(pairs[:, 0], minlength=n_users)
+    pairs = pairs[counts[pairs[:, 0]] >= 3]
+    for column, size in ((0, n_users), (1, n_items)):  # ids of what is left, 0..n-1 in order
+        seen = np.bincount(pairs[:, column], minlength=size) > 0
+        pairs[:, column] = (np.cumsum(seen) - 1)[pairs[:, column]]
+        if column == 1:
+            kept_items = np.flatnonzero(seen)
+    pairs = pairs[rng.permutation(len(pairs))]
+    by_user = np.argsort(pairs[:, 0], kind="stable")
+    counts = np.bincount(pairs[:, 0])
+    rank = np.empty(len(pairs), dtype=np.int64)
+    rank[by_user] = np.arange(len(pairs)) - np.repeat(np.cumsum(counts) - counts, counts)
+    n_eval = np.maximum(1, np.round(0.1 * counts).astype(np.int64))[pairs[:, 0]]
+    labels = np.where(rank < n_eval, 1, np.where(rank < 2 * n_eval, 2, 0)).astype(np.int64)
+    order = np.argsort((pairs[:, 0] * 3 + labels) * (pairs[:, 1].max() + 1) + pairs[:, 1])
+    df = pd.DataFrame({"userID": pairs[order, 0], "itemID": pairs[order, 1], "x_label": labels[order]})
+    centers = rng.normal(size=(N_CLUSTERS, N_FACTORS))
+    item_f = centers[item_cluster[kept_items]] + 0.6 * rng.normal(size=(len(kept_items), N_FACTORS))
+    features = {name: (item_f @ (rng.normal(size=(N_FACTORS, dim)) / np.sqrt(N_FACTORS))
+                       + 0.5 * rng.normal(size=(len(kept_items), dim))).astype(np.float32)
+                for name, dim in FEATURE_DIMS.items()}
+    return df, features
+
+
 def _check_slot(folder: Path) -> None:
     """``folder`` is absent, an empty folder, or the dataset; anything else is the user's and kept."""
     if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):

@@ -11,6 +11,7 @@ overrides: ``LD4MRec:sparse_input=false``, ``DiffRec:steps=5``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -24,7 +25,7 @@ from ..data.published import prepare_diffmm
 from ..engine.config import parse_overrides, parse_value
 from ..errors import UserInputError
 from ..files import atomic_write, check_output_file
-from .scale import run_scale_study, subprocess_measure
+from .scale import run_scale_study, run_shape, subprocess_measure
 
 METRICS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
 # One grid point for models whose YAML holds a grid: the paper's p = gamma = 0.01 for LD4MRec.
@@ -66,9 +67,12 @@ def measure(request: dict) -> dict:
     build = time.perf_counter() - start
     trainer = Trainer(config, model)
     seconds = []
+    on_gpu = torch.device(config["device"]).type == "cuda"
     for _ in range(request["epochs"] if getattr(model, "needs_training", True) else 0):
         start = time.perf_counter()
         trainer._train_epoch(loader)
+        if on_gpu:
+            torch.cuda.synchronize(config["device"])
         seconds.append(time.perf_counter() - start)
     result = {"model": request["spec"], "build_seconds": build,
               "train_seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,
@@ -78,6 +82,8 @@ def measure(request: dict) -> dict:
                          dtype=torch.bfloat16 if config["precision"] == "bf16" else torch.float32))
     if type(model).__name__ == "DiffRec":
         result["diffusion_steps"] = model.steps
+    result["device"] = torch.cuda.get_device_name(config["device"]) if on_gpu else f"CPU ({os.cpu_count()} cores)"
+    result["peak_gpu_mb"] = torch.cuda.max_memory_allocated(config["device"]) / 2 ** 20 if on_gpu else None
     result.update({"n_users": model.n_users, "n_items": model.n_items, "batch": int(config["train_batch_size"]),
                    "eval_batch": int(config["eval_batch_size"]),
                    "embedding_size": config["embedding_size"], "parameters": sum(p.numel() for p in model.parameters()),
@@ -184,8 +190,8 @@ def main(args) -> int:
     for spec in specs:
         parse_spec(spec)
     settings = parse_overrides(args.set or [])
-    if args.scale:
-        report = run_scale_study(args)
+    if args.scale or args.scale_shape:
+        report = run_shape(args) if args.scale_shape else run_scale_study(args)
         print("\n" + report["markdown"])
         if args.out:
             atomic_write(Path(args.out), lambda p: Path(p).write_text(json.dumps(report, indent=2)))

@@ -124,6 +124,40 @@ def run_scale_study(args) -> dict:
     return scale_report(runs)
 
 
+def parse_shape(text: str) -> tuple[int, int]:
+    """``--scale-shape 1371980x105542``: users x items, each at least 10."""
+    users, sep, items = str(text).lower().partition("x")
+    if not sep or not users.isdigit() or not items.isdigit() or int(users) < 10 or int(items) < 10:
+        raise UserInputError(f"--scale-shape: expected USERSxITEMS such as 1371980x105542, got {text!r}")
+    return int(users), int(items)
+
+
+def run_shape(args) -> dict:
+    """One measurement at a given shape (e.g. full H&M's), on data from the fast generator
+    (``generate_large``): epoch and inference time, their bounds, peak RSS and GPU memory."""
+    from ..data.layout import write_dataset
+    from ..data.synthetic import generate_large
+    from ..engine.config import parse_overrides
+
+    n_users, n_items = parse_shape(args.scale_shape)
+    tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-shape-"))
+    try:
+        df, features = generate_large(n_users, n_items)
+        stats = write_dataset(tmp / "shape", df, features, source=f"synthetic generate_large at {n_users} x {n_items}")
+        del df, features
+        request = {"spec": args.models.split(",")[0].strip(), "dataset": "shape", "data_path": str(tmp) + "/",
+                   "epochs": args.epochs, "settings": parse_overrides(args.set or [])}
+        result = {**subprocess_measure(request), "interactions": stats["interactions"]}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    gpu = f", peak GPU {result['peak_gpu_mb']:.0f} MB" if result.get("peak_gpu_mb") else ""
+    text = (f"{result['model']} at {result['n_users']} users x {result['n_items']} items ({stats['interactions']} "
+            f"interactions) on {result['device']}: train {result['train_seconds_per_epoch']:.2f} s/epoch "
+            f"(bound {result['train_bound_seconds']:.2f} s), full inference {result['inference_seconds']:.2f} s "
+            f"(bound {result['inference_bound_seconds']:.2f} s), peak RSS {result['peak_rss_mb']:.0f} MB{gpu}")
+    return {"runs": [result], "markdown": text}
+
+
 def scale_report(runs: list[dict]) -> dict:
     work = [r["n_users"] * r["n_items"] * r["embedding_size"] for r in runs]
     slopes = {"train": fit_slope(work, [r["train_seconds_per_epoch"] for r in runs]),

@@ -50,11 +50,15 @@ def check_output_file(path: str | Path, what: str = "--out") -> Path:
     folder that is not writable. Missing folders are fine: they are created on write."""
     path = Path(path)
     _check_name(path, what)
+    _refuse_non_regular(path, what)
+    _check_writable_folder(path.parent if str(path.parent) else Path("."), what, path)
+    return path
+
+
+def _refuse_non_regular(path: Path, what: str) -> None:
     if os.path.lexists(path) and (path.is_symlink() or not stat.S_ISREG(os.lstat(path).st_mode)):
         kind = "a folder" if path.is_dir() and not path.is_symlink() else "not a regular file (a link, device or pipe)"
         raise UserInputError(f"{what} {path}: exists and is {kind}; refusing to replace it")
-    _check_writable_folder(path.parent if str(path.parent) else Path("."), what, path)
-    return path
 
 
 def check_output_folder(path: str | Path, what: str) -> Path:
@@ -73,7 +77,7 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     A target that exists and is not a regular file (a link, a device such as /dev/null, a
     folder) is refused rather than replaced by the rename."""
     path = Path(path)
-    check_output_file(path, "output")
+    _refuse_non_regular(path, "output")  # a rename would replace it; mkstemp reports the rest
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", dir=path.parent)
     os.close(fd)

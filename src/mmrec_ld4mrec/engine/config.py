@@ -8,9 +8,11 @@ stops the run instead of being ignored.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,11 +135,11 @@ class Config:
         hyper: list[str] = []
         for f in files:
             data = read_yaml(f)
-            hyper.extend(_hyper_list(data.pop("hyper_parameters", None), str(f)))
+            hyper.extend(hyper_parameter_list(data.pop("hyper_parameters", None), str(f)))
             merged.update(data)
         for key, value in (config_dict or {}).items():
             if key == "hyper_parameters":
-                hyper = _hyper_list(value, "--set")
+                hyper = hyper_parameter_list(value, "--set")
                 continue
             if key not in merged:
                 close = difflib.get_close_matches(key, merged, n=3)
@@ -187,7 +189,13 @@ class Config:
         return {k: (str(v) if isinstance(v, torch.device) else v) for k, v in self.final_config_dict.items()}
 
 
-def _hyper_list(value: Any, where: str) -> list[str]:
+def grid_points(keys: list[str], value_of: Callable[[str], Any]) -> list[dict]:
+    """Every combination of the values of ``keys`` (``value_of(key)``; a scalar is a one-value axis)."""
+    axes = [v if isinstance(v, list) else [v] for v in (value_of(k) for k in keys)]
+    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
+
+
+def hyper_parameter_list(value: Any, where: str) -> list[str]:
     """``hyper_parameters``: a list of key names (a single name is a one-key list)."""
     if value is None:
         return []

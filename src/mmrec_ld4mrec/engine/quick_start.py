@@ -4,7 +4,6 @@ best test result)."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import random
@@ -28,7 +27,7 @@ from .checkpoint import (
     save_checkpoint,
     save_topk_csv,
 )
-from .config import Config
+from .config import Config, grid_points
 from .dataloader import EvalDataLoader, TrainDataLoader
 from .dataset import RecDataset, inject_false_positives
 from .evaluator import evaluate, rank_topk
@@ -57,9 +56,7 @@ def peak_rss_mb() -> float:
 
 def grid(config: Config) -> list[dict]:
     """Every combination of the ``hyper_parameters`` values (a scalar is a one-value axis)."""
-    keys = config["hyper_parameters"]
-    axes = [v if isinstance(v, list) else [v] for v in (config[k] for k in keys)]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
+    return grid_points(config["hyper_parameters"], lambda key: config[key])
 
 
 def feature_paths(config: Config) -> list[str]:

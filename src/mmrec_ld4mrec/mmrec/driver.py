@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..engine.config import _hyper_list, check_plain_name, read_yaml, validate_config
+from ..engine.config import check_plain_name, grid_points, hyper_parameter_list, read_yaml, validate_config
 from ..engine.metrics import DISPLAY
 from ..errors import ConfigError, UserInputError
 from ..models import MODELS, get_model
@@ -113,7 +113,10 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
 
 def _prepared_settings(root: Path, dataset: str, config: dict) -> tuple[Path | None, dict]:
     """``(path, keys)`` of the ``NAME.yaml`` that ``prepare`` wrote beside the data, or ``(None, {})``
-    where the checkout has ``src/configs/dataset/NAME.yaml`` (which MMRec reads itself)."""
+    where the checkout has ``src/configs/dataset/NAME.yaml`` (which MMRec reads itself). MMRec
+    reads only the latter; the former's keys are handed to its ``Config`` as entries below the
+    run's own overrides, so a prepared dataset runs without copying anything into the checkout.
+    Neither: refused in one line, before MMRec starts."""
     own = root / "src" / "configs" / "dataset" / f"{dataset}.yaml"
     if own.is_file():
         return None, {}
@@ -131,14 +134,6 @@ def _prepared_settings(root: Path, dataset: str, config: dict) -> tuple[Path | N
     settings = read_yaml(prepared)
     settings.pop("hyper_parameters", None)
     return prepared, settings
-
-
-def dataset_settings(root: Path, dataset: str, config: dict) -> dict:
-    """The dataset's keys for MMRec's ``Config``. MMRec reads only ``src/configs/dataset/NAME.yaml``;
-    where that does not exist, the ``NAME.yaml`` that ``prepare`` wrote beside the data is handed
-    over as config entries (below the run's own overrides), so a prepared dataset runs without
-    copying anything into the checkout. Neither: refused in one line, before MMRec starts."""
-    return _prepared_settings(root, dataset, config)[1]
 
 
 def _check_model(root: Path, model: str) -> None:
@@ -180,7 +175,7 @@ def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, s
     for path in (configs / "overall.yaml", configs / "dataset" / f"{dataset}.yaml", configs / "model" / f"{model}.yaml"):
         if path.is_file():
             data = read_yaml(path)
-            hyper.extend(_hyper_list(data.get("hyper_parameters"), str(path)))
+            hyper.extend(hyper_parameter_list(data.get("hyper_parameters"), str(path)))
             merged.update(data)
             origin.update(dict.fromkeys(data, str(path)))
     merged["hyper_parameters"] = hyper
@@ -188,7 +183,7 @@ def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, s
         merged.update(values)
         origin.update(dict.fromkeys(values, where))
     if "hyper_parameters" in overrides:
-        merged["hyper_parameters"] = _hyper_list(overrides["hyper_parameters"], "--set")
+        merged["hyper_parameters"] = hyper_parameter_list(overrides["hyper_parameters"], "--set")
     if "seed" not in merged["hyper_parameters"]:
         merged["hyper_parameters"] = [*merged["hyper_parameters"], "seed"]
     cfg = copy.deepcopy(merged)
@@ -199,10 +194,7 @@ def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, s
         validate_config(cfg)
         check = getattr(get_model(model), "check_settings", None) if model in MODELS else None
         if check is not None:
-            keys = cfg["hyper_parameters"]
-            axes = [v if isinstance(v, list) else [v] for v in (cfg.get(k) for k in keys)]
-            for combo in itertools.product(*axes):
-                point = dict(zip(keys, combo))
+            for point in grid_points(cfg["hyper_parameters"], cfg.get):
                 check(lambda key, point=point: point[key] if key in point else cfg.get(key))
     except ConfigError as exc:
         where = _origin_of(str(exc), origin)

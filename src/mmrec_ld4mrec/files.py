@@ -33,7 +33,8 @@ def _check_writable_folder(folder: Path, what: str, shown: Path) -> None:
         raise UserInputError(f"{what} {shown}: cannot write in {existing} ({exc.strerror or exc})") from None
 
 
-def _check_name(path: Path, what: str) -> None:
+def check_path_name(path: Path, what: str) -> None:
+    """Refuse a path with a component longer than the file system allows, naming ``what``."""
     try:
         limit = os.pathconf(_nearest_existing(path.parent), "PC_NAME_MAX")
     except (OSError, ValueError):
@@ -49,7 +50,7 @@ def check_output_file(path: str | Path, what: str = "--out") -> Path:
     exists and is not a regular file (a folder, a link, a device), a name too long, or a
     folder that is not writable. Missing folders are fine: they are created on write."""
     path = Path(path)
-    _check_name(path, what)
+    check_path_name(path, what)
     _refuse_non_regular(path, what)
     _check_writable_folder(path.parent if str(path.parent) else Path("."), what, path)
     return path
@@ -64,7 +65,7 @@ def _refuse_non_regular(path: Path, what: str) -> None:
 def check_output_folder(path: str | Path, what: str) -> Path:
     """Refuse, before any work, a folder path that exists as something else or cannot be created."""
     path = Path(path)
-    _check_name(path, what)
+    check_path_name(path, what)
     if os.path.lexists(path) and not path.is_dir():
         raise UserInputError(f"{what} {path}: exists and is not a folder")
     _check_writable_folder(path, what, path)

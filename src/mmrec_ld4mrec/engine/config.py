@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from ..errors import ConfigError, UserInputError
+from ..files import check_path_name
 from ..resources import resource_dir
 from .metrics import DISPLAY, METRICS
 
@@ -95,16 +96,28 @@ def _shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def plain_name_problem(name: object, max_bytes: int = 255) -> str | None:
+    """Why ``name`` cannot name one file or folder (None when it can): empty, a path
+    separator or NUL in it, ``.``/``..``, or longer than ``max_bytes``."""
+    if not isinstance(name, str) or not name.strip():
+        return "it is empty"
+    if len(os.fsencode(name)) > max_bytes:
+        return f"it is {len(os.fsencode(name))} bytes long, longer than a name may be here ({max_bytes})"
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        return "it must be a plain name, without '/', '\\' or NUL, and not '.' or '..'"
+    return None
+
+
 def check_plain_name(what: str, flag: str, name: Any) -> str:
     """A dataset or model name is a plain file name: ``<data_path>/<name>/`` and
-    ``configs/<kind>/<name>.yaml`` are built from it, so no path separators, no ``.``/``..``
-    and short enough for the file system."""
-    if not isinstance(name, str) or not name.strip():
+    ``configs/<kind>/<name>.yaml`` are built from it (:func:`plain_name_problem`)."""
+    problem = plain_name_problem(name, _NAME_MAX)
+    if problem == "it is empty":
         raise ConfigError(f"{what} name ({flag}) is empty")
-    if len(os.fsencode(name)) > _NAME_MAX:
+    if problem and problem.startswith("it is "):
         raise ConfigError(f"{what} name {_shown(name, 40)} ({flag}) is {len(name)} characters long, "
                           f"too long for a file name (at most {_NAME_MAX} bytes)")
-    if name in (".", "..") or any(c in name for c in "/\\\0"):
+    if problem:
         names = "configs/dataset/<name>.yaml and <data_path>/<name>/" if what == "dataset" else "configs/model/<name>.yaml"
         raise ConfigError(f"{what} name {name!r} ({flag}) must be a plain name, without path separators "
                           f"or '.'/'..': it names {names}")
@@ -361,10 +374,7 @@ def _check_data_path(data_path: Any) -> None:
     if not isinstance(data_path, str) or not data_path:
         return
     path = Path(data_path)
-    for part in path.parts:
-        if len(os.fsencode(part)) > 255:
-            raise ConfigError(f"config key 'data_path' (--data-path): a path component is {len(os.fsencode(part))} "
-                              "bytes long, longer than a file name may be (255)")
+    check_path_name(path, "config key 'data_path' (--data-path)")
     for candidate in (path, *path.parents):
         if os.path.lexists(candidate):
             if not candidate.is_dir():

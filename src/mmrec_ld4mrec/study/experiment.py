@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..engine.config import configs_root, read_yaml
+from ..engine.config import configs_root, plain_name_problem, read_yaml
 from ..errors import ConfigError
 
 STUDIES = ("inference", "robustness", "ablation", "heatmap")
@@ -158,17 +157,6 @@ class Experiment:
                     for spec in specs:
                         runs.setdefault(spec.key, spec)
         return list(runs.values())
-
-
-def plain_name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be one folder's name (None when it can)."""
-    if not isinstance(name, str) or not name.strip():
-        return "it is empty"
-    if name in (".", "..") or any(c in name for c in "/\\\0"):
-        return "it must be a plain folder name, without '/', '\\' or NUL, and not '.' or '..'"
-    if len(os.fsencode(name)) > 255:
-        return f"it is {len(os.fsencode(name))} bytes long, longer than a file name may be (255)"
-    return None
 
 
 def _plain(path: Path, key: str, name: str) -> str:

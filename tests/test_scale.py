@@ -78,3 +78,11 @@ def test_bad_scale_shapes_are_refused(text):
 
     with pytest.raises(UserInputError, match="--scale-shape"):
         parse_shape(text)
+
+
+def test_bench_model_specs_split_on_commas_outside_brackets():
+    from mmrec_ld4mrec.study.bench import parse_spec, split_specs
+
+    specs = split_specs("LD4MRec, DiffRec:steps=5:dims=[600,200],Pop")
+    assert specs == ["LD4MRec", "DiffRec:steps=5:dims=[600,200]", "Pop"]
+    assert parse_spec(specs[1]) == ("DiffRec", {"steps": 5, "dims": [600, 200]})

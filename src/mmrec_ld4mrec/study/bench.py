@@ -32,6 +32,20 @@ METRICS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
 FIXED = {"LD4MRecPaper": {"soft_prob": 0.01, "smooth": 0.01}, "EASE": {"reg_weight": 250.0}}
 
 
+def split_specs(text: str) -> list[str]:
+    """``-m`` of bench: specs separated by commas outside brackets, so that
+    ``LD4MRec,DiffRec:dims=[600,200]`` is two models."""
+    specs, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            specs.append(current)
+            current = ""
+        else:
+            current += char
+    return [s.strip() for s in [*specs, current] if s.strip()]
+
+
 def parse_spec(spec: str) -> tuple[str, dict]:
     name, *pairs = spec.strip().split(":")
     overrides = {}
@@ -184,14 +198,14 @@ def main(args) -> int:
             raise UserInputError(f"{option}: expected an integer >= 1, got {value}")
     if args.out:
         check_output_file(args.out, "--out")
-    specs = [s.strip() for s in args.models.split(",") if s.strip()]
+    specs = split_specs(args.models)
     if not specs:
         raise UserInputError("-m/--models expects a comma-separated list, e.g. LD4MRec,DiffRec")
     for spec in specs:
         parse_spec(spec)
     settings = parse_overrides(args.set or [])
     if args.scale or args.scale_shape:
-        report = run_shape(args) if args.scale_shape else run_scale_study(args)
+        report = run_shape(args, specs[0]) if args.scale_shape else run_scale_study(args, specs[0])
         print("\n" + report["markdown"])
         if args.out:
             atomic_write(Path(args.out), lambda p: Path(p).write_text(json.dumps(report, indent=2)))

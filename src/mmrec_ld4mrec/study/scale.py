@@ -95,7 +95,7 @@ def predict_peak_mb(model: dict, run: dict) -> float:
     return model["base_mb"] + terms["state"] + terms["buffers"] + model["activation_tensors"] * terms["activation_unit"]
 
 
-def run_scale_study(args) -> dict:
+def run_scale_study(args, spec: str) -> dict:
     """Generate, measure (in a fresh process each) and report each size."""
     from ..engine.config import parse_overrides
 
@@ -109,7 +109,7 @@ def run_scale_study(args) -> dict:
         for factor, n_users, n_items in scale_sizes(args.scale_users, args.scale_items, factors):
             name = f"scale{factor}"
             stats = write_scaled_dataset(tmp / name, n_users, n_items)
-            request = {"spec": args.models.split(",")[0].strip(), "dataset": name, "data_path": str(tmp) + "/",
+            request = {"spec": spec, "dataset": name, "data_path": str(tmp) + "/",
                        "epochs": args.epochs, "settings": settings}
             result = subprocess_measure(request)
             result.update({"factor": factor, "n_users": stats["users"], "n_items": stats["items"],
@@ -132,7 +132,7 @@ def parse_shape(text: str) -> tuple[int, int]:
     return int(users), int(items)
 
 
-def run_shape(args) -> dict:
+def run_shape(args, spec: str) -> dict:
     """One measurement at a given shape (e.g. full H&M's), on data from the fast generator
     (``generate_large``): epoch and inference time, their bounds, peak RSS and GPU memory."""
     from ..data.layout import write_dataset
@@ -145,7 +145,7 @@ def run_shape(args) -> dict:
         df, features = generate_large(n_users, n_items)
         stats = write_dataset(tmp / "shape", df, features, source=f"synthetic generate_large at {n_users} x {n_items}")
         del df, features
-        request = {"spec": args.models.split(",")[0].strip(), "dataset": "shape", "data_path": str(tmp) + "/",
+        request = {"spec": spec, "dataset": "shape", "data_path": str(tmp) + "/",
                    "epochs": args.epochs, "settings": parse_overrides(args.set or [])}
         result = {**subprocess_measure(request), "interactions": stats["interactions"]}
     finally:

@@ -11,7 +11,7 @@ from mmrec_ld4mrec.engine.dataset import RecDataset
 from mmrec_ld4mrec.errors import ConfigError
 from mmrec_ld4mrec.models import get_model
 from mmrec_ld4mrec.models.ease import ease_weights
-from mmrec_ld4mrec.models.simgcl import bipartite_adjacency, info_nce, symmetric_spmm
+from mmrec_ld4mrec.models.graph import bipartite_adjacency, info_nce, symmetric_spmm
 
 
 def build(data_path, model, **overrides):
@@ -64,12 +64,16 @@ def test_diffrec_trains_and_infers_with_t_reverse_steps(data_path):
 
 
 def test_diffrec_reweighting_is_snr_difference(data_path):
+    from mmrec_ld4mrec.models.diffrec import snr_step_weight
+
     model, _ = build(data_path, "DiffRec", steps=4, dims=[8])
     a = model.schedule.alpha_bar
     snr = a / (1 - a)
-    t = torch.tensor([2, 3])
-    assert torch.allclose(model._snr(t - 1) - model._snr(t), (snr[t - 2] - snr[t - 1]).float())
-    assert torch.all(model._snr(t - 1) - model._snr(t) > 0)
+    t = torch.tensor([1, 2, 3])
+    weight = snr_step_weight(model.schedule, t)
+    assert weight[0] == 1.0  # DiffRec's step 0
+    assert torch.allclose(weight[1:], (snr[t[1:] - 2] - snr[t[1:] - 1]).float())
+    assert torch.all(weight[1:] > 0)
 
 
 def test_simgcl_perturbation_and_contrastive_loss(data_path):

@@ -2,10 +2,16 @@
 
 * Training, ``use_full_sampling: True``: a 1-D LongTensor of (shuffled) user ids.
 * Training otherwise: ``[users, positive items, one sampled negative]`` stacked, shape [3, B].
+
+Both draw from the generators MMRec's ``TrainDataLoader`` draws from, in the same order
+(numpy's for the shuffles, Python's ``random`` for the negatives), so that a seed gives the
+same batches in either engine and the two engines' metrics agree.
 * Evaluation: ``[users, (rows, items) of their training items to mask]``.
 """
 
 from __future__ import annotations
+
+import random
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,11 +40,19 @@ class TrainDataLoader:
         self.device = config["device"]
         self.use_full_sampling = bool(config["use_full_sampling"])
         self._csr = _matrix(dataset, "csr")
+        self._original_df = dataset.df
         self.all_uids = np.unique(dataset.df[dataset.uid_field].to_numpy())
+        # negatives come from the items seen in training, as in MMRec
+        self.all_items = np.unique(dataset.df[dataset.iid_field].to_numpy()).tolist()
+        self._history: list[set[int]] | None = None
 
     def pretrain_setup(self) -> None:
-        """Reset the user order at the start of a grid point (as MMRec does)."""
+        """Reset the interaction order, the user order and the negative pool's order at the
+        start of a grid point, drawing what MMRec draws there."""
+        self.dataset.df = self._original_df
+        self.all_items.sort()
         self.all_uids.sort()
+        random.shuffle(self.all_items)
 
     def inter_matrix(self, form: str = "coo", value_field=None):
         return _matrix(self.dataset, form)
@@ -58,21 +72,28 @@ class TrainDataLoader:
             for start in range(0, len(uids), self.batch_size):
                 yield torch.from_numpy(uids[start:start + self.batch_size]).long().to(self.device)
             return
+        if self.shuffle:
+            self.dataset.df = self.dataset.df.sample(frac=1, replace=False).reset_index(drop=True)
         df = self.dataset.df
-        order = np.random.permutation(len(df)) if self.shuffle else np.arange(len(df))
-        users = df[self.dataset.uid_field].to_numpy()[order]
-        items = df[self.dataset.iid_field].to_numpy()[order]
-        for start in range(0, len(order), self.batch_size):
+        users = df[self.dataset.uid_field].to_numpy()
+        items = df[self.dataset.iid_field].to_numpy()
+        for start in range(0, len(users), self.batch_size):
             u, i = users[start:start + self.batch_size], items[start:start + self.batch_size]
             yield torch.from_numpy(np.stack([u, i, self._negatives(u)])).long().to(self.device)
 
     def _negatives(self, users: np.ndarray) -> np.ndarray:
-        n_items = self._csr.shape[1]
-        neg = np.random.randint(0, n_items, size=len(users))
-        todo = np.flatnonzero(np.asarray(self._csr[users, neg]).ravel() > 0)
-        while len(todo):
-            neg[todo] = np.random.randint(0, n_items, size=len(todo))
-            todo = todo[np.asarray(self._csr[users[todo], neg[todo]]).ravel() > 0]
+        """One negative per user: a uniform draw from the training items (Python's ``random``,
+        as MMRec draws it), redrawn while the user has the item in training."""
+        if self._history is None:
+            self._history = [set(self._csr.indices[a:b].tolist()) for a, b in zip(self._csr.indptr[:-1], self._csr.indptr[1:])]
+        pool, history = self.all_items, self._history
+        neg = np.empty(len(users), dtype=np.int64)
+        for k, u in enumerate(users.tolist()):
+            seen = history[u]
+            item = random.sample(pool, 1)[0]
+            while item in seen:
+                item = random.sample(pool, 1)[0]
+            neg[k] = item
         return neg
 
 

@@ -66,6 +66,18 @@ class Trainer:
         self.valid_metric = config["valid_metric"]
         self.clip = config["clip_grad_norm"]
         self.eval_step = max(1, int(config["eval_step"] or 1))  # evaluate every eval_step epochs, as MMRec
+        self.test_history = bool(config["test_history"])  # test metrics of every evaluated epoch, in history
+
+    def train_epoch(self, loader: TrainDataLoader) -> float | None:
+        """One epoch as MMRec's trainer times it: the model's ``pre_epoch_processing`` (where
+        DiffMM trains its denoisers and rebuilds its graphs), the batches, then
+        ``post_epoch_processing``. The summed loss, or None on a NaN loss."""
+        with precision_context(self.config):
+            self.model.pre_epoch_processing()
+        loss = self._train_epoch(loader)
+        if loss is not None:
+            self.model.post_epoch_processing()
+        return loss
 
     def _train_epoch(self, loader: TrainDataLoader) -> float | None:
         self.model.train()
@@ -94,14 +106,12 @@ class Trainer:
             loss, seconds = 0.0, 0.0
             if trains:
                 start = time.perf_counter()
-                self.model.pre_epoch_processing()
-                loss = self._train_epoch(train)
+                loss = self.train_epoch(train)
                 if loss is None:
                     log.warning("epoch %d: loss is NaN, training stopped", epoch)
                     result.stopped_on_nan = True
                     break
                 self.scheduler.step()
-                self.model.post_epoch_processing()
                 seconds = time.perf_counter() - start
                 result.train_seconds.append(seconds)
             result.epochs_run = epoch + 1
@@ -120,8 +130,13 @@ class Trainer:
                     result.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
             else:
                 stale += 1
-            result.history.append({"epoch": epoch, "loss": loss, "train_seconds": seconds,
-                                   "valid_" + self.valid_metric: valid_result[self.valid_metric]})
+            entry = {"epoch": epoch, "loss": loss, "train_seconds": seconds,
+                     "valid_" + self.valid_metric: valid_result[self.valid_metric]}
+            if self.test_history:
+                # recorded for comparison with code that picks the epoch on test; never used to select
+                tested = test_result if improved else evaluate(self.model, test, self.config)[0]
+                entry.update({f"test_{k}": v for k, v in tested.items()})
+            result.history.append(entry)
             log.info("epoch %3d  loss %.6f  train %.2fs  valid %s %.4f  eval %.2fs%s", epoch, loss, seconds,
                      self.valid_metric, valid_result[self.valid_metric], time.perf_counter() - start,
                      "  *best" if improved else "")

@@ -6,7 +6,8 @@ import importlib
 
 from ..errors import ConfigError
 
-MODELS = {"LD4MRec": "ld4mrec", "LD4MRecPaper": "ld4mrec", "Pop": "pop", "DiffRec": "diffrec", "EASE": "ease", "SimGCL": "simgcl"}
+MODELS = {"LD4MRec": "ld4mrec", "LD4MRecPaper": "ld4mrec", "Pop": "pop", "DiffRec": "diffrec", "EASE": "ease", "SimGCL": "simgcl",
+          "MMSSL": "mmssl", "DiffMM": "diffmm"}
 
 
 def get_model(name: str):

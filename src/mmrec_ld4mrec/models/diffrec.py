@@ -94,11 +94,6 @@ class DiffRec(general_recommender_base()):
             train += [(batch, a, b), (a, batch, b)] + ([(batch, b, a)] if i else [])
         return {"train": train, "inference": [(batch, a, b) for a, b in layers] * self.steps}
 
-    def _snr(self, t: torch.Tensor) -> torch.Tensor:
-        """SNR of shared-schedule step t (1..T); step 0 (no noise) is never asked for."""
-        a = self.schedule.alpha_bar.to(self.device)[t - 1]
-        return (a / (1.0 - a)).float()
-
     def calculate_loss(self, interaction) -> torch.Tensor:
         users = batch_users(interaction).to(self.device)
         x0, _, _ = self.rows.dense(users)  # on the device: no host round trip
@@ -106,8 +101,7 @@ class DiffRec(general_recommender_base()):
         x_t = self.schedule.q_sample(x0, t)
         mse = ((self.denoiser(x_t, t - 1) - x0) ** 2).mean(dim=1)
         if self.reweight:
-            snr_prev = torch.where(t > 1, self._snr((t - 1).clamp(min=1)), torch.zeros_like(mse))
-            mse = mse * torch.where(t == 1, torch.ones_like(mse), snr_prev - self._snr(t))
+            mse = mse * snr_step_weight(self.schedule, t)
         self.step_sampler.update(t, mse)
         # DiffRec divides by p_t itself, not by T * p_t
         return (mse * weights * self.steps).mean()
@@ -118,12 +112,26 @@ class DiffRec(general_recommender_base()):
         x, _, _ = self.rows.dense(users)
         if self.sampling_steps > 0:
             x = self.schedule.q_sample(x, torch.full((len(users),), self.sampling_steps, device=self.device))
-        for step in range(self.steps, 0, -1):
-            t = torch.full((len(users),), step, dtype=torch.long, device=self.device)
-            mean = self.schedule.posterior_mean(x, self.denoiser(x, t - 1), t)
-            if self.sampling_noise and step > 1:
-                var = self.schedule.betas[step - 1] * (1 - self.schedule.alpha_bar_prev[step - 1]) \
-                    / (1 - self.schedule.alpha_bar[step - 1])
-                mean = mean + float(var) ** 0.5 * torch.randn_like(mean)
-            x = mean
-        return x
+        return reverse_chain(self.denoiser, self.schedule, x, self.sampling_noise)
+
+
+def snr_step_weight(schedule: NoiseSchedule, t: torch.Tensor) -> torch.Tensor:
+    """DiffRec's x_0-loss weight SNR(t-1) - SNR(t) for shared-schedule steps t (1..T), and 1 at
+    t = 1 (DiffRec's step 0); SNR = alpha_bar / (1 - alpha_bar)."""
+    a = schedule.alpha_bar.to(t.device)
+    snr = (a / (1.0 - a)).float()
+    previous = torch.where(t > 1, snr[(t - 2).clamp(min=0)], torch.zeros_like(snr[t - 1]))
+    return torch.where(t == 1, torch.ones_like(previous), previous - snr[t - 1])
+
+
+def reverse_chain(denoiser: nn.Module, schedule: NoiseSchedule, x: torch.Tensor, sampling_noise: bool = False) -> torch.Tensor:
+    """T reverse steps from ``x``: each replaces x by the posterior mean of the denoiser's x_0
+    prediction (plus the posterior's noise when ``sampling_noise``, never at the last step)."""
+    for step in range(schedule.steps, 0, -1):
+        t = torch.full((len(x),), step, dtype=torch.long, device=x.device)
+        mean = schedule.posterior_mean(x, denoiser(x, t - 1), t)
+        if sampling_noise and step > 1:
+            var = schedule.betas[step - 1] * (1 - schedule.alpha_bar_prev[step - 1]) / (1 - schedule.alpha_bar[step - 1])
+            mean = mean + float(var) ** 0.5 * torch.randn_like(mean)
+        x = mean
+    return x

@@ -14,7 +14,6 @@ The constructor and methods follow MMRec's contract: ``(config, dataloader)``,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,6 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from ..data.features import configured_feature_path, load_feature_file
 from ..errors import ConfigError
 from ..ld4mrec.cnet import CNet
 from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
@@ -33,6 +31,7 @@ from ..ld4mrec.signals import cached_signals, normalize_features
 from ..ld4mrec.soft_target import soft_reconstruction_target
 from ..ld4mrec.step_sampler import ImportanceStepSampler
 from ..mmrec.host import config_get, general_recommender_base
+from .modalities import item_modalities
 from .rows import DeviceRows, batch_users
 
 
@@ -82,21 +81,7 @@ class LD4MRec(general_recommender_base()):
     # ---- inputs -------------------------------------------------------------------------
     def _modality_features(self, config) -> list[np.ndarray]:
         """Modalities in a fixed order: text, visual (the paper's), then ``extra_feature_files``."""
-        slots = [("text_feature_file", self.t_feat), ("vision_feature_file", self.v_feat)]
-        folder = os.path.abspath(str(config_get(config, "data_path", "")) + str(config_get(config, "dataset", "")))
-        for key, f in slots:
-            if f is None and config_get(config, "is_multimodal_model", True) and not config_get(config, "end2end", False):
-                # MMRec's own base class skips a configured file that is absent; refuse it instead
-                configured_feature_path(folder, key, config_get(config, key))
-        feats = [(config_get(config, key, key), f.detach().cpu().numpy()) for key, f in slots if f is not None]
-        for name in self.settings.extra_feature_files:
-            path = configured_feature_path(folder, "extra_feature_files", name)
-            if path is not None:
-                feats.append((name, load_feature_file(path, self.n_items)))
-        for name, f in feats:
-            if not np.isfinite(f).all():
-                raise ConfigError(f"{os.path.join(folder, str(name))}: item features hold NaN or infinite values")
-        return [f for _, f in feats]
+        return item_modalities(self, config, self.settings.extra_feature_files)
 
     def _rows(self, users: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """Training rows of ``users`` as a sparse COO tensor [B, |I|] on the model's device.

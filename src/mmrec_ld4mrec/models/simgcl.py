@@ -10,8 +10,6 @@ layer-0 embeddings.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -19,46 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..ld4mrec.signals import normalized_adjacency
 from ..mmrec.host import config_get, general_recommender_base
-
-
-def bipartite_adjacency(X: sp.spmatrix) -> torch.Tensor:
-    """D^-1/2 A D^-1/2 of the user-item graph A = [[0, X], [X^T, 0]], as a torch CSR tensor
-    (half the time of COO in the propagation's sparse products on CPU)."""
-    n_users, n_items = X.shape
-    A = sp.bmat([[None, X], [X.T, None]], format="csr", dtype=np.float32)
-    A = normalized_adjacency(A).tocoo()
-    index = torch.from_numpy(np.vstack([A.row, A.col]).astype(np.int64))
-    coo = torch.sparse_coo_tensor(index, torch.from_numpy(A.data.astype(np.float32)), A.shape,
-                                  check_invariants=False).coalesce()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return coo.to_sparse_csr()
-
-
-class _SymmetricSpMM(torch.autograd.Function):
-    """A @ E for a symmetric sparse A; the backward reuses A (= A^T), which on CPU is about
-    three times faster than torch's generic sparse backward."""
-
-    @staticmethod
-    def forward(ctx, adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        ctx.adjacency = adjacency
-        return torch.sparse.mm(adjacency, dense)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        return None, torch.sparse.mm(ctx.adjacency, grad)
-
-
-def symmetric_spmm(adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-    return _SymmetricSpMM.apply(adjacency, dense)
-
-
-def info_nce(view1: torch.Tensor, view2: torch.Tensor, temperature: float) -> torch.Tensor:
-    v1, v2 = F.normalize(view1, dim=1), F.normalize(view2, dim=1)
-    logits = v1 @ v2.T / temperature
-    return (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+from .graph import bipartite_adjacency, info_nce, symmetric_spmm
 
 
 class SimGCL(general_recommender_base()):

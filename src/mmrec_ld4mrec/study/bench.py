@@ -84,7 +84,7 @@ def measure(request: dict) -> dict:
     on_gpu = torch.device(config["device"]).type == "cuda"
     for _ in range(request["epochs"] if getattr(model, "needs_training", True) else 0):
         start = time.perf_counter()
-        trainer._train_epoch(loader)
+        trainer.train_epoch(loader)
         if on_gpu:
             torch.cuda.synchronize(config["device"])
         seconds.append(time.perf_counter() - start)

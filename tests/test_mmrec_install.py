@@ -105,3 +105,15 @@ def test_setup_cfg_ships_every_config_and_overlay_file():
     wanted = {p.relative_to(PROJECT).as_posix() for folder in ("configs", "patches")
               for p in (PROJECT / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert wanted - shipped == set()
+
+
+def test_every_model_of_the_project_has_its_overlay_module_and_yaml():
+    """MMRec finds a model NAME as models.<name lower-cased>.NAME, configured by NAME.yaml."""
+    from mmrec_ld4mrec.models import MODELS
+
+    targets = {f.target: f.content.decode() for f in planned_files() if f.target.endswith((".py", ".yaml"))}
+    for name in MODELS:
+        module = targets.get(f"src/models/{name.lower()}.py")
+        assert module is not None, name
+        assert re.search(rf"^from mmrec_ld4mrec\.models\.{MODELS[name]} import {name}\b", module, re.M), name
+        assert f"src/configs/model/{name}.yaml" in targets, name

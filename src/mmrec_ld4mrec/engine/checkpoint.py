@@ -89,7 +89,8 @@ def load_state(model: torch.nn.Module, state: dict, path: Path, model_name: str)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    resizable = set(getattr(model, "resizable_state_keys", ()))  # e.g. DiffMM's generated graphs
+    shapes = [k for k in own if k in state and k not in resizable and tuple(state[k].shape) != tuple(own[k].shape)]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing ({_some(missing)})")

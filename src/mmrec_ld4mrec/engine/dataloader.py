@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from ..errors import DataError
 from .dataset import RecDataset
 
 
@@ -73,6 +74,7 @@ class TrainDataLoader:
                 yield torch.from_numpy(uids[start:start + self.batch_size]).long().to(self.device)
             return
         if self.shuffle:
+            # replaces the frame (the split's own object is left as it was; pretrain_setup restores it)
             self.dataset.df = self.dataset.df.sample(frac=1, replace=False).reset_index(drop=True)
         df = self.dataset.df
         users = df[self.dataset.uid_field].to_numpy()
@@ -86,6 +88,12 @@ class TrainDataLoader:
         as MMRec draws it), redrawn while the user has the item in training."""
         if self._history is None:
             self._history = [set(self._csr.indices[a:b].tolist()) for a, b in zip(self._csr.indptr[:-1], self._csr.indptr[1:])]
+            full = [u for u, seen in enumerate(self._history) if len(seen) >= len(self.all_items)]
+            if full:
+                raise DataError(f"{getattr(self.dataset, 'path', 'the training split')}: "
+                                f"user {full[0]} has every training item in training, so no negative item "
+                                f"can be drawn for it ({len(full)} such user(s)); remove them or use a model "
+                                "trained on full rows (use_full_sampling: True)")
         pool, history = self.all_items, self._history
         neg = np.empty(len(users), dtype=np.int64)
         for k, u in enumerate(users.tolist()):

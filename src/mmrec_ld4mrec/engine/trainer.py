@@ -69,15 +69,19 @@ class Trainer:
         self.test_history = bool(config["test_history"])  # test metrics of every evaluated epoch, in history
 
     def train_epoch(self, loader: TrainDataLoader) -> float | None:
-        """One epoch as MMRec's trainer times it: the model's ``pre_epoch_processing`` (where
-        DiffMM trains its denoisers and rebuilds its graphs), the batches, then
-        ``post_epoch_processing``. The summed loss, or None on a NaN loss."""
+        """One epoch's training as MMRec's trainer times it: the model's ``pre_epoch_processing``
+        (where DiffMM trains its denoisers and MMSSL rebuilds its graphs), then the batches.
+        The summed loss, or None on a NaN loss."""
         with precision_context(self.config):
             self.model.pre_epoch_processing()
-        loss = self._train_epoch(loader)
-        if loss is not None:
-            self.model.post_epoch_processing()
-        return loss
+        return self._train_epoch(loader)
+
+    def _evaluate_aside(self, loader: EvalDataLoader) -> dict:
+        """Metrics on ``loader`` without touching the random streams training draws from (a
+        model with stochastic inference would otherwise train differently with test_history)."""
+        device = torch.device(self.config["device"])
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            return evaluate(self.model, loader, self.config)[0]
 
     def _train_epoch(self, loader: TrainDataLoader) -> float | None:
         self.model.train()
@@ -113,6 +117,7 @@ class Trainer:
                     break
                 self.scheduler.step()
                 seconds = time.perf_counter() - start
+                self.model.post_epoch_processing()  # after the scheduler and outside the clock, as MMRec
                 result.train_seconds.append(seconds)
             result.epochs_run = epoch + 1
             if (epoch + 1) % self.eval_step and epoch + 1 < epochs:
@@ -134,7 +139,7 @@ class Trainer:
                      "valid_" + self.valid_metric: valid_result[self.valid_metric]}
             if self.test_history:
                 # recorded for comparison with code that picks the epoch on test; never used to select
-                tested = test_result if improved else evaluate(self.model, test, self.config)[0]
+                tested = test_result if improved else self._evaluate_aside(test)
                 entry.update({f"test_{k}": v for k, v in tested.items()})
             result.history.append(entry)
             log.info("epoch %3d  loss %.6f  train %.2fs  valid %s %.4f  eval %.2fs%s", epoch, loss, seconds,

@@ -44,6 +44,7 @@ from ..ld4mrec.diffusion import NoiseSchedule
 from ..mmrec.host import config_get, general_recommender_base
 from .diffrec import DiffRecDenoiser, reverse_chain, snr_step_weight
 from .graph import info_nce_all, sparse_mm, symmetric_spmm
+from .keys import bool_key, int_key, int_list_key, real_key
 from .modalities import item_modalities, require_modalities
 from .rows import DeviceRows
 
@@ -69,47 +70,32 @@ def normalized_graph(users: torch.Tensor, items: torch.Tensor, n_users: int, n_i
 class DiffMM(general_recommender_base()):
     def __init__(self, config, dataloader):
         super().__init__(config, dataloader)
-        get = lambda key, default: config_get(config, key, default)  # noqa: E731
-        if bool(get("use_full_sampling", False)):
+        if bool(config_get(config, "use_full_sampling", False)):
             raise ConfigError("DiffMM trains on (user, positive, negative) triples: set use_full_sampling: False")
-        dim = int(get("embedding_size", 64))
-        self.n_layers = int(get("n_layers", 1))
-        self.reg_weight = float(get("reg_weight", 1e-4))
-        self.ssl_reg = float(get("ssl_reg", 0.01))
-        self.temperature = float(get("temperature", 0.5))
-        self.ris_lambda = float(get("ris_lambda", 0.5))
-        self.ris_adj_lambda = float(get("ris_adj_lambda", 0.2))
-        self.e_loss = float(get("e_loss", 0.1))
-        self.keep_rate = float(get("keep_rate", 0.5))
-        self.rebuild_k = int(get("rebuild_k", 1))
-        self.cl_method = int(get("cl_method", 1))
-        self.bpr_divisor = int(get("train_batch_size", 1024))
-        self.denoiser_batch_size = int(get("denoiser_batch_size", 1024))
-        self.denoiser_lr = float(get("denoiser_learning_rate", 0.001))
-        self.steps = int(get("steps", 5))
-        dims = list(get("dims", [1000]))
-        problems = []
-        if dim < 1 or self.n_layers < 0:
-            problems.append(f"embedding_size >= 1 and n_layers >= 0 (got {dim}, {self.n_layers})")
-        if self.temperature <= 0:
-            problems.append(f"temperature > 0 (got {self.temperature})")
-        if not 0.0 < self.keep_rate <= 1.0:
-            problems.append(f"keep_rate in (0, 1] (got {self.keep_rate})")
-        if not 1 <= self.rebuild_k <= self.n_items:
-            problems.append(f"rebuild_k in 1..{self.n_items} (got {self.rebuild_k})")
-        if self.cl_method not in (0, 1):
-            problems.append(f"cl_method 0 (modality pairs) or 1 (final vs each modality) (got {self.cl_method})")
-        if self.steps < 2:
-            problems.append(f"steps >= 2 (got {self.steps})")
-        if not dims or any(not isinstance(d, int) or d < 1 for d in dims):
-            problems.append(f"dims a list of positive integers (got {dims!r})")
-        if self.denoiser_batch_size < 1 or self.denoiser_lr <= 0:
-            problems.append("denoiser_batch_size >= 1 and denoiser_learning_rate > 0 "
-                            f"(got {self.denoiser_batch_size}, {self.denoiser_lr})")
-        if problems:
-            raise ConfigError("DiffMM: expected " + "; ".join(problems))
+        real = lambda key, default, **kw: real_key("DiffMM", config, key, default, **kw)  # noqa: E731
+        integer = lambda key, default, **kw: int_key("DiffMM", config, key, default, **kw)  # noqa: E731
+        dim = integer("embedding_size", 64, low=1)
+        self.n_layers = integer("n_layers", 1, low=0)
+        self.reg_weight = real("reg_weight", 1e-4, low=0)
+        self.ssl_reg = real("ssl_reg", 0.01, low=0)
+        self.temperature = real("temperature", 0.5, low=0, low_open=True)
+        self.ris_lambda = real("ris_lambda", 0.5, low=0)
+        self.ris_adj_lambda = real("ris_adj_lambda", 0.2, low=0)
+        self.e_loss = real("e_loss", 0.1, low=0)
+        self.keep_rate = real("keep_rate", 0.5, low=0, high=1, low_open=True)
+        self.rebuild_k = integer("rebuild_k", 1, low=1, high=self.n_items)
+        self.cl_method = integer("cl_method", 1, low=0, high=1)
+        self.bpr_divisor = integer("train_batch_size", 1024, low=1)
+        self.denoiser_batch_size = integer("denoiser_batch_size", 1024, low=1)
+        self.denoiser_lr = real("denoiser_learning_rate", 0.001, low=0, low_open=True)
+        self.steps = integer("steps", 5, low=2)
+        dims = int_list_key("DiffMM", config, "dims", [1000])
+        step_emb_size = integer("step_emb_size", 10, low=1)
+        dropout = real("dropout", 0.5, low=0, high=1, high_open=True)
+        norm = bool_key("DiffMM", config, "norm", False)
+        noise = [real(k, d, low=0) for k, d in (("noise_scale", 0.1), ("noise_min", 1e-4), ("noise_max", 0.02))]
 
-        features = item_modalities(self, config, list(get("extra_feature_files", []) or []))
+        features = item_modalities(self, config, list(config_get(config, "extra_feature_files", []) or []))
         require_modalities(features, "DiffMM", config)
         if self.cl_method == 0 and len(features) < 2:
             raise ConfigError("DiffMM: cl_method 0 contrasts modalities with each other and needs two or more")
@@ -117,9 +103,9 @@ class DiffMM(general_recommender_base()):
         X = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         self.rows = DeviceRows(X, self.device)
         coo = X.tocoo()
-        self.adjacency = normalized_graph(torch.from_numpy(coo.row.astype(np.int64)),
-                                          torch.from_numpy(coo.col.astype(np.int64)),
-                                          self.n_users, self.n_items).to(self.device)
+        self.register_buffer("adjacency", normalized_graph(torch.from_numpy(coo.row.astype(np.int64)),
+                                                           torch.from_numpy(coo.col.astype(np.int64)),
+                                                           self.n_users, self.n_items), persistent=False)
         for m, f in enumerate(features):
             self.register_buffer(f"feature_{m}", torch.from_numpy(np.asarray(f, dtype=np.float32)), persistent=False)
         self.feature_maps = nn.ModuleList(nn.Linear(f.shape[1], dim) for f in features)
@@ -127,15 +113,17 @@ class DiffMM(general_recommender_base()):
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, dim)))
         self.modal_weight = nn.Parameter(torch.full((self.n_modalities,), 1.0 / self.n_modalities))
         try:
-            self.schedule = NoiseSchedule(self.steps, float(get("noise_scale", 0.1)), float(get("noise_min", 1e-4)),
-                                          float(get("noise_max", 0.02)))
+            self.schedule = NoiseSchedule(self.steps, *noise)
         except ValueError as exc:
-            raise ConfigError(f"DiffMM schedule: {exc}") from None
-        self.denoisers = nn.ModuleList(
-            DiffRecDenoiser(self.n_items, dims, int(get("step_emb_size", 10)), bool(get("norm", False)),
-                            float(get("dropout", 0.5)))
-            for _ in features)
-        self.modal_graphs: list[torch.Tensor] | None = None
+            raise ConfigError(f"DiffMM schedule (noise_scale, noise_min, noise_max): {exc}") from None
+        self.denoisers = nn.ModuleList(DiffRecDenoiser(self.n_items, dims, step_emb_size, norm, dropout)
+                                       for _ in features)
+        # the generated graphs as buffers (entries kept by the epoch's edge dropout), so that a
+        # checkpoint or the best epoch's state brings back the graphs its embeddings were trained on
+        for m in range(self.n_modalities):
+            self.register_buffer(f"graph_index_{m}", torch.zeros(2, 0, dtype=torch.long))
+            self.register_buffer(f"graph_value_{m}", torch.zeros(0))
+        self._graphs: list[torch.Tensor] | None = None
         self._denoiser_optimizers: list[torch.optim.Optimizer] | None = None
         self.to(self.device)
 
@@ -187,18 +175,54 @@ class DiffMM(general_recommender_base()):
         items per user, self-loops, symmetric normalisation, then edge dropout."""
         self.denoisers.eval()
         users = torch.arange(self.n_users, device=self.device)
-        graphs = []
-        for denoiser in self.denoisers:
+        for m, denoiser in enumerate(self.denoisers):
             tops = []
             for start in range(0, self.n_users, self.denoiser_batch_size):
                 x0, _, _ = self.rows.dense(users[start:start + self.denoiser_batch_size])
                 tops.append(torch.topk(reverse_chain(denoiser, self.schedule, x0), self.rebuild_k, dim=1).indices)
             items = torch.cat(tops).reshape(-1)
-            graphs.append(normalized_graph(users.repeat_interleave(self.rebuild_k), items, self.n_users, self.n_items,
-                                           self.keep_rate))
-        self.modal_graphs = graphs
+            graph = normalized_graph(users.repeat_interleave(self.rebuild_k), items, self.n_users, self.n_items,
+                                     self.keep_rate)
+            setattr(self, f"graph_index_{m}", graph.indices())
+            setattr(self, f"graph_value_{m}", graph.values())
+        self._graphs = None
 
-    def pre_epoch_processing(self):
+    @property
+    def modal_graphs(self) -> list[torch.Tensor]:
+        """A_m as sparse tensors, from the buffers (rebuilt first if never built)."""
+        if self.graph_index_0.shape[1] == 0:
+            self.rebuild_graphs()
+        if self._graphs is None:
+            n = self.n_users + self.n_items
+            self._graphs = [torch.sparse_coo_tensor(getattr(self, f"graph_index_{m}"), getattr(self, f"graph_value_{m}"),
+                                                    (n, n), is_coalesced=True, check_invariants=False)
+                            for m in range(self.n_modalities)]
+        return self._graphs
+
+    @property
+    def resizable_state_keys(self) -> tuple[str, ...]:
+        """State entries whose size varies (the edge dropout's kept entries)."""
+        return tuple(f"graph_{kind}_{m}" for m in range(self.n_modalities) for kind in ("index", "value"))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the graphs' sizes vary with the edge dropout: take the incoming ones, checked, since
+        # the sparse tensors are later built without torch's invariant checks
+        n = self.n_users + self.n_items
+        for m in range(self.n_modalities):
+            index, value = state_dict.get(f"{prefix}graph_index_{m}"), state_dict.get(f"{prefix}graph_value_{m}")
+            if index is None or value is None:
+                continue
+            if (index.dim() != 2 or index.shape[0] != 2 or value.dim() != 1 or value.shape[0] != index.shape[1]
+                    or index.dtype != torch.long or (index.numel() and (index.min() < 0 or index.max() >= n))
+                    or not torch.isfinite(value).all()):
+                raise ValueError(f"graph_index_{m} / graph_value_{m}: expected a [2, nnz] index within "
+                                 f"0..{n - 1} and nnz finite values")
+            setattr(self, f"graph_index_{m}", torch.empty_like(index, device=self.device))
+            setattr(self, f"graph_value_{m}", torch.empty_like(value, device=self.device))
+        self._graphs = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def pre_epoch_processing(self) -> float:
         loss = self.train_denoisers()
         self.rebuild_graphs()
         return loss
@@ -214,8 +238,7 @@ class DiffMM(general_recommender_base()):
 
     def forward(self, with_views: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(final [U+I, d], the modality views Z_m [U+I, d] when ``with_views``)."""
-        if self.modal_graphs is None:
-            self.rebuild_graphs()
+        graphs = self.modal_graphs
         ids = torch.cat([self.user_embedding, self.item_embedding])
         weights = torch.softmax(self.modal_weight, dim=0)
         fused, views = 0, []
@@ -223,9 +246,9 @@ class DiffMM(general_recommender_base()):
             content = torch.cat([self.user_embedding, F.normalize(feat, dim=1)])
             p = symmetric_spmm(self.adjacency, content)
             q = symmetric_spmm(self.adjacency, torch.cat([p[: self.n_users], self.item_embedding]))
-            fused = fused + weights[m] * (p + q + self.ris_adj_lambda * sparse_mm(self.modal_graphs[m], ids))
+            fused = fused + weights[m] * (p + q + self.ris_adj_lambda * sparse_mm(graphs[m], ids))
             if with_views:
-                views.append(self._propagate(sparse_mm(self.modal_graphs[m], content)))
+                views.append(self._propagate(sparse_mm(graphs[m], content)))
         final = self._propagate(fused) + self.ris_lambda * F.normalize(fused, dim=1)
         return final, views
 
@@ -239,7 +262,7 @@ class DiffMM(general_recommender_base()):
                 + info_nce_all(a[n:], b[n:], items, self.temperature)
         return loss
 
-    def calculate_loss(self, interaction) -> torch.Tensor:
+    def calculate_loss(self, interaction: torch.Tensor) -> torch.Tensor:
         users, pos, neg = interaction[0], interaction[1], interaction[2]
         final, views = self.forward()
         u, items = final[: self.n_users], final[self.n_users:]
@@ -250,6 +273,6 @@ class DiffMM(general_recommender_base()):
         return bpr + self.reg_weight * reg + self.ssl_reg * cl
 
     @torch.no_grad()
-    def full_sort_predict(self, interaction) -> torch.Tensor:
+    def full_sort_predict(self, interaction: list[torch.Tensor]) -> torch.Tensor:
         final, _ = self.forward(with_views=False)
         return final[interaction[0]] @ final[self.n_users:].T

@@ -18,7 +18,7 @@ def bipartite_adjacency(X: sp.spmatrix, self_loops: bool = False) -> torch.Tenso
     ``self_loops``), as a torch CSR tensor (half the time of COO in the propagation's sparse
     products on CPU)."""
     n_users, n_items = X.shape
-    X = sp.csr_matrix(X, dtype=np.float32)
+    X = sp.csr_matrix(X, dtype=np.float32, copy=True)  # binarised below: never the caller's
     X.data[:] = 1.0
     A = sp.bmat([[None, X], [X.T, None]], format="csr", dtype=np.float32)
     if self_loops:
@@ -35,7 +35,7 @@ def bipartite_adjacency(X: sp.spmatrix, self_loops: bool = False) -> torch.Tenso
 def row_scaled(X: sp.spmatrix, device) -> torch.Tensor:
     """D^-1/2 X (each row divided by the square root of its length; empty rows stay zero) as a
     coalesced torch COO tensor on ``device``."""
-    X = sp.csr_matrix(X, dtype=np.float32)
+    X = sp.csr_matrix(X, dtype=np.float32, copy=True)  # binarised below: never the caller's
     X.data[:] = 1.0
     degree = np.asarray(X.sum(axis=1)).ravel()
     scale = np.divide(1.0, np.sqrt(degree), out=np.zeros_like(degree), where=degree > 0)

@@ -7,8 +7,9 @@ every modality m (any number; MMRec's text and vision slots, then ``extra_featur
 
 * content: F_m = dropout(W_m x_m) per item; user side U_m = R_U F_m, item side I_m = R_I U_m.
 * generator: a user's modality-aware interaction row is U_m[u] I_m^T with the training
-  items zeroed, L2-normalised over the items (the "fake" rows). Every epoch the graph G_m
-  takes each user's top ``m_topk_rate`` * |I| items of it as edges (R before the first).
+  items zeroed, L2-normalised over the items (the "fake" rows). From the second epoch on,
+  each epoch starts by rebuilding G_m from each user's top ``m_topk_rate`` * |I| unseen
+  items by these scores (the first epoch uses G_m = R).
 * modality ID embeddings: G_m's rows scaled, users G_m E_I, items G_m^T E_U; multi-head
   attention across the modalities (``head_num`` heads, softmax over modalities, values the
   embeddings themselves, heads concatenated and projected), averaged over modalities.
@@ -26,7 +27,7 @@ every modality m (any number; MMRec's text and vision slots, then ``extra_featur
   sum_m (|U_m|^2 + |I_m|^2) / 2|I| + cl_rate * InfoNCE(temperature) between each modality's
   user ID embedding and the final user embedding over the batch's users + the G term.
 
-Choices where the authors' code and paper differ (docs/peers.md#mmssl): attention keys use
+Choices where the authors' code and paper differ (docs/baselines.md#mmssl): attention keys use
 their own projection; the discriminator's activation is LeakyReLU(0.2); the Gumbel softmax
 divides the whole logit by its temperature; graphs are rebuilt once an epoch over all users.
 """
@@ -42,6 +43,7 @@ from torch.nn import functional as F
 from ..errors import ConfigError
 from ..mmrec.host import config_get, general_recommender_base
 from .graph import info_nce, row_scaled, sparse_mm
+from .keys import int_key, real_key, real_list_key
 from .modalities import item_modalities, require_modalities
 from .rows import DeviceRows
 
@@ -93,50 +95,44 @@ class ModalityAttention(nn.Module):
 class MMSSL(general_recommender_base()):
     def __init__(self, config, dataloader):
         super().__init__(config, dataloader)
-        get = lambda key, default: config_get(config, key, default)  # noqa: E731
-        if bool(get("use_full_sampling", False)):
+        if bool(config_get(config, "use_full_sampling", False)):
             raise ConfigError("MMSSL trains on (user, positive, negative) triples: set use_full_sampling: False")
-        dim = int(get("embedding_size", 64))
-        self.n_layers = int(get("n_layers", 2))
-        self.model_cat_rate = float(get("model_cat_rate", 0.55))
-        self.id_cat_rate = float(get("id_cat_rate", 0.36))
-        self.reg_weight = float(get("reg_weight", 1e-5))
-        self.feat_reg_decay = float(get("feat_reg_decay", 1e-5))
-        self.cl_rate = float(get("cl_rate", 0.03))
-        self.temperature = float(get("temperature", 0.5))
-        self.g_rate = float(get("G_rate", 0.0018))
-        self.gp_weight = float(get("gp_weight", 0.3))
-        self.real_data_tau = float(get("real_data_tau", 0.002))
-        self.ui_pre_scale = float(get("ui_pre_scale", 100.0))
-        self.log_log_scale = float(get("log_log_scale", 1e-5))
-        self.d_lr = float(get("d_learning_rate", 3e-4))
-        topk_rate = float(get("m_topk_rate", 0.01))
-        heads = int(get("head_num", 4))
-        drop = float(get("drop_rate", 0.2))
-        d_drops = tuple(float(v) for v in get("d_dropout", [0.31, 0.5]))
-        problems = []
-        if dim < 1 or self.n_layers < 0 or heads < 1:
-            problems.append(f"embedding_size >= 1, n_layers >= 0, head_num >= 1 (got {dim}, {self.n_layers}, {heads})")
-        if self.temperature <= 0 or self.real_data_tau <= 0:
-            problems.append(f"temperature > 0 and real_data_tau > 0 (got {self.temperature}, {self.real_data_tau})")
-        if not 0.0 < topk_rate <= 1.0:
-            problems.append(f"m_topk_rate in (0, 1] (got {topk_rate})")
-        if not (0.0 <= drop < 1.0 and len(d_drops) == 2 and all(0.0 <= v < 1.0 for v in d_drops)):
-            problems.append(f"drop_rate in [0, 1) and d_dropout two values in [0, 1) (got {drop}, {list(d_drops)})")
-        if self.d_lr <= 0 or self.gp_weight < 0:
-            problems.append(f"d_learning_rate > 0 and gp_weight >= 0 (got {self.d_lr}, {self.gp_weight})")
-        if problems:
-            raise ConfigError("MMSSL: expected " + "; ".join(problems))
+        real = lambda key, default, **kw: real_key("MMSSL", config, key, default, **kw)  # noqa: E731
+        integer = lambda key, default, **kw: int_key("MMSSL", config, key, default, **kw)  # noqa: E731
+        dim = integer("embedding_size", 64, low=1)
+        self.n_layers = integer("n_layers", 2, low=0)
+        self.model_cat_rate = real("model_cat_rate", 0.55, low=0)
+        self.id_cat_rate = real("id_cat_rate", 0.36, low=0)
+        self.reg_weight = real("reg_weight", 1e-5, low=0)
+        self.feat_reg_decay = real("feat_reg_decay", 1e-5, low=0)
+        self.cl_rate = real("cl_rate", 0.03, low=0)
+        self.temperature = real("temperature", 0.5, low=0, low_open=True)
+        self.g_rate = real("G_rate", 0.0018, low=0)
+        self.gp_weight = real("gp_weight", 0.3, low=0)
+        self.real_data_tau = real("real_data_tau", 0.002, low=0, low_open=True)
+        self.ui_pre_scale = real("ui_pre_scale", 100.0, low=0)
+        self.log_log_scale = real("log_log_scale", 1e-5, low=0)
+        self.d_lr = real("d_learning_rate", 3e-4, low=0, low_open=True)
+        topk_rate = real("m_topk_rate", 0.01, low=0, high=1, low_open=True)
+        heads = integer("head_num", 4, low=1)
+        drop = real("drop_rate", 0.2, low=0, high=1, high_open=True)
+        d_drops = real_list_key("MMSSL", config, "d_dropout", [0.31, 0.5], 2, 0.0, 1.0)
         self.graph_topk = max(1, int(self.n_items * topk_rate))
 
-        features = item_modalities(self, config, list(get("extra_feature_files", []) or []))
+        features = item_modalities(self, config, list(config_get(config, "extra_feature_files", []) or []))
         require_modalities(features, "MMSSL", config)
         self.n_modalities = len(features)
         X = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         self.rows = DeviceRows(X, self.device)
-        self.user_items = row_scaled(X, self.device)      # R_U
-        self.item_users = row_scaled(X.T, self.device)    # R_I
-        self.modal_graphs = [(self.user_items, self.item_users)] * self.n_modalities  # G_m = R before a rebuild
+        self.register_buffer("user_items", row_scaled(X, self.device), persistent=False)    # R_U
+        self.register_buffer("item_users", row_scaled(X.T, self.device), persistent=False)  # R_I
+        # G_m as each user's top items (buffers, so a checkpoint or the best epoch's state brings
+        # back the graphs its embeddings were trained on); G_m = R until the first rebuild
+        self.register_buffer("graph_items", torch.zeros(self.n_modalities, self.n_users, self.graph_topk,
+                                                        dtype=torch.long))
+        self.register_buffer("graph_built", torch.zeros((), dtype=torch.bool))
+        self._graphs: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._epochs_started = 0
         for m, f in enumerate(features):
             self.register_buffer(f"feature_{m}", torch.from_numpy(np.asarray(f, dtype=np.float32)), persistent=False)
         self.feature_maps = nn.ModuleList(nn.Linear(f.shape[1], dim) for f in features)
@@ -147,7 +143,7 @@ class MMSSL(general_recommender_base()):
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, dim)))
         self.user_attention = ModalityAttention(dim, heads)
         self.item_attention = ModalityAttention(dim, heads)
-        self.discriminator = Discriminator(self.n_items, d_drops)
+        self.discriminator = Discriminator(self.n_items, (d_drops[0], d_drops[1]))
         self._d_optimizer: torch.optim.Optimizer | None = None
         self.to(self.device)
 
@@ -169,25 +165,48 @@ class MMSSL(general_recommender_base()):
 
     @torch.no_grad()
     def rebuild_graphs(self, batch: int = 2048) -> None:
-        """G_m: every user's top ``graph_topk`` items of the generator's rows (rows scaled)."""
+        """G_m: every user's top ``graph_topk`` unseen items by the generator's scores."""
         was_training = self.training
         self.eval()
         content = self.modality_content()
-        graphs = []
-        for m in range(self.n_modalities):
-            tops = []
+        for m, (user_content, item_content) in enumerate(content):
             for start in range(0, self.n_users, batch):
                 users = torch.arange(start, min(start + batch, self.n_users), device=self.device)
-                tops.append(torch.topk(self.generated_rows(users, content[m:m + 1])[0], self.graph_topk, dim=1).indices)
-            items = torch.cat(tops).reshape(-1).cpu().numpy()
-            users = np.repeat(np.arange(self.n_users), self.graph_topk)
-            G = sp.csr_matrix((np.ones(len(items), dtype=np.float32), (users, items)), shape=(self.n_users, self.n_items))
-            graphs.append((row_scaled(G, self.device), row_scaled(G.T, self.device)))
-        self.modal_graphs = graphs
+                seen, _, _ = self.rows.dense(users)
+                scores = (user_content[users] @ item_content.T).masked_fill(seen > 0, float("-inf"))
+                self.graph_items[m, start:start + len(users)] = torch.topk(scores, self.graph_topk, dim=1).indices
+        self.graph_built.fill_(True)
+        self._graphs = None
         self.train(was_training)
 
-    def pre_epoch_processing(self):
-        self.rebuild_graphs()
+    @property
+    def modal_graphs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(G_m rows scaled [U, I], G_m^T rows scaled [I, U]) per modality."""
+        if not bool(self.graph_built):
+            return [(self.user_items, self.item_users)] * self.n_modalities
+        if self._graphs is None:
+            users = np.repeat(np.arange(self.n_users), self.graph_topk)
+            self._graphs = []
+            for m in range(self.n_modalities):
+                items = self.graph_items[m].reshape(-1).cpu().numpy()
+                G = sp.csr_matrix((np.ones(len(items), dtype=np.float32), (users, items)),
+                                  shape=(self.n_users, self.n_items))
+                self._graphs.append((row_scaled(G, self.device), row_scaled(G.T, self.device)))
+        return self._graphs
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        items = state_dict.get(prefix + "graph_items")
+        if items is not None and items.numel() and (items.min() < 0 or items.max() >= self.n_items):
+            raise ValueError(f"graph_items: expected item ids within 0..{self.n_items - 1}")
+        self._graphs = None
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def pre_epoch_processing(self) -> None:
+        """The first epoch trains on G_m = R (as the authors' code starts); each later one
+        first rebuilds G_m from the generator trained so far."""
+        if self._epochs_started:
+            self.rebuild_graphs()
+        self._epochs_started += 1
 
     # ---- recommender --------------------------------------------------------------------
     def embeddings(self, content) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -234,19 +253,21 @@ class MMSSL(general_recommender_base()):
         self._d_optimizer.step()
         self._d_optimizer.zero_grad(set_to_none=True)  # MMRec's optimizer then leaves D alone
 
-    def calculate_loss(self, interaction) -> torch.Tensor:
+    def calculate_loss(self, interaction: torch.Tensor) -> torch.Tensor:
         users, pos, neg = interaction[0], interaction[1], interaction[2]
         content = self.modality_content()
         u, i, user_ids = self.embeddings(content)
         distinct = torch.unique(users)
-        fake = torch.cat(self.generated_rows(distinct, content))
-        real = self.real_rows(distinct, u, i).repeat(self.n_modalities, 1)
-        self.discriminator_step(real.detach(), fake.detach())
-        self.discriminator.requires_grad_(False)
-        try:
-            generator = -self.discriminator(fake).mean()
-        finally:
-            self.discriminator.requires_grad_(True)
+        generator = u.new_zeros(())
+        if len(distinct) * self.n_modalities >= 2:  # the discriminator's batch norm needs two rows
+            fake = torch.cat(self.generated_rows(distinct, content))
+            real = self.real_rows(distinct, u, i).repeat(self.n_modalities, 1)
+            self.discriminator_step(real.detach(), fake.detach())
+            self.discriminator.requires_grad_(False)
+            try:
+                generator = -self.discriminator(fake).mean()
+            finally:
+                self.discriminator.requires_grad_(True)
 
         eu, ep, en = u[users], i[pos], i[neg]
         bpr = -F.logsigmoid((eu * ep).sum(1) - (eu * en).sum(1)).mean()
@@ -257,6 +278,6 @@ class MMSSL(general_recommender_base()):
                 + self.g_rate * generator)
 
     @torch.no_grad()
-    def full_sort_predict(self, interaction) -> torch.Tensor:
+    def full_sort_predict(self, interaction: list[torch.Tensor]) -> torch.Tensor:
         u, i, _ = self.embeddings(self.modality_content())
         return u[interaction[0]] @ i.T

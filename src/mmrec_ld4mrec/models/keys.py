@@ -1,0 +1,72 @@
+"""A model's keys read from an MMRec-style config, each checked: an error names the model,
+the key, what was expected and what it got (a list left by a grid included)."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+from ..errors import ConfigError
+from ..mmrec.host import config_get
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+    return f"{lo}, {hi}"
+
+
+def real_key(model: str, config, key: str, default: float, low: float | None = None, high: float | None = None,
+             low_open: bool = False, high_open: bool = False) -> float:
+    """A finite number in the interval given (closed unless ``*_open``)."""
+    value = config_get(config, key, default)
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        raise ConfigError(f"{model}: config key {key!r}: expected a number in "
+                          f"{_interval(low, high, low_open, high_open)}, got {value!r}")
+    return float(value)
+
+
+def int_key(model: str, config, key: str, default: int, low: int | None = None, high: int | None = None) -> int:
+    """An integer in [low, high]."""
+    value = config_get(config, key, default)
+    ok = isinstance(value, Integral) and not isinstance(value, bool)
+    if ok and ((low is not None and value < low) or (high is not None and value > high)):
+        ok = False
+    if not ok:
+        raise ConfigError(f"{model}: config key {key!r}: expected an integer in "
+                          f"{_interval(low, high, False, False)}, got {value!r}")
+    return int(value)
+
+
+def bool_key(model: str, config, key: str, default: bool) -> bool:
+    value = config_get(config, key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{model}: config key {key!r}: expected true or false, got {value!r}")
+    return value
+
+
+def int_list_key(model: str, config, key: str, default: list[int], low: int = 1) -> list[int]:
+    """A non-empty list of integers >= low."""
+    value = config_get(config, key, default)
+    if not (isinstance(value, (list, tuple)) and value
+            and all(isinstance(v, Integral) and not isinstance(v, bool) and v >= low for v in value)):
+        raise ConfigError(f"{model}: config key {key!r}: expected a non-empty list of integers >= {low}, got {value!r}")
+    return [int(v) for v in value]
+
+
+def real_list_key(model: str, config, key: str, default: list[float], length: int, low: float, high: float,
+                  high_open: bool = True) -> list[float]:
+    """A list of ``length`` numbers in [low, high) (or [low, high])."""
+    value = config_get(config, key, default)
+    ok = isinstance(value, (list, tuple)) and len(value) == length and all(
+        isinstance(v, Real) and not isinstance(v, bool) and low <= v and (v < high if high_open else v <= high)
+        for v in value)
+    if not ok:
+        raise ConfigError(f"{model}: config key {key!r}: expected {length} numbers in "
+                          f"{_interval(low, high, False, high_open)}, got {value!r}")
+    return [float(v) for v in value]

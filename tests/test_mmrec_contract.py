@@ -101,7 +101,8 @@ def test_baseline_trains_one_epoch(checkout, model):
 
 PLUGIN_MODELS = {"Pop": {}, "EASE": {"reg_weight": [100.0]}, "SimGCL": {},
                  "DiffRec": {"steps": 5, "dims": [64], "noise_scale": 0.01, "noise_min": 0.001, "noise_max": 0.01},
-                 "MMSSL": {"train_batch_size": 4096}, "DiffMM": {"dims": [64], "train_batch_size": 4096}}
+                 "MMSSL": {"train_batch_size": 4096, "cl_rate": [0.03], "G_rate": [0.0018]},
+                 "DiffMM": {"dims": [64], "train_batch_size": 4096, "ssl_reg": [0.01], "e_loss": [0.1]}}
 
 
 @pytest.mark.parametrize("model", PLUGIN_MODELS)
@@ -130,7 +131,8 @@ def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):
             assert outs["standalone"][split][name] == pytest.approx(outs["mmrec"][split][name], abs=1e-4), name
 
 
-@pytest.mark.parametrize("model, settings", [("MMSSL", []), ("DiffMM", ["dims=[64]"])])
+@pytest.mark.parametrize("model, settings", [("MMSSL", ["cl_rate=0.03", "G_rate=0.0018"]),
+                                             ("DiffMM", ["dims=[64]", "ssl_reg=0.01", "e_loss=0.1"])])
 def test_standalone_and_mmrec_agree_for_the_multimedia_peers(checkout, tmp_path, model, settings):
     """MMSSL and DiffMM train on MMRec's (user, positive, negative) batches and step their own
     optimizers (discriminator, denoisers) inside the epoch: the two engines still agree."""
@@ -139,8 +141,8 @@ def test_standalone_and_mmrec_agree_for_the_multimedia_peers(checkout, tmp_path,
         out = tmp_path / f"{engine}.json"
         extra = (["--engine", "mmrec", "--mmrec-root", str(checkout)] if engine == "mmrec"
                  else ["--data-path", str(checkout / "data")])
-        proc = _cli("run", "-m", model, "-d", "synthetic", *extra, "--set", "epochs=2", "train_batch_size=4096", *settings,
-                    "--out", str(out))
+        proc = _cli("run", "-m", model, "-d", "synthetic", *extra, "--set", "epochs=2", "train_batch_size=4096",
+                    "hyper_parameters=[]", *settings, "--out", str(out))
         assert proc.returncode == 0, proc.stderr[-3000:]
         outs[engine] = json.loads(out.read_text())
     assert outs["standalone"]["best_epoch"] == outs["mmrec"]["best_epoch"]

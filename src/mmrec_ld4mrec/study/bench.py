@@ -153,8 +153,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _cell(value: float | None, fmt: str) -> str:
-    return "—" if value is None else format(value, fmt)
+def _cell(value: float | None, fmt: str, unit: str = "") -> str:
+    return "—" if value is None else format(value, fmt) + unit
 
 
 def summarize(runs: list[dict], specs: list[str], header: str) -> dict:
@@ -173,8 +173,8 @@ def summarize(runs: list[dict], specs: list[str], header: str) -> dict:
     for s in specs:
         m, r, b = med[s], ratio[s], to_bound[s]
         lines.append(f"| {s} | {m['train_seconds_per_epoch']:.2f} | {_cell(m['train_bound_seconds'], '.2f')} | "
-                     f"{_cell(b['train'], '.2f')}x | {m['inference_seconds']:.2f} | "
-                     f"{_cell(m['inference_bound_seconds'], '.2f')} | {_cell(b['inference'], '.2f')}x | "
+                     f"{_cell(b['train'], '.2f', 'x')} | {m['inference_seconds']:.2f} | "
+                     f"{_cell(m['inference_bound_seconds'], '.2f')} | {_cell(b['inference'], '.2f', 'x')} | "
                      f"{_cell(m['matmul_gflops'], '.0f')} | {m['peak_rss_mb']:.0f} | {r['train_seconds_per_epoch']:.3f}x | "
                      f"{r['inference_seconds']:.3f}x |")
     versus = {}

@@ -66,7 +66,8 @@ class Trainer:
         self.valid_metric = config["valid_metric"]
         self.clip = config["clip_grad_norm"]
         self.eval_step = max(1, int(config["eval_step"] or 1))  # evaluate every eval_step epochs, as MMRec
-        self.test_history = bool(config["test_history"])  # test metrics of every evaluated epoch, in history
+        # test metrics of every evaluated epoch, in history (a config from before the key: off)
+        self.test_history = bool(config["test_history"]) if "test_history" in config else False
 
     def train_epoch(self, loader: TrainDataLoader) -> float | None:
         """One epoch's training as MMRec's trainer times it: the model's ``pre_epoch_processing``

@@ -215,3 +215,18 @@ def test_mmssl_takes_a_one_row_batch(data_path):
 def test_bad_values_name_the_key(data_path, name, key, value, expected):
     with pytest.raises(ConfigError, match=rf"{name}: config key '{key}': expected {expected}"):
         build(data_path, name, **{key: value})
+
+
+def test_a_user_holding_every_training_item_is_refused_not_looped_on(data_path):
+    """No negative exists for such a user: MMRec's sampler would spin forever; ours names it."""
+    import pandas as pd
+
+    from mmrec_ld4mrec.errors import DataError
+
+    config = Config("SimGCL", "synthetic", {"data_path": f"{data_path}/"})
+    train = RecDataset(config, pd.DataFrame({"userID": [0, 0, 1], "itemID": [0, 1, 0], "x_label": [0, 0, 0]}))
+    train.user_num, train.item_num = 2, 2
+    loader = TrainDataLoader(config, train, 2)
+    loader.pretrain_setup()
+    with pytest.raises(DataError, match="user 0 has every training item"):
+        next(iter(loader))

@@ -175,12 +175,13 @@ class DiffMM(general_recommender_base()):
         items per user, self-loops, symmetric normalisation, then edge dropout."""
         self.denoisers.eval()
         users = torch.arange(self.n_users, device=self.device)
-        for m, denoiser in enumerate(self.denoisers):
-            tops = []
-            for start in range(0, self.n_users, self.denoiser_batch_size):
-                x0, _, _ = self.rows.dense(users[start:start + self.denoiser_batch_size])
-                tops.append(torch.topk(reverse_chain(denoiser, self.schedule, x0), self.rebuild_k, dim=1).indices)
-            items = torch.cat(tops).reshape(-1)
+        tops: list[list[torch.Tensor]] = [[] for _ in self.denoisers]
+        for start in range(0, self.n_users, self.denoiser_batch_size):
+            x0, _, _ = self.rows.dense(users[start:start + self.denoiser_batch_size])  # once for all modalities
+            for m, denoiser in enumerate(self.denoisers):
+                tops[m].append(torch.topk(reverse_chain(denoiser, self.schedule, x0), self.rebuild_k, dim=1).indices)
+        for m in range(self.n_modalities):
+            items = torch.cat(tops[m]).reshape(-1)
             graph = normalized_graph(users.repeat_interleave(self.rebuild_k), items, self.n_users, self.n_items,
                                      self.keep_rate)
             setattr(self, f"graph_index_{m}", graph.indices())

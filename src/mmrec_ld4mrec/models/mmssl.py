@@ -157,10 +157,11 @@ class MMSSL(general_recommender_base()):
             out.append((users, sparse_mm(self.item_users, users)))
         return out
 
-    def generated_rows(self, users: torch.Tensor, content) -> list[torch.Tensor]:
+    def generated_rows(self, users: torch.Tensor, content, seen: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Each modality's "fake" interaction rows of ``users``: U_m[u] I_m^T, training items
-        zeroed, L2-normalised over the items."""
-        seen, _, _ = self.rows.dense(users)
+        zeroed, L2-normalised over the items (``seen``: the users' dense training rows, if at hand)."""
+        if seen is None:
+            seen, _, _ = self.rows.dense(users)
         return [F.normalize((u[users] @ i.T) * (1.0 - seen), dim=1) for u, i in content]
 
     @torch.no_grad()
@@ -229,10 +230,10 @@ class MMSSL(general_recommender_base()):
             i = i + self.model_cat_rate * F.normalize(ci, dim=1)
         return u, i, user_ids
 
-    def real_rows(self, users: torch.Tensor, user_final: torch.Tensor, item_final: torch.Tensor) -> torch.Tensor:
-        """The discriminator's "real" rows: Gumbel-softmax of the training row plus the model's
-        own scores (detached, training items zeroed), L2-normalised."""
-        seen, _, _ = self.rows.dense(users)
+    def real_rows(self, users: torch.Tensor, user_final: torch.Tensor, item_final: torch.Tensor,
+                  seen: torch.Tensor) -> torch.Tensor:
+        """The discriminator's "real" rows: Gumbel-softmax of the training row ``seen`` plus the
+        model's own scores (detached, training items zeroed), L2-normalised."""
         with torch.no_grad():
             scores = F.normalize((user_final[users] @ item_final.T) * (1.0 - seen), dim=1)
         gumbel = -torch.log(-torch.log(torch.rand_like(seen).clamp(1e-10, 1 - 1e-7)))
@@ -260,8 +261,9 @@ class MMSSL(general_recommender_base()):
         distinct = torch.unique(users)
         generator = u.new_zeros(())
         if len(distinct) * self.n_modalities >= 2:  # the discriminator's batch norm needs two rows
-            fake = torch.cat(self.generated_rows(distinct, content))
-            real = self.real_rows(distinct, u, i).repeat(self.n_modalities, 1)
+            seen, _, _ = self.rows.dense(distinct)
+            fake = torch.cat(self.generated_rows(distinct, content, seen))
+            real = self.real_rows(distinct, u, i, seen).repeat(self.n_modalities, 1)
             self.discriminator_step(real.detach(), fake.detach())
             self.discriminator.requires_grad_(False)
             try:

@@ -230,3 +230,21 @@ def test_a_user_holding_every_training_item_is_refused_not_looped_on(data_path):
     loader.pretrain_setup()
     with pytest.raises(DataError, match="user 0 has every training item"):
         next(iter(loader))
+
+
+def test_a_checkpoint_with_a_corrupt_generated_graph_is_refused(tmp_path, data_path, capsys):
+    """The graphs become sparse tensors built without torch's invariant checks: out-of-range
+    entries in a checkpoint are one clear error, not a crash."""
+    from mmrec_ld4mrec.cli import main
+
+    args = ["run", "-m", "DiffMM", "-d", "synthetic", "--data-path", str(data_path), "--set", "epochs=1",
+            "train_batch_size=4096", "hyper_parameters=[]", "dims=[32]", "ssl_reg=0.01", "e_loss=0.1"]
+    assert main(args + ["--save", str(tmp_path / "ckpt")]) == 0
+    path = tmp_path / "ckpt" / "model.pt"
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["graph_index_0"][0, 0] = 10 ** 9
+    torch.save(payload, path)
+    capsys.readouterr()
+    assert main(args + ["--load", str(tmp_path / "ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert "graph_index_0" in err and "Traceback" not in err

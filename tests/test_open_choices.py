@@ -80,7 +80,7 @@ def test_l2_input_norm_scales_sparse_inference_rows_like_dense_training_rows(dat
     sparse = model._rows(users, normalized=True)
     plain = model._rows(users)
     assert torch.allclose(sparse.to_dense(), F.normalize(plain.to_dense(), dim=1))
-    dense, _, _ = model.rows.dense(users, normalized=True)
+    dense = model.rows.dense(users, normalized=True)
     assert torch.equal(dense, sparse.to_dense())
     assert torch.equal(plain.to_dense(), torch.from_numpy(model.train_matrix[users.numpy()].toarray()))
 

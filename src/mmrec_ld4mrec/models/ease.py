@@ -45,4 +45,4 @@ class EASE(general_recommender_base()):
 
     @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
-        return self.rows.dense(interaction[0])[0] @ self.item_weights
+        return self.rows.dense(interaction[0]) @ self.item_weights

@@ -161,7 +161,7 @@ class MMSSL(general_recommender_base()):
         """Each modality's "fake" interaction rows of ``users``: U_m[u] I_m^T, training items
         zeroed, L2-normalised over the items (``seen``: the users' dense training rows, if at hand)."""
         if seen is None:
-            seen, _, _ = self.rows.dense(users)
+            seen = self.rows.dense(users)
         return [F.normalize((u[users] @ i.T) * (1.0 - seen), dim=1) for u, i in content]
 
     @torch.no_grad()
@@ -173,7 +173,7 @@ class MMSSL(general_recommender_base()):
         for m, (user_content, item_content) in enumerate(content):
             for start in range(0, self.n_users, batch):
                 users = torch.arange(start, min(start + batch, self.n_users), device=self.device)
-                seen, _, _ = self.rows.dense(users)
+                seen = self.rows.dense(users)
                 scores = (user_content[users] @ item_content.T).masked_fill(seen > 0, float("-inf"))
                 self.graph_items[m, start:start + len(users)] = torch.topk(scores, self.graph_topk, dim=1).indices
         self.graph_built.fill_(True)
@@ -261,7 +261,7 @@ class MMSSL(general_recommender_base()):
         distinct = torch.unique(users)
         generator = u.new_zeros(())
         if len(distinct) * self.n_modalities >= 2:  # the discriminator's batch norm needs two rows
-            seen, _, _ = self.rows.dense(distinct)
+            seen = self.rows.dense(distinct)
             fake = torch.cat(self.generated_rows(distinct, content, seen))
             real = self.real_rows(distinct, u, i, seen).repeat(self.n_modalities, 1)
             self.discriminator_step(real.detach(), fake.detach())

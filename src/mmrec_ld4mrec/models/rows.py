@@ -3,6 +3,11 @@
 :class:`DeviceRows` keeps the training matrix on the model's device once, in CSR form, so a
 batch's rows are gathered there with tensor operations: no host round trip and no Python
 loop over users per batch.
+
+Two gathers: :meth:`DeviceRows.batch` returns the batch's own CSR (its length depends on the
+data, so on a GPU the host waits to learn it), :meth:`DeviceRows.padded` every row padded to
+the longest training row with a mask (shapes fixed by the batch size alone: no host wait, and
+a training step built on it can be captured as a CUDA graph).
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ class DeviceRows:
         self.device = torch.device(device)
         self.indptr = torch.from_numpy(csr.indptr.astype(np.int64)).to(self.device)
         self.indices = torch.from_numpy(csr.indices.astype(np.int64)).to(self.device)
+        # The longest training row (at least 1, so an empty matrix still pads to one slot).
+        self.max_row = max(int(np.diff(csr.indptr).max(initial=0)), 1)
 
     def batch(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """CSR of the rows of ``users``: (indptr [B+1], column indices, row of each entry)."""
@@ -40,10 +47,31 @@ class DeviceRows:
         position = torch.arange(rows.numel(), device=self.device) - indptr[rows] + starts[rows]
         return indptr, self.indices[position], rows
 
-    def dense(self, users: torch.Tensor, normalized: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(dense rows [B, |I|], batch indptr, column indices); ``normalized`` scales each row to unit L2 norm."""
-        indptr, cols, rows = self.batch(users)
-        return self.scatter(len(users), rows, cols, self.values(indptr, rows, normalized)), indptr, cols
+    def padded(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each user's training items padded to the longest row: (column indices [B, L], mask
+        [B, L] of real entries); padding slots repeat a valid column and are masked out."""
+        users = users.to(self.device)
+        starts = self.indptr[users]
+        slot = torch.arange(self.max_row, device=self.device)
+        valid = slot < (self.indptr[users + 1] - starts).unsqueeze(1)
+        position = (starts.unsqueeze(1) + slot).clamp(max=max(self.indices.numel() - 1, 0))
+        cols = self.indices[position] if self.indices.numel() else torch.zeros_like(position)
+        return cols, valid
+
+    def scatter_padded(self, cols: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """A dense [B, |I|] matrix holding ``values`` ([B, L], zero on padding) at ``cols``.
+        Added, not assigned: a padding slot (value 0) may share its column with a real entry."""
+        x = torch.zeros(cols.shape[0], self.shape[1], device=self.device, dtype=values.dtype)
+        return x.scatter_add_(1, cols, values)
+
+    def dense(self, users: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """Dense rows [B, |I|] of ``users`` (static shapes: :meth:`padded`); ``normalized``
+        scales each row to unit L2 norm."""
+        cols, valid = self.padded(users)
+        values = valid.float()
+        if normalized:
+            values = values * values.sum(dim=1, keepdim=True).clamp(min=1).rsqrt()
+        return self.scatter_padded(cols, values)
 
     def sparse(self, users: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """The rows of ``users`` as a sparse COO tensor [B, |I|] (coalesced: rows and columns sorted)."""

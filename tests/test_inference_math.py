@@ -82,7 +82,7 @@ def test_calculate_loss_weights_each_user_by_its_importance_weight(data_path, mo
     users = next(iter(loader))
     steps = torch.arange(len(users)) % 5 + 1
     weights = torch.linspace(0.2, 3.0, len(users))
-    monkeypatch.setattr(model.step_sampler, "sample", lambda n, generator=None: (steps[:n], weights[:n]))
+    monkeypatch.setattr(model.step_sampler, "sample", lambda n, generator=None, inverse_cdf=False: (steps[:n], weights[:n]))
     captured = {}
     step_loss = ld4mrec_module.step_loss
 

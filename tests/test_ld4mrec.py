@@ -84,3 +84,22 @@ def test_dense_input_gives_the_same_scores(data_path):
     dense_model.load_state_dict(sparse_model.state_dict())
     users = torch.arange(20)
     assert torch.allclose(sparse_model.full_sort_predict([users]), dense_model.full_sort_predict([users]), atol=1e-5)
+
+
+def test_static_shape_batches_train_like_the_compact_ones(data_path):
+    """The GPU's static-shape draws (forced here on the CPU): the same inputs and the same
+    target distribution, so the loss of a batch agrees with the compact path's on average."""
+    compact, loader = build(data_path, input_dropout=0.2)
+    static, _ = build(data_path, input_dropout=0.2)
+    assert compact.static_batches is False  # a CPU model draws compact batches
+    static.static_batches = True
+    users = next(iter(loader))
+    losses = {}
+    for name, model in (("compact", compact), ("static", static)):
+        torch.manual_seed(1)
+        model.train()
+        losses[name] = torch.stack([model.calculate_loss(users).detach() for _ in range(30)])
+    spread = (losses["compact"].std() + losses["static"].std()) / 30 ** 0.5
+    assert abs(losses["compact"].mean() - losses["static"].mean()) < 3 * spread
+    static.calculate_loss(users).backward()
+    assert all(p.grad is not None for p in static.parameters())

@@ -60,3 +60,15 @@ def test_vectorised_update_keeps_the_newest_losses_of_each_step_in_order():
             assert int(s.history_count[step]) == n
             assert s.loss_history[step, :n].tolist() == pytest.approx(plain[step])
             assert s.loss_history[step, n:].abs().sum() == 0
+
+
+def test_inverse_cdf_draws_the_same_distribution_as_multinomial():
+    s = ImportanceStepSampler(steps=3, history=10, uniform_mix=1e-3)
+    for step, loss in {1: 0.1, 2: 0.2, 3: 0.4}.items():
+        s.update(torch.full((10,), step), torch.full((10,), loss))
+    p = s.probabilities()
+    t, w = s.sample(60_000, torch.Generator().manual_seed(0), inverse_cdf=True)
+    assert t.min() >= 1 and t.max() <= 3
+    freq = torch.bincount(t - 1, minlength=3).double() / len(t)
+    assert torch.allclose(freq, p, atol=0.01)
+    assert torch.allclose(w.double(), 1.0 / (3 * p[t - 1]), rtol=1e-6)

@@ -32,6 +32,11 @@ class ItemInput(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.is_sparse:
             if self.sparse:
+                if x.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
+                    # cuSPARSE has no bfloat16 sparse x dense product: this one (a few dozen
+                    # entries a row) stays in float32 under bf16 autocast
+                    with torch.autocast("cuda", enabled=False):
+                        return torch.sparse.mm(x.float(), self.weight) + self.bias
                 return torch.sparse.mm(x, self.weight) + self.bias
             x = x.to_dense()
         return x @ self.weight + self.bias

@@ -34,6 +34,13 @@ class NoiseSchedule:
         # alpha_bar_prev[t-1] = alpha_bar_{t-1}, with alpha_bar_0 = 1.
         self.alpha_bar_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
 
+    def to(self, device) -> NoiseSchedule:
+        """Hold the schedule on ``device`` (the model's), so that a step's coefficients are
+        gathered there without a host-to-device copy per batch; returns ``self``."""
+        self.betas, self.alpha_bar, self.alpha_bar_prev = (
+            v.to(device) for v in (self.betas, self.alpha_bar, self.alpha_bar_prev))
+        return self
+
     def _at(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return values.to(like.device)[t - 1].to(like.dtype).unsqueeze(-1)
 

@@ -37,23 +37,35 @@ def _to_torch_sparse(X: sp.spmatrix) -> torch.Tensor:
                                    check_invariants=False).coalesce()
 
 
-def collaborative_signal(X: sp.spmatrix, rank: int, seed: int = 0, power_iterations: int = 4) -> np.ndarray:
-    """Eq. 14-15: ``[|U|, 2q]`` matrix of c_u = [U_q[u] || (D_u^-1/2 X D_i^-1/2 V_q)[u]]."""
+def _sparse_times_dense(A: sp.spmatrix, dense: np.ndarray, device) -> np.ndarray:
+    """``A @ dense`` in float64: scipy on the CPU, a torch sparse product on a GPU (at full-H&M
+    size the GPU takes seconds where scipy's single thread takes minutes)."""
+    if torch.device(device).type == "cpu":
+        return np.asarray(A @ dense)
+    product = _to_torch_sparse(A).to(device) @ torch.from_numpy(np.asarray(dense, dtype=np.float64)).to(device)
+    return product.cpu().numpy()
+
+
+def collaborative_signal(X: sp.spmatrix, rank: int, seed: int = 0, power_iterations: int = 4,
+                         device="cpu") -> np.ndarray:
+    """Eq. 14-15: ``[|U|, 2q]`` matrix of c_u = [U_q[u] || (D_u^-1/2 X D_i^-1/2 V_q)[u]].
+
+    The randomized SVD runs on ``device``. Its random test matrix comes from that device's
+    generator (seeded with ``seed``), so a GPU's signal spans the same top-q subspace as the
+    CPU's but is not bit-identical to it."""
     n_users, n_items = X.shape
     if not 1 <= rank <= min(n_users, n_items):
         raise ValueError(f"svd_rank: expected 1 <= q <= min(|U|, |I|) = {min(n_users, n_items)}, got {rank}")
-    state = torch.random.get_rng_state()
-    try:
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        u, _, v = torch.svd_lowrank(_to_torch_sparse(X), q=rank, niter=power_iterations)
-    finally:
-        torch.random.set_rng_state(state)
-    u, v = u.numpy(), v.numpy()
+        u, _, v = torch.svd_lowrank(_to_torch_sparse(X).to(device), q=rank, niter=power_iterations)
+    u, v = u.cpu().numpy(), v.cpu().numpy()
     # Singular vectors are defined up to sign; fix it so the signal is reproducible.
     signs = np.sign(v[np.argmax(np.abs(v), axis=0), np.arange(rank)])
     signs[signs == 0] = 1.0
     u, v = u * signs, v * signs
-    fused = normalized_adjacency(X) @ v
+    fused = _sparse_times_dense(normalized_adjacency(X), v, device)
     return np.hstack([u, fused]).astype(np.float32)
 
 
@@ -71,11 +83,14 @@ def normalize_features(features: np.ndarray, how: str) -> np.ndarray:
     raise ValueError(f"feature_norm: expected one of {FEATURE_NORMS}, got {how!r}")
 
 
-def modality_preference_signal(X: sp.spmatrix, features: np.ndarray, feature_norm: str = "l2") -> np.ndarray:
-    """Eq. 16: ``[|U|, d_m]`` matrix of p^m_u = sum_{i in N_u} (|N_u| |N_i|)^-1/2 f^m_i."""
+def modality_preference_signal(X: sp.spmatrix, features: np.ndarray, feature_norm: str = "l2",
+                               device="cpu") -> np.ndarray:
+    """Eq. 16: ``[|U|, d_m]`` matrix of p^m_u = sum_{i in N_u} (|N_u| |N_i|)^-1/2 f^m_i (the
+    product on ``device``)."""
     if features.shape[0] != X.shape[1]:
         raise ValueError(f"features have {features.shape[0]} rows, expected one per item ({X.shape[1]})")
-    return np.asarray(normalized_adjacency(X) @ normalize_features(features, feature_norm), dtype=np.float32)
+    normalized = normalize_features(features, feature_norm)
+    return np.asarray(_sparse_times_dense(normalized_adjacency(X), normalized, device), dtype=np.float32)
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
@@ -99,16 +114,18 @@ _CACHE_SIZE = 4
 
 
 def cached_signals(
-    X: sp.spmatrix, features: list[np.ndarray], svd_rank: int, feature_norm: str, seed: int = 0
+    X: sp.spmatrix, features: list[np.ndarray], svd_rank: int, feature_norm: str, seed: int = 0, device="cpu"
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Collaborative and modality signals, memoised by content of X and the features."""
-    key = (matrix_fingerprint(X), tuple(fingerprint(f) for f in features), svd_rank, feature_norm, seed)
+    """Collaborative and modality signals computed on ``device``, memoised by content of X and
+    the features (and the device type, whose random stream the SVD draws from)."""
+    key = (matrix_fingerprint(X), tuple(fingerprint(f) for f in features), svd_rank, feature_norm, seed,
+           torch.device(device).type)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     value = (
-        collaborative_signal(X, svd_rank, seed=seed),
-        [modality_preference_signal(X, f, feature_norm) for f in features],
+        collaborative_signal(X, svd_rank, seed=seed, device=device),
+        [modality_preference_signal(X, f, feature_norm, device=device) for f in features],
     )
     _CACHE[key] = value
     while len(_CACHE) > _CACHE_SIZE:

@@ -5,6 +5,10 @@ From the observed row x_u draw S1 (clicked items, each kept with probability p) 
 S0 and x_u elsewhere. S0 is drawn exactly without a dense random matrix: a binomial count
 per user, then that many distinct uniform positions among the user's unclicked items.
 Everything runs on the device of its inputs: no host round trip per batch.
+
+:func:`soft_reconstruction_target_padded` draws the same distribution with shapes fixed by
+the batch alone (an independent coin per clicked slot and per item), which a GPU runs without
+waiting on the host and which a CUDA graph can capture.
 """
 
 from __future__ import annotations
@@ -81,3 +85,21 @@ def soft_reconstruction_target(
     rows, items = sample_unclicked(indptr, indices, x.shape[1], prob, generator)
     target[rows, items] = smooth
     return target
+
+
+def soft_reconstruction_target_padded(
+    x: torch.Tensor, cols: torch.Tensor, valid: torch.Tensor, prob: float, smooth: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Eq. 7 with static shapes: the same distribution as :func:`soft_reconstruction_target`.
+
+    ``x`` is the binary rows [B, |I|]; ``cols``/``valid`` the same rows padded ([B, L], see
+    ``DeviceRows.padded``). S1: each clicked item kept with ``prob`` (a coin per real slot);
+    S0: each unclicked item with ``prob`` (a coin per item, kept where x is 0)."""
+    if prob <= 0:
+        return x.clone()
+    s1 = (torch.rand(cols.shape, generator=generator, device=x.device) < prob) & valid
+    in_s1 = torch.zeros_like(x).scatter_add_(1, cols, s1.to(x.dtype))  # 1 on S1, 0 elsewhere
+    target = x - smooth * in_s1  # 1 - gamma on S1
+    in_s0 = (torch.rand(x.shape, generator=generator, device=x.device) < prob) & (x == 0)
+    return torch.where(in_s0, torch.full_like(x, smooth), target)

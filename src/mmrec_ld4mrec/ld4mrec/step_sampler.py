@@ -34,10 +34,19 @@ class ImportanceStepSampler(nn.Module):
         p = p * (1.0 - self.uniform_mix) + self.uniform_mix / self.steps
         return torch.where((self.history_count >= self.history).all(), p, uniform)
 
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw steps t in 1..T and their weights 1 / (T * p_t), on the buffers' device."""
+    def sample(self, batch_size: int, generator: torch.Generator | None = None,
+               inverse_cdf: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw steps t in 1..T and their weights 1 / (T * p_t), on the buffers' device.
+
+        ``inverse_cdf`` draws the same distribution by inverting the cumulative p_t at
+        uniform draws (kernels a CUDA graph can capture) instead of ``torch.multinomial``."""
         p = self.probabilities()
-        idx = torch.multinomial(p, batch_size, replacement=True, generator=generator)
+        if inverse_cdf:
+            cdf = torch.cumsum(p, 0)
+            u = torch.rand(batch_size, generator=generator, dtype=p.dtype, device=p.device) * cdf[-1]
+            idx = torch.searchsorted(cdf, u, right=True).clamp(max=self.steps - 1)
+        else:
+            idx = torch.multinomial(p, batch_size, replacement=True, generator=generator)
         weights = 1.0 / (self.steps * p[idx])
         return idx + 1, weights.float()
 
@@ -51,7 +60,8 @@ class ImportanceStepSampler(nn.Module):
         losses = losses.detach().to(self.loss_history)
         order = torch.sort(t - 1, stable=True)
         ls = losses[order.indices]
-        n_new = torch.bincount(t - 1, minlength=self.steps)
+        # counts per step (a scatter: bincount would make a GPU wait to size its output)
+        n_new = torch.zeros(self.steps, dtype=torch.long, device=t.device).scatter_add_(0, t - 1, torch.ones_like(t))
         first_new = torch.cumsum(n_new, 0) - n_new  # where each step's losses start in ``ls``
         count = self.history_count
         total = count + n_new

@@ -113,7 +113,7 @@ class DiffMM(general_recommender_base()):
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, dim)))
         self.modal_weight = nn.Parameter(torch.full((self.n_modalities,), 1.0 / self.n_modalities))
         try:
-            self.schedule = NoiseSchedule(self.steps, *noise)
+            self.schedule = NoiseSchedule(self.steps, *noise).to(self.device)
         except ValueError as exc:
             raise ConfigError(f"DiffMM schedule (noise_scale, noise_min, noise_max): {exc}") from None
         self.denoisers = nn.ModuleList(DiffRecDenoiser(self.n_items, dims, step_emb_size, norm, dropout)
@@ -135,7 +135,7 @@ class DiffMM(general_recommender_base()):
     def denoiser_loss(self, users: torch.Tensor, features: list[torch.Tensor], items: torch.Tensor) -> torch.Tensor:
         """Sum over modalities of the reweighted x_0 MSE plus e_loss * MSI for ``users``' rows
         (``features`` and ``items`` are detached targets)."""
-        x0, _, _ = self.rows.dense(users)
+        x0 = self.rows.dense(users)
         target = x0 @ items
         total = x0.new_zeros(())
         for denoiser, f in zip(self.denoisers, features):
@@ -177,7 +177,7 @@ class DiffMM(general_recommender_base()):
         users = torch.arange(self.n_users, device=self.device)
         tops: list[list[torch.Tensor]] = [[] for _ in self.denoisers]
         for start in range(0, self.n_users, self.denoiser_batch_size):
-            x0, _, _ = self.rows.dense(users[start:start + self.denoiser_batch_size])  # once for all modalities
+            x0 = self.rows.dense(users[start:start + self.denoiser_batch_size])  # once for all modalities
             for m, denoiser in enumerate(self.denoisers):
                 tops[m].append(torch.topk(reverse_chain(denoiser, self.schedule, x0), self.rebuild_k, dim=1).indices)
         for m in range(self.n_modalities):

@@ -74,9 +74,12 @@ class DiffRec(general_recommender_base()):
         self.reweight = bool(get("reweight", True))
         self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         self.rows = DeviceRows(self.train_matrix, self.device)
+        # On a GPU every op of a step has static shapes and no host wait (steps drawn by inverse
+        # CDF), so the trainer can capture it as a CUDA graph; a CPU keeps torch.multinomial.
+        self.static_batches = torch.device(self.device).type == "cuda"
         try:
             self.schedule = NoiseSchedule(self.steps, float(get("noise_scale", 0.1)), float(get("noise_min", 1e-4)),
-                                          float(get("noise_max", 0.02)))
+                                          float(get("noise_max", 0.02))).to(self.device)
         except ValueError as exc:
             raise ConfigError(f"DiffRec schedule: {exc}") from None
         self.step_sampler = ImportanceStepSampler(self.steps, int(get("history_num_per_term", 10)))
@@ -96,8 +99,8 @@ class DiffRec(general_recommender_base()):
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         users = batch_users(interaction).to(self.device)
-        x0, _, _ = self.rows.dense(users)  # on the device: no host round trip
-        t, weights = self.step_sampler.sample(len(users))
+        x0 = self.rows.dense(users)  # on the device: no host round trip
+        t, weights = self.step_sampler.sample(len(users), inverse_cdf=self.static_batches)
         x_t = self.schedule.q_sample(x0, t)
         mse = ((self.denoiser(x_t, t - 1) - x0) ** 2).mean(dim=1)
         if self.reweight:
@@ -109,7 +112,7 @@ class DiffRec(general_recommender_base()):
     @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
         users = interaction[0].to(self.device)
-        x, _, _ = self.rows.dense(users)
+        x = self.rows.dense(users)
         if self.sampling_steps > 0:
             x = self.schedule.q_sample(x, torch.full((len(users),), self.sampling_steps, device=self.device))
         return reverse_chain(self.denoiser, self.schedule, x, self.sampling_noise)

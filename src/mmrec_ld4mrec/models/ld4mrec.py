@@ -14,6 +14,7 @@ The constructor and methods follow MMRec's contract: ``(config, dataloader)``,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
 from ..ld4mrec.loss import step_loss
 from ..ld4mrec.settings import ld4mrec_settings
 from ..ld4mrec.signals import cached_signals, normalize_features
-from ..ld4mrec.soft_target import soft_reconstruction_target
+from ..ld4mrec.soft_target import soft_reconstruction_target, soft_reconstruction_target_padded
 from ..ld4mrec.step_sampler import ImportanceStepSampler
 from ..mmrec.host import config_get, general_recommender_base
 from .modalities import item_modalities
@@ -43,11 +44,13 @@ class LD4MRec(general_recommender_base()):
         X.sort_indices()
         self.train_matrix = X
         self.rows = DeviceRows(X, self.device)
+        # Static-shape training batches on a GPU (CUDA-graph capturable), compact ones on a CPU.
+        self.static_batches = torch.device(self.device).type == "cuda"
 
         features = self._modality_features(config)
         if s.svd_rank > min(X.shape):
             raise ConfigError(f"config key 'svd_rank': expected at most min(|U|, |I|) = {min(X.shape)}, got {s.svd_rank}")
-        collab, prefs = cached_signals(X, features, s.svd_rank, s.feature_norm)
+        collab, prefs = cached_signals(X, features, s.svd_rank, s.feature_norm, device=self.device)
         self.register_buffer("collab_signal", torch.from_numpy(collab).to(self.device))
         self.n_modalities = len(prefs)
         for m, p in enumerate(prefs):
@@ -59,7 +62,7 @@ class LD4MRec(general_recommender_base()):
                 self.register_buffer(f"item_feature_{m}", torch.from_numpy(f).to(self.device), persistent=False)
                 item_feature_dims.append(f.shape[1])
 
-        self.schedule = NoiseSchedule(s.steps, s.noise_scale, s.noise_min, s.noise_max)
+        self.schedule = NoiseSchedule(s.steps, s.noise_scale, s.noise_min, s.noise_max).to(self.device)
         self.step_sampler = ImportanceStepSampler(s.steps, s.history_num_per_term, s.uniform_mix)
         # e_in(u): the user's unknown inherent diffusion step, zero = "no inherent noise".
         self.initial_step = nn.Embedding(self.n_users, s.step_emb_size)
@@ -120,25 +123,41 @@ class LD4MRec(general_recommender_base()):
     # ---- MMRec contract -----------------------------------------------------------------
     def calculate_loss(self, interaction) -> torch.Tensor:
         """Algorithm 1: importance-sampled step, corruption, loss on the soft-reconstruction
-        target (Eq. 5's MSE, or the multinomial likelihood with ``loss: multinomial``)."""
+        target (Eq. 5's MSE, or the multinomial likelihood with ``loss: multinomial``).
+
+        On a GPU (``static_batches``) the batch is drawn with shapes fixed by the batch size
+        (padded rows, a coin per slot and per item: the same distributions), so the host never
+        waits and the trainer can capture the step as a CUDA graph; on a CPU it keeps the
+        compact draws over the batch's own CSR."""
         users = batch_users(interaction).to(self.device)
         s = self.settings
-        indptr, indices, rows = self.rows.batch(users)  # on the device: no host round trip
-        x_dense = self.rows.scatter(len(users), rows, indices, torch.ones(len(indices), device=indices.device))
-        t, weights = self.step_sampler.sample(len(users))
-        values = self.rows.values(indptr, rows, normalized=s.input_norm == "l2")
+        if self.static_batches:
+            cols, valid = self.rows.padded(users)
+            ones = valid.float()
+            scatter = self.rows.scatter_padded
+        else:
+            indptr, cols, rows = self.rows.batch(users)  # on the device: no host round trip
+            ones = torch.ones(len(cols), device=cols.device)
+            scatter = functools.partial(self.rows.scatter, len(users), rows)
+        x_dense = scatter(cols, ones)
+        t, weights = self.step_sampler.sample(len(users), inverse_cdf=self.static_batches)
+        values = ones
+        if s.input_norm == "l2":
+            values = (self.rows.values(indptr, rows, normalized=True) if not self.static_batches
+                      else ones * ones.sum(dim=1, keepdim=True).clamp(min=1).rsqrt())
         if s.input_dropout > 0 and self.training:
             # Dropout on the observed row touches only its non-zero entries: the same distribution
             # as a dense dropout mask, drawn for |x_u| entries instead of |I|.
             keep = torch.rand(values.shape, device=values.device) >= s.input_dropout
             values = values * keep / (1.0 - s.input_dropout)
-        x_in = self.rows.scatter(len(users), rows, indices, values)
-        x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
+        x_t = self.schedule.q_sample(scatter(cols, values), t)  # Eq. 2, dense: the noise touches every item
         x_hat = self.denoise(x_t, t, users)
-        if s.use_soft_target:
-            target = soft_reconstruction_target(x_dense, indptr, indices, s.soft_prob, s.smooth)
-        else:
+        if not s.use_soft_target:
             target = x_dense
+        elif self.static_batches:
+            target = soft_reconstruction_target_padded(x_dense, cols, valid, s.soft_prob, s.smooth)
+        else:
+            target = soft_reconstruction_target(x_dense, indptr, cols, s.soft_prob, s.smooth)
         per_user = step_loss(x_hat, target, s.loss)
         self.step_sampler.update(t, per_user)
         return (per_user * weights).mean()  # Eq. 8 weighting 1 / (T p_t)

@@ -76,6 +76,35 @@ def test_trainer_stops_after_patience_and_reports_test_at_the_best_validation_ep
     assert [h["epoch"] for h in result.history] == [0, 1, 2, 3, 4, 5]
 
 
+class _NaNOnSecondBatch(_StubModel):
+    def calculate_loss(self, batch):
+        loss = super().calculate_loss(batch)
+        return loss * float("nan") if int(batch) == 1 else loss
+
+
+def test_a_nan_loss_anywhere_in_the_epoch_stops_training(monkeypatch):
+    # the loss is summed on the device and read once per epoch: a NaN in a middle batch still
+    # ends training, with the epoch discarded
+    _scripted_evaluation(monkeypatch, [0.1] * 5, [0.1] * 5)
+    batches = [torch.tensor(0), torch.tensor(1), torch.tensor(2)]
+    result = Trainer(_trainer_config(), _NaNOnSecondBatch()).fit(batches, "valid", "test")
+    assert result.stopped_on_nan and result.history == []
+
+
+def test_cuda_graph_steps_apply_only_on_a_gpu_to_static_batch_models():
+    from mmrec_ld4mrec.engine.trainer import CudaGraphSteps
+
+    model = _StubModel()
+    gpu = {"cuda_graphs": True, "device": "cuda", "learner": "adam"}
+    assert not CudaGraphSteps.applies(gpu, model, constant_lr=True)  # no static_batches
+    model.static_batches = True
+    assert CudaGraphSteps.applies(gpu, model, constant_lr=True)
+    assert not CudaGraphSteps.applies({**gpu, "device": "cpu"}, model, constant_lr=True)
+    assert not CudaGraphSteps.applies(gpu, model, constant_lr=False)
+    assert not CudaGraphSteps.applies({**gpu, "learner": "sgd"}, model, constant_lr=True)
+    assert not CudaGraphSteps.applies({**gpu, "cuda_graphs": False}, model, constant_lr=True)
+
+
 def test_patience_counts_evaluations_and_epochs_cap_training(monkeypatch):
     _scripted_evaluation(monkeypatch, [0.1, 0.1, 0.1, 0.1, 0.1], [0.2] * 5)
     result = Trainer(_trainer_config(stopping_step=0), _StubModel()).fit([torch.zeros(1)], "valid", "test")

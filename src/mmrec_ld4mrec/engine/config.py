@@ -251,6 +251,7 @@ SCALAR_CHECKS: dict[str, tuple[Any, str]] = {
     "stopping_step": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "eval_step": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "test_history": (lambda v: isinstance(v, bool), "true or false"),
+    "cuda_graphs": (lambda v: isinstance(v, bool), "true or false"),
     "gpu_id": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "embedding_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "learning_rate": (lambda v: _is_real(v) and v > 0, "a finite number > 0"),

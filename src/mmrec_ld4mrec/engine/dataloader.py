@@ -69,9 +69,10 @@ class TrainDataLoader:
                 # and then the user array in place; the same draws keep seeds comparable.
                 self.dataset.df = self.dataset.df.sample(frac=1, replace=False).reset_index(drop=True)
                 np.random.shuffle(self.all_uids)
-            uids = self.all_uids.copy()
+            # one host-to-device copy per epoch; each batch is a slice of it on the device
+            uids = torch.from_numpy(self.all_uids.astype(np.int64)).to(self.device)
             for start in range(0, len(uids), self.batch_size):
-                yield torch.from_numpy(uids[start:start + self.batch_size]).long().to(self.device)
+                yield uids[start:start + self.batch_size]
             return
         if self.shuffle:
             # replaces the frame (the split's own object is left as it was; pretrain_setup restores it)

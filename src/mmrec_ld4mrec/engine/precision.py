@@ -18,14 +18,15 @@ def precision_of(config) -> str:
         return "fp32"
 
 
-def precision_context(config) -> contextlib.AbstractContextManager:
+def precision_context(config, cache: bool = True) -> contextlib.AbstractContextManager:
     """The matrix-product precision of ``config['precision']`` for a block of work: ``bf16``
     autocasts to bfloat16 on the model's device (torch keeps softmax, losses and reductions in
-    float32); ``fp32`` and ``tf32`` change nothing here (``tf32`` is set once per run)."""
+    float32); ``fp32`` and ``tf32`` change nothing here (``tf32`` is set once per run).
+    ``cache=False`` recasts weights at every use, as a CUDA-graph capture needs."""
     if precision_of(config) != "bf16":
         return contextlib.nullcontext()
     device = torch.device(config["device"]).type
-    return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device, dtype=torch.bfloat16, cache_enabled=cache)
 
 
 def apply_matmul_precision(config) -> None:

@@ -67,6 +67,11 @@ def measure(request: dict) -> dict:
     from ..models import get_model
 
     name, overrides = parse_spec(request["spec"])
+    began = time.perf_counter()
+
+    def progress(what: str) -> None:  # to stderr, which the parent passes through
+        print(f"[bench] {request['spec']}: {what} ({time.perf_counter() - began:.1f} s)", file=sys.stderr, flush=True)
+
     config = Config(name, request["dataset"], {"data_path": request["data_path"], **FIXED.get(name, {}),
                                                **request["settings"], **overrides})
     for key in config["hyper_parameters"]:  # a grid left in the YAML: take its first point
@@ -76,9 +81,11 @@ def measure(request: dict) -> dict:
     train_ds, _, _ = RecDataset(config).split()
     loader = TrainDataLoader(config, train_ds, int(config["train_batch_size"]))
     loader.pretrain_setup()
+    progress(f"data read, {len(train_ds)} training interactions")
     start = time.perf_counter()
     model = get_model(name)(config, loader)
     build = time.perf_counter() - start
+    progress(f"model built on {config['device']}")
     trainer = Trainer(config, model)
     seconds = []
     on_gpu = torch.device(config["device"]).type == "cuda"
@@ -88,12 +95,21 @@ def measure(request: dict) -> dict:
         if on_gpu:
             torch.cuda.synchronize(config["device"])
         seconds.append(time.perf_counter() - start)
+        progress(f"epoch {len(seconds)}: {seconds[-1]:.3f} s")
+    if on_gpu:  # a GPU's first ranking pays one-off costs (kernel plans, clocks): warm up, take a median
+        time_full_inference(model, loader, config)
+        inference = statistics.median(time_full_inference(model, loader, config) for _ in range(3))
+    else:
+        inference = time_full_inference(model, loader, config)
     result = {"model": request["spec"], "build_seconds": build,
               "train_seconds_per_epoch": statistics.median(seconds) if seconds else 0.0,
-              "inference_seconds": time_full_inference(model, loader, config), "peak_rss_mb": peak_rss_mb()}
+              "inference_seconds": inference, "peak_rss_mb": peak_rss_mb(),
+              "inference_timing": "median of 3 after a warm-up" if on_gpu else "one call"}
     result.update(bounds(model, int(config["train_batch_size"]), int(config["eval_batch_size"]), model.n_users,
                          train=bool(seconds), device=config["device"],
                          dtype=torch.bfloat16 if config["precision"] == "bf16" else torch.float32))
+    # whether the epochs ran as captured CUDA graphs (a failed capture falls back to eager steps)
+    result["cuda_graphs"] = bool(trainer.graphs is not None and trainer.graphs.graphs and not trainer.graphs.failed)
     if type(model).__name__ == "DiffRec":
         result["diffusion_steps"] = model.steps
     result["device"] = torch.cuda.get_device_name(config["device"]) if on_gpu else f"CPU ({os.cpu_count()} cores)"
@@ -106,16 +122,30 @@ def measure(request: dict) -> dict:
 
 
 def matmul_seconds(m: int, k: int, n: int, device, repeats: int = 3, dtype=torch.float32) -> float:
-    """Median seconds of one dense product [m, k] @ [k, n] in ``dtype`` on ``device``, after a warm-up."""
+    """Median seconds of one dense product [m, k] @ [k, n] in ``dtype`` on ``device``, after a warm-up.
+
+    On a GPU one product at the model's shapes lasts about as long as its launch, so each timing
+    covers ``10`` products back to back between CUDA events (and the warm-up runs enough of them
+    to lift the clocks from idle); on a CPU each timing is one product."""
     a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
+    if torch.device(device).type == "cuda":
+        inner = 10
+        for _ in range(3 * inner):
+            torch.mm(a, b)
+        times = []
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(inner):
+                torch.mm(a, b)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1000.0 / inner)
+        return statistics.median(times)
     times = []
     for i in range(repeats + 1):
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
         start = time.perf_counter()
         torch.mm(a, b)
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize(device)
         if i:  # the first is the warm-up
             times.append(time.perf_counter() - start)
     return statistics.median(times)

@@ -182,10 +182,20 @@ def scale_report(runs: list[dict]) -> dict:
 
 
 def subprocess_measure(request: dict) -> dict:
-    """Bench's worker (``measure``) in a fresh process, so its peak RSS is this measurement's own."""
-    proc = subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.study.bench", json.dumps(request)], capture_output=True,
-                          text=True, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UserInputError(f"benchmark of {request['spec']} on {request['dataset']} failed: {last}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """Bench's worker (``measure``) in a fresh process, so its peak RSS is this measurement's own.
+    Its progress lines (``[bench] ...`` on its stderr) are passed through as they come, so a
+    long measurement (full-H&M shape) shows where it is."""
+    proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.study.bench", json.dumps(request)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    errors = []
+    for line in proc.stderr:
+        if line.startswith("[bench]"):
+            print(line.rstrip(), file=sys.stderr, flush=True)
+        elif line.strip():
+            errors.append(line.rstrip())
+    out = proc.stdout.read()
+    if proc.wait() != 0:
+        raise UserInputError(f"benchmark of {request['spec']} on {request['dataset']} failed: "
+                             f"{errors[-1] if errors else 'no output'}")
+    return json.loads(out.strip().splitlines()[-1])

@@ -119,7 +119,7 @@ def test_grid_point_is_chosen_on_validation_when_test_disagrees(monkeypatch, dat
     scores = {0.01: (0.30, 0.10), 0.2: (0.20, 0.50)}  # soft_prob -> (valid, test) Recall@20
 
     class ScriptedTrainer:
-        def __init__(self, config, model):
+        def __init__(self, config, model, on_evaluation=None):
             self.config = config
 
         def fit(self, train, valid, test, keep_state=False):

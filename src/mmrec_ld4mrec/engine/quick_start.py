@@ -9,6 +9,7 @@ import os
 import random
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,9 @@ def checked_config(model_name: str, dataset_name: str, config_dict: dict | None 
 
 
 def run(model_name: str, dataset_name: str, config_dict: dict | None = None, save_dir: str | None = None,
-        load_dir: str | None = None) -> dict:
-    """Train (or load) and evaluate; returns the JSON-ready result of the best grid point."""
+        load_dir: str | None = None, on_evaluation: Callable[[int, dict], None] | None = None) -> dict:
+    """Train (or load) and evaluate; returns the JSON-ready result of the best grid point.
+    ``on_evaluation(epoch, valid_metrics)`` is called after every validation (see ``Trainer``)."""
     config, model_cls = checked_config(model_name, dataset_name, config_dict)
     if save_dir:  # before any work: a run must not end in a checkpoint it cannot write
         check_output_folder(save_dir, "--save")
@@ -139,7 +141,7 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
             fit.valid, _ = evaluate(model, valid, config)
             fit.test, fit.test_topk = evaluate(model, test, config)
         else:
-            fit = Trainer(config, model).fit(train, valid, test, keep_state=bool(save_dir))
+            fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=bool(save_dir))
             if fit.best_state is not None:
                 model.load_state_dict(fit.best_state)
         infer_s = time_full_inference(model, train, config)

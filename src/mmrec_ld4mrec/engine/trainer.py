@@ -9,6 +9,8 @@ import copy
 import logging
 import math
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,8 +60,11 @@ def build_optimizer(config, model, capturable: bool = False) -> torch.optim.Opti
 
 
 class Trainer:
-    def __init__(self, config, model):
+    def __init__(self, config, model, on_evaluation: Callable[[int, dict], None] | None = None):
+        """``on_evaluation(epoch, valid_metrics)`` is called after each validation (``tune``
+        reports to its pruner there, and may stop the run by raising)."""
         self.config, self.model = config, model
+        self.on_evaluation = on_evaluation
         apply_matmul_precision(config)
         factor, period = config["learning_rate_scheduler"] or [1.0, 50]
         use_graphs = CudaGraphSteps.applies(config, model, constant_lr=float(factor) == 1.0)
@@ -90,8 +95,9 @@ class Trainer:
     def _train_epoch(self, loader: TrainDataLoader) -> float | None:
         """The batches of one epoch. The loss is summed on the model's device and read once at
         the end, so a GPU step never waits for the host; a NaN loss therefore ends training at
-        the end of its epoch rather than at its batch (MMRec stops at the batch; either way
-        the epoch is discarded and the best earlier state is kept)."""
+        the end of its epoch rather than at its batch (MMRec stops at the batch). Either way
+        the epoch is never evaluated: the result keeps the metrics (and, with ``keep_state``,
+        the state) of the best earlier epoch; the parameters left in the model are not used."""
         self.model.train()
         total = None
         for batch in loader:
@@ -159,6 +165,8 @@ class Trainer:
             log.info("epoch %3d  loss %.6f  train %.2fs  valid %s %.4f  eval %.2fs%s", epoch, loss, seconds,
                      self.valid_metric, valid_result[self.valid_metric], time.perf_counter() - start,
                      "  *best" if improved else "")
+            if self.on_evaluation is not None:
+                self.on_evaluation(epoch, valid_result)
             if stale > int(self.config["stopping_step"]):
                 log.info("early stopping: no validation improvement in %d evaluations; best epoch %d",
                          stale, result.best_epoch)
@@ -182,10 +190,11 @@ class CudaGraphSteps:
     WARMUP = 2
 
     def __init__(self, trainer: Trainer):
-        self.trainer = trainer
+        self.trainer = weakref.proxy(trainer)  # no reference cycle: the graphs go with their trainer
         self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         self.eager_steps = 0
         self.failed = False
+        self.side_stream: torch.cuda.Stream | None = None
 
     @staticmethod
     def applies(config, model, constant_lr: bool) -> bool:
@@ -199,13 +208,14 @@ class CudaGraphSteps:
         return cuda and adam and constant_lr and bool(getattr(model, "static_batches", False))
 
     def step(self, batch: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on ``batch`` (eager warm-up, capture or replay); its loss."""
         if self.failed or not torch.is_tensor(batch):
             return self.trainer.step(batch)
         entry = self.graphs.get(tuple(batch.shape))
         if entry is None:
             if self.eager_steps < self.WARMUP:
                 self.eager_steps += 1
-                side = torch.cuda.Stream()
+                side = self.side_stream = self.side_stream or torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
                     loss = self.trainer.step(batch)
@@ -219,7 +229,8 @@ class CudaGraphSteps:
         graph.replay()
         return static_loss.clone()
 
-    def _capture(self, batch: torch.Tensor):
+    def _capture(self, batch: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor] | None:
+        """Capture a step on ``batch``'s shape; None (and eager steps from now on) if it fails."""
         trainer = self.trainer
         static_batch = batch.clone()
         graph = torch.cuda.CUDAGraph()

@@ -37,7 +37,7 @@ def _to_torch_sparse(X: sp.spmatrix) -> torch.Tensor:
                                    check_invariants=False).coalesce()
 
 
-def _sparse_times_dense(A: sp.spmatrix, dense: np.ndarray, device) -> np.ndarray:
+def _sparse_times_dense(A: sp.spmatrix, dense: np.ndarray, device: str | torch.device) -> np.ndarray:
     """``A @ dense`` in float64: scipy on the CPU, a torch sparse product on a GPU (at full-H&M
     size the GPU takes seconds where scipy's single thread takes minutes)."""
     if torch.device(device).type == "cpu":
@@ -47,7 +47,7 @@ def _sparse_times_dense(A: sp.spmatrix, dense: np.ndarray, device) -> np.ndarray
 
 
 def collaborative_signal(X: sp.spmatrix, rank: int, seed: int = 0, power_iterations: int = 4,
-                         device="cpu") -> np.ndarray:
+                         device: str | torch.device = "cpu") -> np.ndarray:
     """Eq. 14-15: ``[|U|, 2q]`` matrix of c_u = [U_q[u] || (D_u^-1/2 X D_i^-1/2 V_q)[u]].
 
     The randomized SVD runs on ``device``. Its random test matrix comes from that device's
@@ -84,7 +84,7 @@ def normalize_features(features: np.ndarray, how: str) -> np.ndarray:
 
 
 def modality_preference_signal(X: sp.spmatrix, features: np.ndarray, feature_norm: str = "l2",
-                               device="cpu") -> np.ndarray:
+                               device: str | torch.device = "cpu") -> np.ndarray:
     """Eq. 16: ``[|U|, d_m]`` matrix of p^m_u = sum_{i in N_u} (|N_u| |N_i|)^-1/2 f^m_i (the
     product on ``device``)."""
     if features.shape[0] != X.shape[1]:
@@ -114,7 +114,8 @@ _CACHE_SIZE = 4
 
 
 def cached_signals(
-    X: sp.spmatrix, features: list[np.ndarray], svd_rank: int, feature_norm: str, seed: int = 0, device="cpu"
+    X: sp.spmatrix, features: list[np.ndarray], svd_rank: int, feature_norm: str, seed: int = 0,
+    device: str | torch.device = "cpu",
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Collaborative and modality signals computed on ``device``, memoised by content of X and
     the features (and the device type, whose random stream the SVD draws from)."""

@@ -49,7 +49,8 @@ class DeviceRows:
 
     def padded(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each user's training items padded to the longest row: (column indices [B, L], mask
-        [B, L] of real entries); padding slots repeat a valid column and are masked out."""
+        [B, L] of real entries). A padding slot holds some stored column (the next users' or
+        the last one) and is masked out."""
         users = users.to(self.device)
         starts = self.indptr[users]
         slot = torch.arange(self.max_row, device=self.device)

@@ -114,6 +114,8 @@ def measure(request: dict) -> dict:
         result["diffusion_steps"] = model.steps
     result["device"] = torch.cuda.get_device_name(config["device"]) if on_gpu else f"CPU ({os.cpu_count()} cores)"
     result["peak_gpu_mb"] = torch.cuda.max_memory_allocated(config["device"]) / 2 ** 20 if on_gpu else None
+    # what the caching allocator held, CUDA graphs' private pools included (allocated counts live tensors)
+    result["peak_gpu_reserved_mb"] = torch.cuda.max_memory_reserved(config["device"]) / 2 ** 20 if on_gpu else None
     result.update({"n_users": model.n_users, "n_items": model.n_items, "batch": int(config["train_batch_size"]),
                    "eval_batch": int(config["eval_batch_size"]),
                    "embedding_size": config["embedding_size"], "parameters": sum(p.numel() for p in model.parameters()),

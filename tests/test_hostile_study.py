@@ -1,5 +1,5 @@
 """Hostile input to the study harness (``reproduce``, ``results``, ``summarize``, ``bench``,
-``explore``) and to the embedded ``synthetic`` generator: concurrent sweeps, a damaged
+``tune``) and to the embedded ``synthetic`` generator: concurrent sweeps, a damaged
 registry, bad paths and values, Ctrl-C. Each case ends in one clean line (exit code 2) or the
 documented behaviour, with no traceback and nothing changed outside the intended folder."""
 
@@ -175,7 +175,7 @@ def _experiment_with_registry(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["report-only", "report-only-link", "report-only-no-suffix", "sweep-report",
-                                  "results-export", "summarize", "bench", "explore"])
+                                  "results-export", "summarize", "bench", "tune-export"])
 def test_an_output_path_is_checked_before_any_work(tmp_path, data_path, capsys, case):
     exp, results = _experiment_with_registry(tmp_path)
     target = tmp_path / "taken"
@@ -190,8 +190,6 @@ def test_an_output_path_is_checked_before_any_work(tmp_path, data_path, capsys, 
     result_json = tmp_path / "one.json"
     result_json.write_text(json.dumps({"model": "Pop", "dataset": "synthetic", "valid": {"Recall@20": 0.1},
                                        "test": {"Recall@20": 0.1}}))
-    plan = tmp_path / "plan.yaml"
-    plan.write_text("model: Pop\ndataset: synthetic\nbase: {epochs: 1}\nstages: [{name: a, variants: {v: {}}}]\n")
     argv = {
         "report-only": ["reproduce", exp, "--results", results, "--report-only", "--report", target],
         "report-only-link": ["reproduce", exp, "--results", results, "--report-only", "--report", target],
@@ -202,7 +200,8 @@ def test_an_output_path_is_checked_before_any_work(tmp_path, data_path, capsys, 
         "summarize": ["summarize", result_json, "--out", target],
         "bench": ["bench", "-d", "synthetic", "--data-path", data_path, "-m", "Pop", "--epochs", "1",
                   "--repeats", "1", "--out", target],
-        "explore": ["explore", plan, "--data-path", data_path, "--results", tmp_path / "x.jsonl", "--report", target],
+        "tune-export": ["tune", "-m", "EASE", "-d", "synthetic", "--data-path", data_path, "--trials", "1",
+                        "--results", tmp_path / "tune", "--export", target],
     }[case]
     before = _without_lock_file(snapshot(tmp_path))
     outcome = cli(argv, capsys)
@@ -348,25 +347,13 @@ def test_an_experiment_name_cannot_lead_out_of_the_working_folder(tmp_path, data
     assert load_experiment(stem).name == "from-the-stem"
 
 
-def test_a_binary_plan_file_is_refused(tmp_path, data_path, capsys):
-    plan = tmp_path / "plan.yaml"
-    plan.write_bytes(bytes(range(256)) * 4)
+def test_a_binary_search_space_is_refused(tmp_path, data_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_bytes(bytes(range(256)) * 4)
     before = snapshot(tmp_path)
-    outcome = cli(["explore", plan, "--data-path", data_path, "--results", tmp_path / "x.jsonl"], capsys)
-    assert_clean_error(outcome, str(plan), "not UTF-8")
-    assert snapshot(tmp_path) == before
-
-
-@pytest.mark.parametrize("content, fragment", [(bytes(range(256)), "not UTF-8"), (b'[1, 2]\n', "line 1"),
-                                               (b'{"key": "k", "status": "ok", "valid": {"Recall@20": "x"}}\n', "'valid'")])
-def test_a_damaged_exploration_log_is_refused(tmp_path, data_path, capsys, content, fragment):
-    plan = tmp_path / "plan.yaml"
-    plan.write_text("model: Pop\ndataset: synthetic\nbase: {epochs: 1}\nstages: [{name: a, variants: {v: {}}}]\n")
-    log = tmp_path / "x.jsonl"
-    log.write_bytes(content)
-    before = snapshot(tmp_path)
-    outcome = cli(["explore", plan, "--data-path", data_path, "--results", log], capsys)
-    assert_clean_error(outcome, str(log), fragment)
+    outcome = cli(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", data_path, "--trials", "1",
+                   "--space", space, "--results", tmp_path / "tune"], capsys)
+    assert_clean_error(outcome, str(space), "not UTF-8")
     assert snapshot(tmp_path) == before
 
 

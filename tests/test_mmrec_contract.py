@@ -284,3 +284,24 @@ def test_uninstall_leaves_the_checkout_clean(checkout):
     proc = _cli("uninstall", "--mmrec-root", str(checkout))
     assert proc.returncode == 0, proc.stderr
     assert _git(checkout, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+MMREC_SEARCH_SPACES = ["BPR", "LightGCN", "VBPR", "LATTICE", "MGCN", "SLMRec", "BM3", "FREEDOM"]
+
+
+@pytest.mark.parametrize("model", MMREC_SEARCH_SPACES)
+def test_search_spaces_of_mmrec_baselines_name_real_keys_and_cover_their_grids(checkout, model):
+    from mmrec_ld4mrec.study.tune import load_space, search_space_path
+
+    searched = {d.name for d in load_space(search_space_path(model), model, "mmrec", checkout)}
+    yaml_grid = yaml.load((checkout / "src" / "configs" / "model" / f"{model}.yaml").read_text(), Loader=YAML_LOADER)
+    # a trial sets hyper_parameters: [], so every key MMRec lists as a grid must get a value
+    assert set(yaml_grid.get("hyper_parameters", [])) - {"seed"} <= searched
+
+
+def test_every_search_space_file_belongs_to_a_model_we_run():
+    from mmrec_ld4mrec.study.tune import search_space_path
+
+    folder = search_space_path("LD4MRec").parent
+    ours = {p.stem for p in (folder.parent / "model").glob("*.yaml")} - {"Pop"}
+    assert {p.stem for p in folder.glob("*.yaml")} == ours | set(MMREC_SEARCH_SPACES)

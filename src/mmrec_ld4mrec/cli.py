@@ -16,8 +16,21 @@ from .files import atomic_write, write_json
 from .study.summarize import compare_table, metrics_table
 
 
+def _profile_settings(path: str, model: str) -> dict:
+    """The ``settings`` of a profile ``tune`` exported, checked to belong to ``model``."""
+    from .study.tune import read_profile
+
+    profile = read_profile(Path(path))
+    if profile["model"] != model:
+        raise UserInputError(f"{path}: this profile is {profile['model']}'s, not {model}'s (--profile)")
+    return dict(profile["settings"])
+
+
 def _run_one(args, model: str, config: dict | None = None) -> dict:
-    config = parse_overrides(args.set or []) if config is None else dict(config)
+    if config is None:
+        config = _profile_settings(args.profile, model) if getattr(args, "profile", None) else {}
+        config.update(parse_overrides(args.set or []))  # --set wins over the profile
+    config = dict(config)
     if args.data_path:
         config["data_path"] = str(Path(args.data_path).resolve()) + "/"
     if args.engine == "mmrec":
@@ -148,24 +161,6 @@ def cmd_prepare(args) -> int:
     return 0
 
 
-def cmd_explore(args) -> int:
-    from .files import check_output_file
-    from .study.explore import explore, load_plan, report
-
-    plan = load_plan(Path(args.plan))
-    data_path = str(Path(args.data_path).resolve()) + "/" if args.data_path else None
-    results = check_output_file(args.results or Path(args.plan).with_suffix(".results.jsonl").name, "--results")
-    if args.report:
-        check_output_file(args.report, "--report")
-    outcome = explore(plan, results, data_path, jobs=args.jobs)
-    text = report(plan, outcome)
-    print("\n" + text)
-    if args.report:
-        atomic_write(Path(args.report), lambda tmp: Path(tmp).write_text(text))
-        print(f"wrote {args.report}")
-    return 0
-
-
 def cmd_summarize(args) -> int:
     from .files import check_output_file
     from .study.summarize import load_results, markdown, summary_rows
@@ -233,6 +228,43 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    from .study.tune import TuneRequest, best_profile, budget_row, load_space, search_space_path, tune, write_profile
+
+    if args.trials < 1 or args.seeds < 1 or args.heartbeat <= 0:
+        raise UserInputError(f"--trials and --seeds expect integers >= 1 and --heartbeat seconds > 0, got "
+                             f"{args.trials}, {args.seeds}, {args.heartbeat}")
+    if args.engine == "mmrec" and not args.mmrec_root:
+        raise UserInputError("--engine mmrec needs --mmrec-root PATH (an MMRec checkout)")
+    out_dir = Path(args.results)
+    storage = args.storage or f"sqlite:///{out_dir / 'optuna.db'}"
+    study_name = args.study or f"{args.model}-{args.dataset}"
+    export = Path(args.export) if args.export else out_dir / f"{study_name}.best.yaml"
+    from .files import check_output_file
+
+    check_output_file(str(export), "--export")
+    settings = parse_overrides(args.set or [])
+    if args.data_path:
+        settings["data_path"] = str(Path(args.data_path).resolve()) + "/"
+    space = load_space(Path(args.space) if args.space else search_space_path(args.model), args.model, args.engine,
+                       args.mmrec_root)
+    request = TuneRequest(model=args.model, dataset=args.dataset, trials=args.trials, storage=storage,
+                          study_name=study_name, settings=settings, seeds=list(range(1, args.seeds + 1)), space=space,
+                          engine=args.engine, mmrec_root=args.mmrec_root, sampler_seed=args.sampler_seed,
+                          heartbeat_seconds=args.heartbeat, grace_seconds=4 * args.heartbeat)
+    study = tune(request)
+    row = budget_row(study)
+    print(f"{study_name}: {row['complete']} complete, {row['pruned']} pruned, {row['failed']} failed trial(s), "
+          f"{row['wall_seconds']:.0f} s of trials in all ({storage})")
+    if row["complete"] == 0:
+        raise UserInputError(f"study '{study_name}' has no complete trial yet: nothing to export")
+    profile = best_profile(study, request)
+    write_profile(export, profile)
+    print(f"best trial {profile['trial']}: valid {request.settings.get('valid_metric', 'Recall@20')} "
+          f"{study.best_value:.4f} with {study.best_trial.params}; wrote {export}")
+    return 0
+
+
 def _engine_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--engine", choices=("standalone", "mmrec"), default="standalone",
                         help="standalone (no checkout needed) or mmrec (MMRec's own pipeline)")
@@ -247,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-d", "--dataset", required=True)
     run.add_argument("--data-path", help="folder holding <dataset>/ (default: data_path of overall.yaml)")
     run.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="override config keys")
+    run.add_argument("--profile", metavar="FILE", help="settings of a profile `tune` exported (--set wins)")
     run.add_argument("--out", help="write the result as JSON")
     run.add_argument("--save", metavar="DIR", help="keep the best checkpoint and the test users' top-50 CSV")
     run.add_argument("--load", metavar="DIR", help="evaluate a saved checkpoint instead of training")
@@ -276,13 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("--mmrec-root", required=True, metavar="PATH")
         p.set_defaults(func=func)
-    exp = sub.add_parser("explore", help="staged exploration of open choices, each stage won on validation")
-    exp.add_argument("plan", help="exploration plan YAML (see experiments/)")
-    exp.add_argument("--data-path", help="folder holding <dataset>/")
-    exp.add_argument("--results", help="JSON-lines file of finished runs, resumed from (default: PLAN.results.jsonl)")
-    exp.add_argument("--jobs", type=int, default=1, help="variants run in parallel within a stage")
-    exp.add_argument("--report", help="write the Markdown report here")
-    exp.set_defaults(func=cmd_explore)
+    tun = sub.add_parser("tune", help="equal-budget hyper-parameter search (Optuna), selected on validation")
+    tun.add_argument("-m", "--model", required=True)
+    tun.add_argument("-d", "--dataset", required=True)
+    tun.add_argument("--trials", type=int, required=True, help="finished trials the study should hold, all workers together")
+    tun.add_argument("--results", default="results/tune", help="folder of the default storage and export (results/tune)")
+    tun.add_argument("--storage", help="sqlite:///PATH (default RESULTS/optuna.db), journal:PATH or a database URL")
+    tun.add_argument("--study", help="study name (default MODEL-DATASET)")
+    tun.add_argument("--space", help="search-space YAML (default configs/search/MODEL.yaml)")
+    tun.add_argument("--seeds", type=int, default=1, help="seeds 1..K per trial; the objective is their mean (default 1)")
+    tun.add_argument("--sampler-seed", type=int, default=0, help="TPE's seed (default 0)")
+    tun.add_argument("--heartbeat", type=float, default=30.0,
+                     help="seconds between a running trial's heartbeats; a trial silent for 4x this is retried")
+    tun.add_argument("--export", help="best trial as a YAML profile (default RESULTS/STUDY.best.yaml)")
+    tun.add_argument("--data-path", help="folder holding <dataset>/")
+    tun.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="fixed overrides for every trial")
+    _engine_args(tun)
+    tun.set_defaults(func=cmd_tune)
     summ = sub.add_parser("summarize", help="mean ± std over seeds of `run --out` JSON files")
     summ.add_argument("files", nargs="+")
     summ.add_argument("--out", help="write the rows as JSON")

@@ -1,0 +1,171 @@
+"""``tune``: search spaces refused with the file and key named, a killed study that resumes
+without losing or repeating trials, two workers sharing one study, pruning, export."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from mmrec_ld4mrec.cli import main
+from mmrec_ld4mrec.errors import ConfigError
+from mmrec_ld4mrec.study.tune import (
+    Dimension,
+    TuneRequest,
+    load_space,
+    objective_value,
+    search_space_path,
+    trial_settings,
+    tune,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = sorted(p.stem for p in (ROOT / "configs" / "model").glob("*.yaml") if p.stem != "Pop")
+
+
+def _space(tmp_path, text: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text, key, expected", [
+    ("learning_rat: {type: log_float, low: 1.0e-4, high: 1.0e-2}", "learning_rat", "not a config key"),
+    ("learning_rate: {type: log_float, low: 1.0e-2, high: 1.0e-4}", "learning_rate", "low < high"),
+    ("learning_rate: {type: log_float, low: 0.0, high: 1.0e-2}", "learning_rate", "low > 0"),
+    ("learning_rate: {type: uniform, low: 0.0, high: 1.0}", "learning_rate", "type must be one of"),
+    ("steps: {type: int, low: 2.5, high: 10}", "steps", "integer bounds"),
+    ("loss: {type: categorical, choices: []}", "loss", "non-empty list"),
+    ("loss: {type: categorical, choices: [mse], low: 1}", "loss", "unexpected field"),
+    ("soft_prob: {type: float, low: nan, high: 0.1}", "soft_prob", "needs numbers"),
+    ("seed: {type: int, low: 1, high: 5}", "seed", "fixed by the protocol"),
+    ("smooth: 0.1", "smooth", "expected a mapping"),
+])
+def test_a_bad_search_space_is_refused_naming_the_file_and_key(tmp_path, text, key, expected):
+    path = _space(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_space(path, "LD4MRec")
+    assert str(path) in str(err.value) and f"'{key}'" in str(err.value) and expected in str(err.value)
+
+
+@pytest.mark.parametrize("model", OURS)
+def test_every_model_of_ours_has_a_valid_search_space(model):
+    dims = load_space(search_space_path(model), model)
+    assert dims and len({d.name for d in dims}) == len(dims)
+
+
+def test_a_trial_runs_scalar_values_and_no_yaml_grid():
+    request = TuneRequest(model="DiffRec", dataset="d", trials=1, storage="", study_name="s", settings={"epochs": 3},
+                          seeds=[1], space=[Dimension("dims", "categorical", choices=("[200, 600]", "[1000]"))])
+    settings = trial_settings(request, {"dims": "[200, 600]"}, seed=4)
+    assert settings == {"epochs": 3, "dims": [200, 600], "seed": 4, "hyper_parameters": []}
+
+
+def _worker(storage: str, trials: int, log: Path, hang_on_call: int = 0) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.tune_worker", storage, str(trials), "0.25", str(log),
+                             str(hang_on_call)], cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def _trials(storage: str):
+    return optuna.load_study(study_name="s", storage=storage).get_trials(deepcopy=False)
+
+
+def test_a_study_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):
+    storage, log = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "runs.jsonl"
+    worker = _worker(storage, 4, log, hang_on_call=3)  # the third trial hangs; the worker is killed in it
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and len(log.read_text().splitlines()) == 2
+                                          and any(t.state == TrialState.RUNNING for t in _trials(storage))):
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    before = {t.number: t for t in _trials(storage)}
+    assert [t.state for t in before.values()] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
+    time.sleep(1.5)  # past the grace period (4 heartbeats of 0.25 s)
+    assert _worker(storage, 4, log).wait(timeout=120) == 0
+    after = {t.number: t for t in _trials(storage)}
+    complete = [t for t in after.values() if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4  # the budget, exactly
+    for n in (0, 1):  # finished before the kill: kept as they were
+        assert after[n].state == TrialState.COMPLETE and after[n].value == before[n].value
+        assert after[n].datetime_complete == before[n].datetime_complete
+    assert after[2].state == TrialState.FAIL  # the killed trial, failed ...
+    retried = [t for t in complete if t.user_attrs.get("retry_of") == 2]
+    assert len(retried) == 1 and retried[0].params == before[2].params  # ... and its parameters run again
+    runs = [json.loads(line)["lr"] for line in log.read_text().splitlines()]
+    assert len(runs) == 4 and sorted(runs) == sorted(t.params["learning_rate"] for t in complete)
+
+
+def test_two_workers_on_one_storage_finish_n_trials_in_total(tmp_path):
+    storage, log = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "runs.jsonl"
+    workers = [_worker(storage, 8, log), _worker(storage, 8, log)]
+    assert [w.wait(timeout=180) for w in workers] == [0, 0]
+    trials = _trials(storage)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    runs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(runs) == 8 and len({r["lr"] for r in runs}) == 8  # no trial ran twice
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took trials
+
+
+def test_a_trial_trailing_earlier_ones_is_pruned(tmp_path):
+    request = TuneRequest(model="LD4MRec", dataset="d", trials=7, storage=f"sqlite:///{tmp_path / 's.db'}",
+                          study_name="s", settings={}, seeds=[1],
+                          space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])
+    calls = []
+
+    def run(model, dataset, config, on_evaluation=None):
+        calls.append(config["learning_rate"])
+        level = 0.5 if len(calls) <= 5 else 0.1  # the sixth trial on trails the first five at every epoch
+        for epoch in range(10):
+            on_evaluation(epoch, {"Recall@20": level})
+        return {"valid": {"Recall@20": level}, "test": {}, "best_epoch": 9}
+
+    study = tune(request, run_fn=run)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.COMPLETE] * 5 + [TrialState.PRUNED] * 2
+    assert all(t.last_step == 3 for t in study.get_trials()[5:])  # stopped once the warm-up epochs passed
+
+
+def test_the_objective_averages_the_seeds_and_keeps_test_aside(tmp_path):
+    request = TuneRequest(model="LD4MRec", dataset="d", trials=1, storage="", study_name="s", settings={},
+                          seeds=[1, 2], space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    scores = {1: 0.2, 2: 0.4}
+    value = objective_value(request, trial, lambda model, dataset, config, on_evaluation=None: {
+        "valid": {"Recall@20": scores[config["seed"]]}, "test": {"Recall@20": 9.0, "NDCG@20": 9.0}, "best_epoch": 1})
+    assert value == pytest.approx(0.3)
+    assert trial.user_attrs["seed_2"]["test"]["Recall@20"] == 9.0  # recorded, not in the objective
+
+
+def test_tune_cli_exports_the_best_trial_chosen_on_validation(tmp_path, data_path, capsys):
+    out = tmp_path / "tune"
+    assert main(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", str(data_path), "--trials", "3",
+                 "--results", str(out)]) == 0
+    profile = yaml.safe_load((out / "EASE-synthetic.best.yaml").read_text())
+    study = optuna.load_study(study_name="EASE-synthetic", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert profile["trial"] == study.best_trial.number
+    assert profile["settings"]["reg_weight"] == study.best_trial.params["reg_weight"]
+    assert profile["budget"]["complete"] == 3
+    # a second call finds the budget spent and runs nothing new
+    assert main(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", str(data_path), "--trials", "3",
+                 "--results", str(out)]) == 0
+    assert len(study.get_trials()) == 3
+
+
+def test_run_takes_an_exported_profile_and_refuses_another_models(tmp_path, data_path, capsys):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump({"model": "EASE", "settings": {"reg_weight": 123.0}}))
+    out = tmp_path / "r.json"
+    assert main(["run", "-m", "EASE", "-d", "synthetic", "--data-path", str(data_path), "--profile", str(profile),
+                 "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["config"]["reg_weight"] == 123.0
+    assert main(["run", "-m", "Pop", "-d", "synthetic", "--data-path", str(data_path), "--profile", str(profile)]) != 0
+    assert "EASE's, not Pop's" in capsys.readouterr().err

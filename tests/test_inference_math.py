@@ -65,13 +65,16 @@ def test_k_step_inference_corrupts_to_k_then_walks_k_down_to_1(data_path, monkey
     assert scores.shape == (12, model.n_items) and torch.isfinite(scores).all()
 
 
-def test_k_step_posterior_gets_probabilities_under_the_multinomial_loss(data_path, monkeypatch):
+def test_k_step_posterior_gets_x0_on_the_inputs_scale_under_the_multinomial_loss(data_path, monkeypatch):
     """With ``loss: multinomial`` the network outputs logits; the x_0 handed to the posterior is
-    their softmax (rows summing to 1). Under MSE it is the raw prediction."""
-    multinomial, _ = build(data_path, inference_steps=3, steps=5, loss="multinomial")
+    their softmax scaled to the input row's mass (the scale of x_t), not probabilities summing
+    to 1. Under MSE it is the raw prediction."""
+    multinomial, _ = build(data_path, inference_steps=3, steps=5, loss="multinomial", input_norm="l2")
     seen, _ = _record_k_step(multinomial, monkeypatch)
+    mass = multinomial._rows(torch.arange(12), normalized=True).to_dense().sum(dim=1)
+    assert (mass > 1.5).all()  # l2-normalised rows of several items: far from 1
     for x0 in seen["x0"]:
-        assert torch.allclose(x0.sum(dim=1), torch.ones(x0.shape[0]), atol=1e-5) and (x0 >= 0).all()
+        assert torch.allclose(x0.sum(dim=1), mass, atol=1e-4) and (x0 >= 0).all()
     mse, _ = build(data_path, inference_steps=3, steps=5, loss="mse")
     seen, _ = _record_k_step(mse, monkeypatch)
     assert not torch.allclose(seen["x0"][0].sum(dim=1), torch.ones(12), atol=1e-3)
@@ -112,3 +115,21 @@ def test_sampler_uses_the_root_mean_square_of_each_steps_losses():
     assert w[t == 1].unique().tolist() == pytest.approx([1 / (2 * p1)], rel=1e-6)
     assert w[t == 2].unique().tolist() == pytest.approx([1 / (2 * p2)], rel=1e-6)
     assert 0.53 < (t == 1).float().mean().item() < 0.64
+
+
+def test_inference_study_ranks_one_trained_state_with_every_strategy(data_path, small_ld4mrec):
+    from mmrec_ld4mrec.engine.quick_start import run
+
+    result = run("LD4MRec", "synthetic", {"data_path": f"{data_path}/", **small_ld4mrec, "inference_study": [0, 2]})
+    forward_free, two_step = result["inference_study"]
+    assert (forward_free["inference_steps"], two_step["inference_steps"]) == (0, 2)
+    # the forward-free strategy re-ranks the very state the run reports (its best epoch)
+    assert forward_free["test"] == result["test"] and forward_free["valid"] == result["valid"]
+    assert two_step["test"]["Recall@20"] != result["test"]["Recall@20"]
+
+
+def test_inference_study_steps_beyond_t_are_refused(data_path):
+    from mmrec_ld4mrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="inference_study"):
+        build(data_path, steps=5, inference_study=[0, 9])

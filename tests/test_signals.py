@@ -63,3 +63,26 @@ def test_signals_are_cached_per_content():
     assert first[0] is again[0] and signal_cache_size() == 1
     cached_signals(X, [f + 1], 4, "l2")
     assert signal_cache_size() == 2
+
+
+def _rating_like(users=900, items=600, factors=10, seed=0):
+    """Binary matrix from a few strong factors: a flat spectrum past them, as real data have."""
+    rng = np.random.default_rng(seed)
+    logits = rng.gamma(1.0, 1.0, (users, factors)) @ rng.gamma(0.5, 1.0, (items, factors)).T
+    return sp.csr_matrix((rng.random((users, items)) < np.minimum(0.03 * logits / logits.mean(), 1.0)).astype(np.float32))
+
+
+def _subspace_cosines(c, X, q):
+    """Cosines of the principal angles between the signal's U_q and the exact top-q left singular vectors."""
+    u_exact = np.linalg.svd(X.toarray().astype(np.float64), full_matrices=False)[0][:, :q]
+    u = c[:, :q].astype(np.float64)
+    return np.linalg.svd(u_exact.T @ (u / np.linalg.norm(u, axis=0)), compute_uv=False)
+
+
+def test_collaborative_signal_spans_the_exact_top_q_subspace():
+    X, q = _rating_like(), 30
+    cos = _subspace_cosines(collaborative_signal(X, q), X, q)
+    assert cos.mean() > 0.99 and cos.min() > 0.9
+    # q test vectors and 4 power iterations (before oversampling) miss much of it
+    bare = _subspace_cosines(collaborative_signal(X, q, power_iterations=4, oversampling=0), X, q)
+    assert bare.mean() < 0.9

@@ -141,11 +141,14 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
             fit.valid, _ = evaluate(model, valid, config)
             fit.test, fit.test_topk = evaluate(model, test, config)
         else:
-            fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=bool(save_dir))
+            strategies = _inference_study(config, model)
+            fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=bool(save_dir or strategies))
             if fit.best_state is not None:
                 model.load_state_dict(fit.best_state)
+        study = [] if payload else [{"inference_steps": k, **_evaluate_with_strategy(model, k, valid, test, config)}
+                                    for k in _inference_study(config, model)]
         infer_s = time_full_inference(model, train, config)
-        runs.append({"idx": idx, "point": point, "fit": fit, "inference_seconds": infer_s,
+        runs.append({"idx": idx, "point": point, "fit": fit, "inference_seconds": infer_s, "inference_study": study,
                      "config": config.to_dict(), "test_users": test.get_eval_users()})
 
     metric = config["valid_metric"]
@@ -175,4 +178,17 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         "grid": [{"point": r["point"], "best_epoch": r["fit"].best_epoch, "valid": r["fit"].valid,
                   "test": r["fit"].test} for r in runs],
         "history": fit.history,
+        **({"inference_study": best["inference_study"]} if best["inference_study"] else {}),
     }
+
+
+def _inference_study(config: Config, model) -> list[int]:
+    """``inference_study`` steps of a model that can switch its inference strategy, else []."""
+    steps = config["inference_study"] if "inference_study" in config else None
+    return list(steps or []) if hasattr(model, "inference_strategy") else []
+
+
+def _evaluate_with_strategy(model, steps: int, valid: EvalDataLoader, test: EvalDataLoader, config: Config) -> dict:
+    """Validation and test metrics of the trained (best) state ranked with ``steps`` (Fig. 3)."""
+    with model.inference_strategy(steps):
+        return {"valid": evaluate(model, valid, config)[0], "test": evaluate(model, test, config)[0]}

@@ -29,12 +29,15 @@ class LD4MRecSettings:
     soft_prob: float = 0.01  # p, Eq. 6
     smooth: float = 0.01  # gamma, Eq. 7
     svd_rank: int = 100  # q, Eq. 14
+    svd_oversampling: int = 100  # extra random test vectors of the randomized SVD (Halko et al.'s p)
+    svd_power_iterations: int = 8  # its power iterations
     history_num_per_term: int = 10  # Eq. 8
     uniform_mix: float = 0.001  # Eq. 8
     activation: str = "tanh"
     input_dropout: float = 0.0
     feature_norm: str = "l2"  # before Eq. 16
     inference_steps: int = 0  # 0 = forward-free (Algorithm 2)
+    inference_study: tuple[int, ...] = ()  # Fig. 3: strategies the trained best state is also ranked with
     use_cg: bool = True  # False = "w/o CG"
     use_pg: bool = True  # False = "w/o PG"
     use_soft_target: bool = True  # False = "w/o SR"
@@ -69,6 +72,14 @@ def _float(key: str, value: Any, low: float, high: float, low_open: bool = False
         bracket = "(" if low_open else "["
         raise ConfigError(f"config key '{key}': expected a number in {bracket}{low}, {high}), got {value!r}")
     return float(value)
+
+
+def _ints(key: str, value: Any) -> tuple[int, ...]:
+    """A list of distinct integers >= 0."""
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value) \
+            and len(set(value)) == len(value):
+        return tuple(value)
+    raise ConfigError(f"config key '{key}': expected a list of distinct integers >= 0, got {value!r}")
 
 
 def _bool(key: str, value: Any) -> bool:
@@ -108,12 +119,15 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         soft_prob=_float("soft_prob", val("soft_prob"), 0.0, 1.0),
         smooth=_float("smooth", val("smooth"), 0.0, 1.0),
         svd_rank=_int("svd_rank", val("svd_rank"), 1),
+        svd_oversampling=_int("svd_oversampling", val("svd_oversampling"), 0),
+        svd_power_iterations=_int("svd_power_iterations", val("svd_power_iterations"), 0),
         history_num_per_term=_int("history_num_per_term", val("history_num_per_term"), 1),
         uniform_mix=_float("uniform_mix", val("uniform_mix"), 0.0, 1.0),
         activation=_choice("activation", val("activation"), ACTIVATIONS),
         input_dropout=_float("input_dropout", val("input_dropout"), 0.0, 1.0),
         feature_norm=_choice("feature_norm", val("feature_norm"), FEATURE_NORMS),
         inference_steps=_int("inference_steps", val("inference_steps"), 0),
+        inference_study=_ints("inference_study", val("inference_study") or ()),
         use_cg=_bool("use_cg", val("use_cg")),
         use_pg=_bool("use_pg", val("use_pg")),
         use_soft_target=_bool("use_soft_target", val("use_soft_target")),
@@ -132,4 +146,6 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         raise ConfigError(f"config key 'noise_scale': noise_scale * noise_max must be < 1, got {s.noise_scale * s.noise_max}")
     if s.inference_steps > s.steps:
         raise ConfigError(f"config key 'inference_steps': expected 0..steps ({s.steps}), got {s.inference_steps}")
+    if any(k > s.steps for k in s.inference_study):
+        raise ConfigError(f"config key 'inference_study': expected steps in 0..steps ({s.steps}), got {list(s.inference_study)}")
     return s

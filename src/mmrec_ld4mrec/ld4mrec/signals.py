@@ -46,21 +46,26 @@ def _sparse_times_dense(A: sp.spmatrix, dense: np.ndarray, device: str | torch.d
     return product.cpu().numpy()
 
 
-def collaborative_signal(X: sp.spmatrix, rank: int, seed: int = 0, power_iterations: int = 4,
-                         device: str | torch.device = "cpu") -> np.ndarray:
+def collaborative_signal(X: sp.spmatrix, rank: int, seed: int = 0, power_iterations: int = 8,
+                         oversampling: int = 100, device: str | torch.device = "cpu") -> np.ndarray:
     """Eq. 14-15: ``[|U|, 2q]`` matrix of c_u = [U_q[u] || (D_u^-1/2 X D_i^-1/2 V_q)[u]].
 
-    The randomized SVD runs on ``device``. Its random test matrix comes from that device's
-    generator (seeded with ``seed``), so a GPU's signal spans the same top-q subspace as the
-    CPU's but is not bit-identical to it."""
+    Eq. 14 asks for the top-q singular vectors. A randomized SVD with exactly q test vectors
+    and 4 power iterations misses much of that subspace on rating-like matrices, whose spectra
+    are flat past their few strong factors; it draws ``q + oversampling`` test vectors, runs
+    ``power_iterations`` and keeps the top q (Halko et al., 2011, Sec. 4; tests/test_signals.py
+    checks the subspace against an exact SVD). It runs on ``device``; its random test matrix
+    comes from that device's generator (seeded with ``seed``), so a GPU's signal spans the same
+    top-q subspace as the CPU's but is not bit-identical to it."""
     n_users, n_items = X.shape
     if not 1 <= rank <= min(n_users, n_items):
         raise ValueError(f"svd_rank: expected 1 <= q <= min(|U|, |I|) = {min(n_users, n_items)}, got {rank}")
     device = torch.device(device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
-        u, _, v = torch.svd_lowrank(_to_torch_sparse(X).to(device), q=rank, niter=power_iterations)
-    u, v = u.cpu().numpy(), v.cpu().numpy()
+        width = min(rank + oversampling, n_users, n_items)
+        u, _, v = torch.svd_lowrank(_to_torch_sparse(X).to(device), q=width, niter=power_iterations)
+    u, v = u[:, :rank].cpu().numpy(), v[:, :rank].cpu().numpy()  # singular values come sorted, largest first
     # Singular vectors are defined up to sign; fix it so the signal is reproducible.
     signs = np.sign(v[np.argmax(np.abs(v), axis=0), np.arange(rank)])
     signs[signs == 0] = 1.0
@@ -115,17 +120,18 @@ _CACHE_SIZE = 4
 
 def cached_signals(
     X: sp.spmatrix, features: list[np.ndarray], svd_rank: int, feature_norm: str, seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "cpu", oversampling: int = 100, power_iterations: int = 8,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Collaborative and modality signals computed on ``device``, memoised by content of X and
     the features (and the device type, whose random stream the SVD draws from)."""
     key = (matrix_fingerprint(X), tuple(fingerprint(f) for f in features), svd_rank, feature_norm, seed,
-           torch.device(device).type)
+           torch.device(device).type, oversampling, power_iterations)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
     value = (
-        collaborative_signal(X, svd_rank, seed=seed, device=device),
+        collaborative_signal(X, svd_rank, seed=seed, power_iterations=power_iterations, oversampling=oversampling,
+                             device=device),
         [modality_preference_signal(X, f, feature_norm, device=device) for f in features],
     )
     _CACHE[key] = value

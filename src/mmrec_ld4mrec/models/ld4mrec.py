@@ -14,8 +14,10 @@ The constructor and methods follow MMRec's contract: ``(config, dataloader)``,
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -50,7 +52,8 @@ class LD4MRec(general_recommender_base()):
         features = self._modality_features(config)
         if s.svd_rank > min(X.shape):
             raise ConfigError(f"config key 'svd_rank': expected at most min(|U|, |I|) = {min(X.shape)}, got {s.svd_rank}")
-        collab, prefs = cached_signals(X, features, s.svd_rank, s.feature_norm, device=self.device)
+        collab, prefs = cached_signals(X, features, s.svd_rank, s.feature_norm, device=self.device,
+                                       oversampling=s.svd_oversampling, power_iterations=s.svd_power_iterations)
         self.register_buffer("collab_signal", torch.from_numpy(collab).to(self.device))
         self.n_modalities = len(prefs)
         for m, p in enumerate(prefs):
@@ -162,6 +165,17 @@ class LD4MRec(general_recommender_base()):
         self.step_sampler.update(t, per_user)
         return (per_user * weights).mean()  # Eq. 8 weighting 1 / (T p_t)
 
+    @contextlib.contextmanager
+    def inference_strategy(self, steps: int) -> Iterator[None]:
+        """Rank with ``steps`` (0 = forward-free, k = k-step inference of Fig. 3) inside the
+        block, the same trained state: Fig. 3 compares strategies of one model."""
+        kept = self.settings
+        self.settings = dataclasses.replace(kept, inference_steps=steps)
+        try:
+            yield
+        finally:
+            self.settings = kept
+
     @torch.no_grad()
     def full_sort_predict(self, interaction) -> torch.Tensor:
         """Algorithm 2 (forward-free): x_hat = C-Net(x_u, SinEmb(0) + e_in(u)) in one pass.
@@ -174,12 +188,15 @@ class LD4MRec(general_recommender_base()):
         k = self.settings.inference_steps
         if k == 0:
             return self.denoise(x, torch.zeros(len(users), dtype=torch.long, device=self.device), users)
-        x_t = self.schedule.q_sample(x.to_dense(), torch.full((len(users),), k, device=self.device))
+        x0 = x.to_dense()
+        x_t = self.schedule.q_sample(x0, torch.full((len(users),), k, device=self.device))
         for step in range(k, 0, -1):
             t = torch.full((len(users),), step, dtype=torch.long, device=self.device)
             x0_pred = self.denoise(x_t, t, users)
             if self.settings.loss == "multinomial":
-                x0_pred = torch.softmax(x0_pred, dim=1)  # back on the scale of x_0 before the posterior
+                # logits -> probabilities (rows sum to 1) -> the input row's mass, so that the
+                # posterior mixes x_0 and x_t on one scale (x_t is the input's scale, Eq. 2)
+                x0_pred = torch.softmax(x0_pred, dim=1) * x0.sum(dim=1, keepdim=True)
             x_t = self.schedule.posterior_mean(x_t, x0_pred, t)
         return x_t
 

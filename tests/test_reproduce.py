@@ -45,11 +45,27 @@ def _experiment(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
     ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\nbase: {seed: 3}\n", "'seeds'"),
     ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\nprepare: {x: {source: zip}}\n", "prepare.x"),
     ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {}}\ntypo: 1\n", "typo"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {profile: nope.yaml}}\n", "models.EASE.profile"),
+    ("datasets: [synthetic]\nseeds: [1]\nmodels: {EASE: {profile: 3}}\n", "models.EASE.profile"),
 ])
 def test_bad_experiment_files_name_the_key(tmp_path, text, needle):
     with pytest.raises(ConfigError, match="exp.yaml") as err:
         load_experiment(_experiment(tmp_path, text))
     assert needle in str(err.value)
+
+
+def test_a_model_entry_takes_a_tuned_profile_under_its_own_keys(tmp_path):
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "EASE.best.yaml").write_text(
+        "model: EASE\nsettings: {reg_weight: 77.0, hyper_parameters: []}\n")
+    exp = load_experiment(_experiment(tmp_path, "datasets: [synthetic]\nseeds: [1, 2]\n"
+                                                "models: {EASE: {profile: tuned/EASE.best.yaml, epochs: 2}}\n"))
+    assert exp.models["EASE"] == {"reg_weight": 77.0, "hyper_parameters": [], "epochs": 2}
+    assert [r.overrides["reg_weight"] for r in exp.main_runs("synthetic", "EASE")] == [77.0, 77.0]
+    (tmp_path / "tuned" / "Pop.best.yaml").write_text("model: Pop\nsettings: {}\n")
+    with pytest.raises(ConfigError, match="Pop's profile, not EASE's"):
+        load_experiment(_experiment(tmp_path, "datasets: [synthetic]\nseeds: [1]\n"
+                                              "models: {EASE: {profile: tuned/Pop.best.yaml}}\n"))
 
 
 def test_runs_shared_by_studies_are_one_run(data_path):
@@ -60,13 +76,37 @@ def test_runs_shared_by_studies_are_one_run(data_path):
     runs = exp.all_runs()
     assert len({r.key for r in runs}) == len(runs)
     main_ld = exp.main_runs("synthetic", "LD4MRec")
-    # forward-free, the clean robustness point and the full model of the ablation are main runs
-    assert exp.inference_runs("synthetic")["forward-free"][0].key == main_ld[0].key
+    # Fig. 3 ranks the main runs' trained states with every strategy; the clean robustness
+    # point and the full model of the ablation are main runs too
+    assert exp.inference_runs("synthetic")["LD4MRec"][0].key == main_ld[0].key
+    assert main_ld[0].overrides["inference_study"] == [0, 1, 5]  # forward-free, 1-step, T (its own 5 steps)
     assert exp.robustness_runs("synthetic")[("LD4MRec", 0.0)][0].key == main_ld[0].key
     assert exp.ablation_runs("synthetic")["LD4MRec"][0].key == main_ld[0].key
-    # T resolves to the model's own number of diffusion steps
-    assert "5-step (T)" in exp.inference_runs("synthetic")
-    assert len(runs) == 4 + 2 + 3 + 2 + 4  # main, k-step, ablations, noisy runs, p x gamma
+    assert len(runs) == 4 + 3 + 2 + 4  # main, ablations, noisy runs, p x gamma: no training for Fig. 3
+
+
+def test_figure_3_and_5_on_several_ld4mrec_models_are_labelled_by_model(tmp_path):
+    exp = load_experiment(_experiment(tmp_path, "datasets: [synthetic]\nseeds: [1]\n"
+                                                "models: {LD4MRec: {}, LD4MRecPaper: {}, EASE: {}}\n"
+                                                "studies: {inference: {steps: [2], models: [LD4MRec, LD4MRecPaper]},\n"
+                                                "  ablation: {variants: {w/o PG: {use_pg: false}},\n"
+                                                "             models: [LD4MRec, LD4MRecPaper]}}\n"))
+    assert set(exp.inference_runs("synthetic")) == {"LD4MRec", "LD4MRecPaper"}
+    assert set(exp.ablation_runs("synthetic")) == {"LD4MRec", "LD4MRec w/o PG", "LD4MRecPaper", "LD4MRecPaper w/o PG"}
+    assert "inference_study" not in exp.main_runs("synthetic", "EASE")[0].overrides
+    with pytest.raises(ConfigError, match="studies.inference.models"):
+        load_experiment(_experiment(tmp_path, "datasets: [synthetic]\nseeds: [1]\nmodels: {LD4MRec: {}, EASE: {}}\n"
+                                              "studies: {inference: {steps: [2], models: [EASE]}}\n", "bad.yaml"))
+
+
+def test_inference_groups_split_each_run_by_strategy():
+    from mmrec_ld4mrec.study.figures import inference_groups
+
+    record = {"result": {"inference_study": [{"inference_steps": k, "valid": {"Recall@20": k / 10},
+                                              "test": {"Recall@20": k / 20}} for k in (0, 2, 5)]}}
+    groups = inference_groups({"LD4MRec": [record, record]}, {"LD4MRec": 5})
+    assert list(groups) == ["LD4MRec: forward-free", "LD4MRec: 2-step", "LD4MRec: 5-step (T)"]
+    assert [g["result"]["test"]["Recall@20"] for g in groups["LD4MRec: 2-step"]] == [0.1, 0.1]
 
 
 # ---- registry -------------------------------------------------------------------------------------
@@ -169,19 +209,19 @@ def test_tiny_profile_builds_every_table_and_figure(tmp_path, data_path, capsys)
         if plotting_available():
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (results / "report.md").read_text()
-    assert "15 of 15 finished" in text and "## Table 2: synthetic" in text
+    assert "13 of 13 finished" in text and "## Table 2: synthetic" in text
     # results list / show / export read the same registry
     capsys.readouterr()
     assert main(["results", "list", "--results", str(results)]) == 0
     listing = capsys.readouterr().out
-    assert "15 run(s): 15 done, 0 failed" in listing
+    assert "13 run(s): 13 done, 0 failed" in listing
     key = listing.splitlines()[1].split()[0]
     assert main(["results", "show", key[:8], "--results", str(results)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["key"] == key and shown["result"]["history"] and shown["code"]["package"]
     out = tmp_path / "runs.csv"
     assert main(["results", "export", "--results", str(results), "--out", str(out)]) == 0
-    assert len(list(csv.DictReader(out.open()))) == 15
+    assert len(list(csv.DictReader(out.open()))) == 13
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@
       LD4MRec: {}
       EASE: {}
       MGCN: {engine: mmrec}          # one of MMRec's models, run in its checkout (--mmrec-root)
+      DiffRec: {profile: tuned/DiffRec-tiktok.best.yaml}  # the settings `tune` exported (relative to this file)
     prepare:                         # optional: how to build a dataset missing from data_path
       tiktok: {source: diffmm, src: ../../shared/data/tiktok}   # relative to this file
     studies:                         # optional, each one a figure
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..engine.config import configs_root, plain_name_problem, read_yaml
-from ..errors import ConfigError
+from ..errors import ConfigError, UserInputError
 
 STUDIES = ("inference", "robustness", "ablation", "heatmap")
 ENGINES = ("standalone", "mmrec")
@@ -93,35 +94,56 @@ class Experiment:
         return RunSpec(dataset, model, seed, {**self.base, **self.models.get(model, {}), **extra}, note)
 
     # ---- which runs each table and figure reads ------------------------------------------
+    def study_models(self, study: str) -> list[str]:
+        """The models a study runs on: its ``models`` (inference, ablation, robustness), else
+        ours (every model for robustness)."""
+        default = list(self.models) if study == "robustness" else [self.ours]
+        return list(self.studies.get(study, {}).get("models") or default)
+
+    def main_spec(self, dataset: str, model: str, seed: int) -> RunSpec:
+        """A model's main run. Under the inference study it also ranks its trained best state
+        with each strategy of Fig. 3 (``inference_study``), so the figure compares strategies
+        of one trained model at no extra training."""
+        extra = {}
+        if "inference" in self.studies and model in self.study_models("inference"):
+            extra["inference_study"] = self.inference_strategies(dataset, model)
+        return self.spec(dataset, model, seed, **extra)
+
     def main_runs(self, dataset: str, model: str) -> list[RunSpec]:
-        return [self.spec(dataset, model, s) for s in self.seeds]
+        return [self.main_spec(dataset, model, s) for s in self.seeds]
+
+    def inference_strategies(self, dataset: str, model: str) -> list[int]:
+        """Fig. 3's strategies for ``model``: 0 (forward-free) and each k of ``steps`` (``T`` is
+        the model's own number of diffusion steps)."""
+        steps = self.model_steps(dataset, model)
+        return [0] + sorted({steps if k == "T" else int(k) for k in self.studies["inference"]["steps"]})
 
     def inference_runs(self, dataset: str) -> dict[str, list[RunSpec]]:
-        """Fig. 3: label -> runs; ``T`` in ``steps`` is the model's own number of steps."""
+        """Fig. 3: model -> its runs, each holding every strategy's metrics (``inference_study``)."""
         seeds = self.study_seeds("inference")
-        out = {"forward-free": [self.spec(dataset, self.ours, s) for s in seeds]}
-        steps = self.ours_steps(dataset)
-        for k in sorted({steps if k == "T" else int(k) for k in self.studies["inference"]["steps"]}):
-            label = f"{k}-step" + (" (T)" if k == steps else "")
-            out[label] = [self.spec(dataset, self.ours, s, inference_steps=k) for s in seeds]
-        return out
+        return {m: [self.main_spec(dataset, m, s) for s in seeds] for m in self.study_models("inference")}
 
     def robustness_runs(self, dataset: str) -> dict[tuple[str, float], list[RunSpec]]:
         """Fig. 4: (model, noise ratio) -> runs; ratio 0 is the model's main configuration."""
         seeds = self.study_seeds("robustness")
         out = {}
-        for model in self.studies["robustness"].get("models") or self.models:
-            out[(model, 0.0)] = [self.spec(dataset, model, s) for s in seeds]
+        for model in self.study_models("robustness"):
+            out[(model, 0.0)] = [self.main_spec(dataset, model, s) for s in seeds]
             for r in self.studies["robustness"]["ratios"]:
                 if r:
                     out[(model, float(r))] = [self.spec(dataset, model, s, train_noise_ratio=r) for s in seeds]
         return out
 
     def ablation_runs(self, dataset: str) -> dict[str, list[RunSpec]]:
+        """Fig. 5: label -> runs; with several ``models`` each label starts with its model."""
         seeds = self.study_seeds("ablation")
-        out = {self.ours: [self.spec(dataset, self.ours, s) for s in seeds]}
-        for name, overrides in self.studies["ablation"]["variants"].items():
-            out[name] = [self.spec(dataset, self.ours, s, **overrides) for s in seeds]
+        models = self.study_models("ablation")
+        out = {}
+        for model in models:
+            prefix = f"{model} " if len(models) > 1 else ""
+            out[model] = [self.main_spec(dataset, model, s) for s in seeds]
+            for name, overrides in self.studies["ablation"]["variants"].items():
+                out[prefix + name] = [self.spec(dataset, model, s, **overrides) for s in seeds]
         return out
 
     def heatmap_runs(self, dataset: str) -> dict[tuple[float, float], list[RunSpec]]:
@@ -131,13 +153,13 @@ class Experiment:
         return {(p, g): [self.spec(dataset, model, s, soft_prob=p, smooth=g, hyper_parameters=[]) for s in seeds]
                 for p in study["soft_prob"] for g in study["smooth"]}
 
-    def ours_steps(self, dataset: str) -> int:
+    def model_steps(self, dataset: str, model: str) -> int:
         from ..engine.config import Config
 
-        overrides = {**self.base, **self.models[self.ours]}
+        overrides = {**self.base, **self.models[model]}
         if self.data_path:
             overrides["data_path"] = self.data_path
-        return int(Config(self.ours, dataset, overrides)["steps"])
+        return int(Config(model, dataset, overrides)["steps"])
 
     def all_runs(self) -> list[RunSpec]:
         """Every run the experiment needs, once each, main runs first."""
@@ -213,22 +235,41 @@ def _check_studies(path: Path, studies: dict) -> dict:
             study["steps"] = _numbers(path, "studies.inference.steps", study.get("steps"), allow_t=True)
             if any(isinstance(k, float) or k == 0 for k in study["steps"]):
                 raise ConfigError(f"{path}: key 'studies.inference.steps' takes whole steps >= 1 or T "
-                                  "(forward-free is the main run), got {study['steps']!r}")
+                                  f"(forward-free is always compared), got {study['steps']!r}")
         elif name == "robustness":
             study["ratios"] = [float(r) for r in _numbers(path, "studies.robustness.ratios", study.get("ratios"))]
-            if "models" in study:
-                study["models"] = list(_names(path, "studies.robustness.models", study["models"]))
         elif name == "ablation":
             variants = _mapping(path, "studies.ablation.variants", study.get("variants"))
             if not variants or not all(isinstance(v, dict) and v for v in variants.values()):
                 raise ConfigError(f"{path}: key 'studies.ablation.variants' must map each variant name to its "
                                   "config overrides, e.g. {w/o PG: {use_pg: false}}")
             study["variants"] = {str(k): dict(v) for k, v in variants.items()}
-        elif name == "heatmap":
+        if name in ("inference", "ablation", "robustness") and "models" in study:
+            study["models"] = list(_names(path, f"studies.{name}.models", study["models"]))
+        if name == "heatmap":
             for axis in ("soft_prob", "smooth"):
                 study[axis] = [float(v) for v in _numbers(path, f"studies.heatmap.{axis}", study.get(axis))]
         out[name] = study
     return out
+
+
+def _with_profile(path: Path, name: str, overrides: dict) -> dict:
+    """A model entry's ``profile:`` (a file ``tune`` exported, relative to the experiment file)
+    expanded: its settings, then the entry's own keys on top."""
+    from .tune import read_profile
+
+    where = f"{path}: models.{name}.profile"
+    value = overrides["profile"]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected the path of a profile written by `tune`, got {value!r}")
+    profile_path = (Path(path).parent / value).resolve()
+    try:
+        profile = read_profile(profile_path)
+    except UserInputError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if profile["model"] != name:
+        raise ConfigError(f"{where}: {profile_path} is {profile['model']}'s profile, not {name}'s")
+    return {**profile["settings"], **{k: v for k, v in overrides.items() if k != "profile"}}
 
 
 def load_experiment(path: Path) -> Experiment:
@@ -253,6 +294,9 @@ def load_experiment(path: Path) -> Experiment:
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(f"{path}: models.{name}: expected a mapping of config keys, got {overrides!r}")
     models = {_plain(path, "models", str(k)): dict(v or {}) for k, v in models.items()}
+    for name, overrides in models.items():
+        if "profile" in overrides:
+            models[name] = _with_profile(path, name, overrides)
     from ..models import MODELS
 
     for name, overrides in models.items():
@@ -270,6 +314,13 @@ def load_experiment(path: Path) -> Experiment:
         if v not in models or v == ours:
             raise ConfigError(f"{path}: ours_variants: '{v}' must be another model under 'models'")
     studies = _check_studies(path, _mapping(path, "studies", data.get("studies")))
+    from ..models import MODELS as KNOWN
+    from ..models import get_model
+
+    for name in ("inference", "ablation"):  # LD4MRec's own studies: its models only
+        for model in studies.get(name, {}).get("models", []):
+            if model not in models or model not in KNOWN or not hasattr(get_model(model), "inference_strategy"):
+                raise ConfigError(f"{path}: studies.{name}.models: '{model}' must be an LD4MRec model under 'models'")
     if "robustness" in studies:
         for model in studies["robustness"].get("models") or models:
             if model not in models:

@@ -1,7 +1,8 @@
 """The paper's figures from registry runs: the CSV behind each, and a PNG where matplotlib is
 installed (the optional ``plots`` extra).
 
-- Fig. 3: forward-free vs k-step inference (test Recall@20 / NDCG@20 per strategy);
+- Fig. 3: forward-free vs k-step inference of one trained model per seed (test Recall@20 /
+  NDCG@20 per strategy);
 - Fig. 4: robustness, each model's test metrics as false-positive noise grows;
 - Fig. 5: ablations w/o PG, w/o CG, w/o SR against the full model;
 - heatmap: test and validation Recall@20 over the p x gamma grid.
@@ -46,6 +47,20 @@ def bars_csv(groups: dict[str, list[dict]], first: str) -> str:
             row += [mean, std]
         rows.append([*row, len(records)])
     return _csv([first, *[f"test {m} {k}" for m in METRICS for k in ("mean", "std")], "seeds"], rows)
+
+
+def inference_groups(groups: dict[str, list[dict]], steps: dict[str, int]) -> dict[str, list[dict]]:
+    """Fig. 3: each model's runs (each ranked its one trained best state with every strategy,
+    ``inference_study``) -> one group per (model, strategy), labelled "MODEL: forward-free" or
+    "MODEL: k-step" ("(T)" at the model's own number of steps ``steps[MODEL]``)."""
+    out: dict[str, list[dict]] = {}
+    for model, records in groups.items():
+        for record in records:
+            for entry in record["result"].get("inference_study", []):
+                k = entry["inference_steps"]
+                label = f"{model}: " + ("forward-free" if k == 0 else f"{k}-step" + (" (T)" if k == steps.get(model) else ""))
+                out.setdefault(label, []).append({"result": {"valid": entry["valid"], "test": entry["test"]}})
+    return out
 
 
 def robustness_csv(groups: dict[tuple[str, float], list[dict]]) -> str:

@@ -131,7 +131,7 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
 
     heatmap_model = exp.studies.get("heatmap", {}).get("model", exp.ours)
     studies = (  # study, file stem, title, runs of each point, CSV, plot
-        ("inference", "fig3-inference", f"Fig. 3: inference strategy ({{}}, {exp.ours})", exp.inference_runs,
+        ("inference", "fig3-inference", "Fig. 3: inference strategies of one trained model ({})", exp.inference_runs,
          lambda g: figures.bars_csv(g, "inference"), figures.plot_bars),
         ("robustness", "fig4-robustness", "Fig. 4: false-positive noise ({})", exp.robustness_runs,
          figures.robustness_csv, figures.plot_robustness),
@@ -145,6 +145,9 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
         for study, stem, title, runs_of, to_csv, plot in studies:
             if study in exp.studies:
                 groups = {k: _done(done, v) for k, v in runs_of(dataset).items()}
+                if study == "inference":  # one run per seed holds every strategy: a group per strategy
+                    groups = figures.inference_groups(
+                        groups, {m: exp.model_steps(dataset, m) for m in exp.study_models("inference")})
                 figure_specs.append((f"{stem}-{dataset}", title.format(dataset), to_csv(groups), plot, groups))
     for stem, title, csv_text, plot, groups in figure_specs:
         put(f"{stem}.csv", csv_text)

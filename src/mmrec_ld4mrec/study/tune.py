@@ -206,7 +206,7 @@ class Heartbeat:
         self._thread.join()
 
 
-def requeue_stale_trials(study, grace: float) -> list[int]:
+def requeue_stale_trials(study, storage, grace: float) -> list[int]:
     """Running trials whose heartbeat is older than ``grace`` seconds (their worker died) are
     marked failed and their parameters queued again; returns their numbers."""
     from optuna.trial import TrialState
@@ -217,7 +217,7 @@ def requeue_stale_trials(study, grace: float) -> list[int]:
         beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else now)
         if now - float(beat) > grace:
             try:
-                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             except Exception:  # another worker got there first
                 continue
             study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
@@ -318,7 +318,7 @@ def tune(request: TuneRequest, run_fn: RunFn | None = None) -> Any:
     failures = 0
     while True:
         with claim_lock(lock):
-            for number in requeue_stale_trials(study, request.grace_seconds):
+            for number in requeue_stale_trials(study, storage, request.grace_seconds):
                 log.warning("trial %d of %s: its worker stopped; its parameters are queued again", number,
                             request.study_name)
             trials = study.get_trials(deepcopy=False)

@@ -74,7 +74,9 @@ def _worker(storage: str, trials: int, log: Path, hang_on_call: int = 0) -> subp
 
 
 def _trials(storage: str):
-    return optuna.load_study(study_name="s", storage=storage).get_trials(deepcopy=False)
+    from mmrec_ld4mrec.study.tune import open_storage
+
+    return optuna.load_study(study_name="s", storage=open_storage(storage)).get_trials(deepcopy=False)
 
 
 def test_a_study_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp_path):
@@ -103,8 +105,10 @@ def test_a_study_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp
     assert len(runs) == 4 and sorted(runs) == sorted(t.params["learning_rate"] for t in complete)
 
 
-def test_two_workers_on_one_storage_finish_n_trials_in_total(tmp_path):
-    storage, log = f"sqlite:///{tmp_path / 'study.db'}", tmp_path / "runs.jsonl"
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_workers_on_one_storage_finish_n_trials_in_total(tmp_path, kind):
+    storage = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else f"journal:{tmp_path / 'study.journal'}"
+    log = tmp_path / "runs.jsonl"
     workers = [_worker(storage, 8, log), _worker(storage, 8, log)]
     assert [w.wait(timeout=180) for w in workers] == [0, 0]
     trials = _trials(storage)

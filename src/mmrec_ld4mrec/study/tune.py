@@ -148,7 +148,7 @@ def storage_lock_path(url: str) -> Path | None:
         if url.startswith(prefix):
             path = Path(url[len(prefix):])
             path.parent.mkdir(parents=True, exist_ok=True)
-            return path.with_name(path.name + ".lock")
+            return path.with_name(path.name + ".claim.lock")  # ".lock" is the journal backend's own
     if "://" not in url:
         raise UserInputError(f"--storage: expected sqlite:///PATH, journal:PATH or a database URL, got {url!r}")
     return None

@@ -108,10 +108,11 @@ class Trainer:
         total = float(total)
         return None if math.isnan(total) else total
 
-    def step(self, batch) -> torch.Tensor:
-        """One optimisation step, launched op by op; the batch's loss (detached)."""
-        self.optimizer.zero_grad()
-        with precision_context(self.config):
+    def step(self, batch, autocast_cache: bool = True) -> torch.Tensor:
+        """One optimisation step, launched op by op (or recorded, inside a CUDA-graph capture,
+        which needs ``autocast_cache=False``); the batch's loss (detached)."""
+        self.optimizer.zero_grad()  # gradients set to None: a captured backward allocates its own
+        with precision_context(self.config, cache=autocast_cache):
             loss = self.model.calculate_loss(batch)
         if isinstance(loss, tuple):
             loss = sum(loss)
@@ -234,18 +235,9 @@ class CudaGraphSteps:
         trainer = self.trainer
         static_batch = batch.clone()
         graph = torch.cuda.CUDAGraph()
-        trainer.optimizer.zero_grad(set_to_none=True)
         try:
             with torch.cuda.graph(graph):
-                with precision_context(trainer.config, cache=False):
-                    loss = trainer.model.calculate_loss(static_batch)
-                if isinstance(loss, tuple):
-                    loss = sum(loss)
-                loss.backward()
-                if trainer.clip:
-                    torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), **trainer.clip)
-                trainer.optimizer.step()
-                static_loss = loss.detach()
+                static_loss = trainer.step(static_batch, autocast_cache=False)
         except RuntimeError as exc:  # an op that cannot be captured: train eagerly from here on
             log.warning("CUDA graph capture failed (%s); training without graphs", str(exc).splitlines()[0])
             self.failed = True

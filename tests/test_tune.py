@@ -173,3 +173,24 @@ def test_run_takes_an_exported_profile_and_refuses_another_models(tmp_path, data
     assert json.loads(out.read_text())["config"]["reg_weight"] == 123.0
     assert main(["run", "-m", "Pop", "-d", "synthetic", "--data-path", str(data_path), "--profile", str(profile)]) != 0
     assert "EASE's, not Pop's" in capsys.readouterr().err
+
+
+def test_a_trial_stopped_by_ctrl_c_is_retried_by_the_next_run(tmp_path):
+    request = TuneRequest(model="LD4MRec", dataset="d", trials=3, storage=f"sqlite:///{tmp_path / 's.db'}",
+                          study_name="s", settings={}, seeds=[1],
+                          space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])
+    seen = []
+
+    def run(model, dataset, config, on_evaluation=None):
+        seen.append(config["learning_rate"])
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(request, run_fn=run)
+    study = tune(request, run_fn=run)
+    states = [t.state for t in study.get_trials()]
+    assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 1
+    retried = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 1]
+    assert retried[0].params["learning_rate"] == seen[1] == seen[2]

@@ -339,8 +339,9 @@ def tune(request: TuneRequest, run_fn: RunFn | None = None) -> Any:
                 study.tell(trial, state=TrialState.PRUNED)
                 log.info("trial %d pruned after %.0f s", trial.number, time.time() - started)
                 continue
-            except (KeyboardInterrupt, SystemExit):
+            except (KeyboardInterrupt, SystemExit):  # stopped by the user: the next run retries its parameters
                 study.tell(trial, state=TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
                 raise
             except Exception as exc:  # a configuration that fails (NaN, memory) fails its trial only
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")

@@ -68,6 +68,12 @@ def test_a_trial_runs_scalar_values_and_no_yaml_grid():
     assert settings == {"epochs": 3, "dims": [200, 600], "seed": 4, "hyper_parameters": []}
 
 
+def _lr_study(tmp_path, trials: int) -> TuneRequest:
+    """A study of one log-scaled key on a SQLite file, for runs faked in-process."""
+    return TuneRequest(model="LD4MRec", dataset="d", trials=trials, storage=f"sqlite:///{tmp_path / 's.db'}",
+                       study_name="s", settings={}, seeds=[1], space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])
+
+
 def _worker(storage: str, trials: int, log: Path, hang_on_call: int = 0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tests.tune_worker", storage, str(trials), "0.25", str(log),
                              str(hang_on_call)], cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -119,9 +125,7 @@ def test_two_workers_on_one_storage_finish_n_trials_in_total(tmp_path, kind):
 
 
 def test_a_trial_trailing_earlier_ones_is_pruned(tmp_path):
-    request = TuneRequest(model="LD4MRec", dataset="d", trials=7, storage=f"sqlite:///{tmp_path / 's.db'}",
-                          study_name="s", settings={}, seeds=[1],
-                          space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])
+    request = _lr_study(tmp_path, trials=7)
     calls = []
 
     def run(model, dataset, config, on_evaluation=None):
@@ -176,9 +180,7 @@ def test_run_takes_an_exported_profile_and_refuses_another_models(tmp_path, data
 
 
 def test_a_trial_stopped_by_ctrl_c_is_retried_by_the_next_run(tmp_path):
-    request = TuneRequest(model="LD4MRec", dataset="d", trials=3, storage=f"sqlite:///{tmp_path / 's.db'}",
-                          study_name="s", settings={}, seeds=[1],
-                          space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])
+    request = _lr_study(tmp_path, trials=3)
     seen = []
 
     def run(model, dataset, config, on_evaluation=None):
@@ -194,3 +196,29 @@ def test_a_trial_stopped_by_ctrl_c_is_retried_by_the_next_run(tmp_path):
     assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 1
     retried = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 1]
     assert retried[0].params["learning_rate"] == seen[1] == seen[2]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--storage", "optuna.db"], "--storage"),
+    (["--trials", "0"], "--trials"),
+    (["--space", "{missing}"], "no search space"),
+])
+def test_bad_tune_arguments_are_one_line_errors(tmp_path, data_path, capsys, argv, needle):
+    argv = [a.replace("{missing}", str(tmp_path / "none.yaml")) for a in argv]
+    base = ["tune", "-m", "EASE", "-d", "synthetic", "--data-path", str(data_path), "--results", str(tmp_path / "t")]
+    if "--trials" not in argv:
+        base += ["--trials", "1"]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert not (tmp_path / "t").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("text, needle", [("[1, 2]\n", "expected a mapping"),
+                                           ("model: EASE\n", "profile written by `tune`")])
+def test_a_file_that_is_not_a_profile_is_refused_naming_it(tmp_path, data_path, capsys, text, needle):
+    bad = tmp_path / "p.yaml"
+    bad.write_text(text)
+    assert main(["run", "-m", "EASE", "-d", "synthetic", "--data-path", str(data_path), "--profile", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and needle in err

@@ -147,7 +147,7 @@ class LD4MRec(general_recommender_base()):
         values = ones
         if s.input_norm == "l2":
             values = (self.rows.values(indptr, rows, normalized=True) if not self.static_batches
-                      else ones * ones.sum(dim=1, keepdim=True).clamp(min=1).rsqrt())
+                      else self.rows.padded_values(valid, normalized=True))
         if s.input_dropout > 0 and self.training:
             # Dropout on the observed row touches only its non-zero entries: the same distribution
             # as a dense dropout mask, drawn for |x_u| entries instead of |I|.

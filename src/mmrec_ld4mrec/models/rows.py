@@ -69,10 +69,13 @@ class DeviceRows:
         """Dense rows [B, |I|] of ``users`` (static shapes: :meth:`padded`); ``normalized``
         scales each row to unit L2 norm."""
         cols, valid = self.padded(users)
+        return self.scatter_padded(cols, self.padded_values(valid, normalized))
+
+    @staticmethod
+    def padded_values(valid: torch.Tensor, normalized: bool) -> torch.Tensor:
+        """Values of padded rows: 1 on real entries (1 / sqrt(row length) when ``normalized``), 0 on padding."""
         values = valid.float()
-        if normalized:
-            values = values * values.sum(dim=1, keepdim=True).clamp(min=1).rsqrt()
-        return self.scatter_padded(cols, values)
+        return values * values.sum(dim=1, keepdim=True).clamp(min=1).rsqrt() if normalized else values
 
     def sparse(self, users: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """The rows of ``users`` as a sparse COO tensor [B, |I|] (coalesced: rows and columns sorted)."""

@@ -68,6 +68,27 @@ def test_a_model_entry_takes_a_tuned_profile_under_its_own_keys(tmp_path):
                                               "models: {EASE: {profile: tuned/Pop.best.yaml}}\n"))
 
 
+def test_the_report_shows_each_tuned_models_budget(tmp_path):
+    from mmrec_ld4mrec.study.registry import Registry
+    from mmrec_ld4mrec.study.report import write_report
+
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "EASE.best.yaml").write_text(
+        "model: EASE\nstudy: EASE-synthetic\ntrial: 3\nvalid_Recall@20: 0.4321\n"
+        "budget: {trials: 20, complete: 17, pruned: 3, failed: 1, wall_seconds: 1234.5}\n"
+        "settings: {reg_weight: 77.0}\n")
+    exp = load_experiment(_experiment(tmp_path, "datasets: [synthetic]\nseeds: [1]\n"
+                                                "models: {EASE: {profile: tuned/EASE.best.yaml}, Pop: {}}\n"))
+    assert list(exp.profiles) == ["EASE"] and exp.profiles["EASE"]["path"] == "tuned/EASE.best.yaml"
+    with Registry(tmp_path / "results") as registry:
+        write_report(exp, registry, tmp_path / "report.md")
+    text = (tmp_path / "report.md").read_text()
+    assert "| EASE | EASE-synthetic | 20 | 17 | 3 | 1 | 1,234 | 3 | Recall@20 0.4321 |" in text
+    assert "without a study: Pop" in text
+    rows = list(csv.DictReader((tmp_path / "report" / "tuning-budget.csv").open()))
+    assert rows[0]["pruned"] == "3" and rows[0]["profile"] == "tuned/EASE.best.yaml"
+
+
 def test_runs_shared_by_studies_are_one_run(data_path):
     exp = load_experiment(ROOT / "experiments" / "tiny.yaml")
     from dataclasses import replace

@@ -78,6 +78,7 @@ class Experiment:
     prepare: dict[str, dict]
     studies: dict[str, dict]
     data_path: str | None = None
+    profiles: dict[str, dict] = field(default_factory=dict)  # model -> the `tune` profile it runs (with its path)
 
     def mmrec_models(self) -> list[str]:
         """Models run through an MMRec checkout (``engine: mmrec``)."""
@@ -253,9 +254,9 @@ def _check_studies(path: Path, studies: dict) -> dict:
     return out
 
 
-def _with_profile(path: Path, name: str, overrides: dict) -> dict:
+def _with_profile(path: Path, name: str, overrides: dict) -> tuple[dict, dict]:
     """A model entry's ``profile:`` (a file ``tune`` exported, relative to the experiment file)
-    expanded: its settings, then the entry's own keys on top."""
+    expanded: (its settings with the entry's own keys on top, the profile with its ``path``)."""
     from .tune import read_profile
 
     where = f"{path}: models.{name}.profile"
@@ -269,7 +270,8 @@ def _with_profile(path: Path, name: str, overrides: dict) -> dict:
         raise ConfigError(f"{where}: {exc}") from None
     if profile["model"] != name:
         raise ConfigError(f"{where}: {profile_path} is {profile['model']}'s profile, not {name}'s")
-    return {**profile["settings"], **{k: v for k, v in overrides.items() if k != "profile"}}
+    settings = {**profile["settings"], **{k: v for k, v in overrides.items() if k != "profile"}}
+    return settings, {**profile, "path": value}
 
 
 def load_experiment(path: Path) -> Experiment:
@@ -294,9 +296,10 @@ def load_experiment(path: Path) -> Experiment:
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(f"{path}: models.{name}: expected a mapping of config keys, got {overrides!r}")
     models = {_plain(path, "models", str(k)): dict(v or {}) for k, v in models.items()}
+    profiles = {}
     for name, overrides in models.items():
         if "profile" in overrides:
-            models[name] = _with_profile(path, name, overrides)
+            models[name], profiles[name] = _with_profile(path, name, overrides)
     from ..models import MODELS
 
     for name, overrides in models.items():
@@ -344,7 +347,7 @@ def load_experiment(path: Path) -> Experiment:
         path=path, name=exp_name, datasets=datasets,
         seeds=_seeds(path, "seeds", data.get("seeds")), base=base, models=models, ours=ours,
         ours_variants=variants, prepare=prepare,
-        studies=studies, data_path=data_path)
+        studies=studies, data_path=data_path, profiles=profiles)
 
 
 # ---- every run's configuration, checked before a sweep starts ---------------------------------------

@@ -108,6 +108,17 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
         lines.append(f"- {n} run(s) on {machine}")
     lines.append("")
 
+    if exp.profiles:
+        budget = tables.budget_rows(exp.profiles)
+        put("tuning-budget.md", tables.budget_markdown(budget))
+        put("tuning-budget.csv", tables.budget_csv(budget))
+        untuned = [m for m in exp.models if m not in exp.profiles]
+        lines += ["## Tuning budget", "",
+                  "Each tuned model runs the best trial of its `tune` study, chosen on validation only "
+                  "(trials: finished trials asked for; wall s: the trials' own time)."
+                  + (f" Run as configured, without a study: {', '.join(untuned)}." if untuned else ""), "",
+                  tables.budget_markdown(budget), "File: `tuning-budget.md|csv`.", ""]
+
     for i, dataset in enumerate(exp.datasets):
         table = accuracy_table(exp, done, dataset)
         stem = f"table{i + 2}-{dataset}"

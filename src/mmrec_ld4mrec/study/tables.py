@@ -226,3 +226,50 @@ def cost_latex(rows: list[dict]) -> str:
         lines.append(f"{_tex(r['dataset'])} & {_tex(r['model'])} & {cells}" + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+# ---- the tuning budget ----------------------------------------------------------------------
+BUDGET_HEADERS = ("model", "study", "trials", "complete", "pruned", "failed", "wall s", "best trial", "its validation")
+
+
+def budget_rows(profiles: dict[str, dict]) -> list[dict]:
+    """One row per tuned model from the profile ``tune`` exported: the study's budget (trials
+    asked for; complete, pruned and failed trials; wall time of the trials), the trial chosen
+    and its validation metric (the profile's ``valid_*`` key)."""
+    rows = []
+    for model, profile in profiles.items():
+        budget = profile.get("budget") or {}
+        metric = next((k for k in profile if str(k).startswith("valid_")), None)
+        rows.append({"model": model, "study": profile.get("study", ""), "trials": budget.get("trials"),
+                     "complete": budget.get("complete"), "pruned": budget.get("pruned"),
+                     "failed": budget.get("failed"), "wall_seconds": budget.get("wall_seconds"),
+                     "trial": profile.get("trial"), "metric": metric[len("valid_"):] if metric else "",
+                     "valid": profile.get(metric) if metric else None, "profile": profile.get("path", "")})
+    return rows
+
+
+def _cell(value, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def budget_markdown(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(BUDGET_HEADERS) + " |", "|" + "---|" * len(BUDGET_HEADERS)]
+    for r in rows:
+        valid = f"{r['metric']} {_cell(r['valid'], 4)}" if r["valid"] is not None else "—"
+        lines.append(f"| {r['model']} | {r['study']} | {_cell(r['trials'])} | {_cell(r['complete'])} | "
+                     f"{_cell(r['pruned'])} | {_cell(r['failed'])} | {_cell(r['wall_seconds'])} | "
+                     f"{_cell(r['trial'])} | {valid} |")
+    return "\n".join(lines) + "\n"
+
+
+def budget_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    fields = ("model", "study", "trials", "complete", "pruned", "failed", "wall_seconds", "trial", "metric", "valid",
+              "profile")
+    w.writerow(fields)
+    for r in rows:
+        w.writerow(["" if r[f] is None else r[f] for f in fields])
+    return buf.getvalue()

@@ -131,6 +131,32 @@ def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):
             assert outs["standalone"][split][name] == pytest.approx(outs["mmrec"][split][name], abs=1e-4), name
 
 
+def test_mmrec_runs_report_each_validation_and_stop_when_told(checkout):
+    """What `tune` prunes MMRec trials with: each validation (not the test split's evaluation)
+    reaches on_evaluation with its epoch, and an exception raised there stops MMRec's process."""
+    from mmrec_ld4mrec.mmrec.driver import run_in_mmrec
+
+    seen = []
+    result = run_in_mmrec(checkout, "BPR", "synthetic", {"epochs": 4, "reg_weight": 0.001, "hyper_parameters": []},
+                          on_evaluation=lambda epoch, valid: seen.append((epoch, valid["Recall@20"])))
+    assert [epoch for epoch, _ in seen] == [0, 1, 2, 3]
+    assert result["valid"]["Recall@20"] == pytest.approx(max(r for _, r in seen), abs=1e-4)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_first(epoch, valid):
+        raise Stop(epoch)
+
+    with pytest.raises(Stop) as stopped:
+        run_in_mmrec(checkout, "BPR", "synthetic", {"epochs": 50, "reg_weight": 0.001, "hyper_parameters": []},
+                     on_evaluation=stop_after_first)
+    assert stopped.value.args == (0,)
+    leftovers = subprocess.run(["pgrep", "-f", "mmrec_ld4mrec.mmrec.driver.*BPR.*\"epochs\": 50"],
+                               capture_output=True, text=True).stdout
+    assert leftovers == "", leftovers
+
+
 @pytest.mark.parametrize("model, settings", [("MMSSL", ["cl_rate=0.03", "G_rate=0.0018"]),
                                              ("DiffMM", ["dims=[64]", "ssl_reg=0.01", "e_loss=0.1"])])
 def test_standalone_and_mmrec_agree_for_the_multimedia_peers(checkout, tmp_path, model, settings):

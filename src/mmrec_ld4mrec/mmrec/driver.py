@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,8 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
 
         model.pre_epoch_processing = timed_pre
         trainer._train_epoch = timed
+        if request.get("progress"):
+            trainer._valid_epoch = _reporting(trainer._valid_epoch, valid, seconds, request["progress"])
         _, best_valid, best_test = trainer.fit(train, valid_data=valid, test_data=test, saved=False)
         start = time.perf_counter()
         with torch.no_grad():
@@ -117,6 +120,49 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         "selection": f"best {config['valid_metric']} on validation across {len(runs)} grid point(s)",
         "grid": [{k: r[k] for k in ("point", "best_epoch", "valid", "test")} for r in runs],
     }
+
+
+def _reporting(valid_epoch, valid, seconds: list, progress: str):
+    """MMRec's ``Trainer._valid_epoch`` that also appends each *validation* result (it is called
+    for the test split too) as a JSON line ``{"epoch", "valid"}`` to ``progress``."""
+
+    def wrapped(data, *args, **kwargs):
+        score, result = valid_epoch(data, *args, **kwargs)
+        if data is valid:
+            with open(progress, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"epoch": len(seconds) - 1, "valid": _display(result)}) + "\n")
+        return score, result
+
+    return wrapped
+
+
+def _follow(proc: subprocess.Popen, progress: Path, on_evaluation, timeout: float | None) -> None:
+    """Wait for the child, passing each validation line it appends to ``progress`` to
+    ``on_evaluation(epoch, valid)``. Whatever that raises (a pruned trial) stops the child
+    first, then propagates."""
+    start, seen = time.monotonic(), 0
+    try:
+        while True:
+            code = proc.poll()
+            if progress.is_file():
+                lines = progress.read_text(encoding="utf-8").split("\n")[:-1]  # complete lines only
+                for line in lines[seen:]:
+                    event = json.loads(line)
+                    on_evaluation(int(event["epoch"]), event["valid"])
+                seen = len(lines)
+            if code is not None:
+                return
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            time.sleep(0.2)
+    except BaseException:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
 
 
 def _prepared_settings(root: Path, dataset: str, config: dict) -> tuple[Path | None, dict]:
@@ -228,18 +274,31 @@ def checked_request(mmrec_root: str | Path, model: str, dataset: str, config: di
 
 
 def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict | None = None,
-                 timeout: float | None = None) -> dict:
+                 timeout: float | None = None, on_evaluation: Callable[[int, dict], None] | None = None) -> dict:
     """Run ``model`` on ``dataset`` inside the checkout; returns the result dict. Every value is
-    checked first (:func:`checked_request`): a bad one is refused in one line, before MMRec starts."""
+    checked first (:func:`checked_request`): a bad one is refused in one line, before MMRec starts.
+    ``on_evaluation(epoch, valid_metrics)`` is called after each of MMRec's validations, as the
+    standalone engine's; an exception it raises (a pruned trial) stops the run and propagates."""
     root = check_checkout(Path(mmrec_root))
     config = checked_request(root, model, dataset, config)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
+        out, progress = Path(tmp) / "result.json", Path(tmp) / "progress.jsonl"
         request = {"model": model, "dataset": dataset, "config": config, "out": str(out)}
+        if on_evaluation is not None:
+            request["progress"] = str(progress)
         env = dict(os.environ)
         env.pop("MMREC_LD4MREC_STANDALONE", None)
-        proc = subprocess.run([sys.executable, "-m", "mmrec_ld4mrec.mmrec.driver", json.dumps(request)],
-                              cwd=root / "src", env=env, timeout=timeout, check=False)
+        proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.mmrec.driver", json.dumps(request)],
+                                cwd=root / "src", env=env)
+        if on_evaluation is None:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+        else:
+            _follow(proc, progress, on_evaluation, timeout)
         if proc.returncode != 0 or not out.is_file():
             raise UserInputError(f"MMRec run of {model} on {dataset} failed (exit {proc.returncode}); see its log above")
         return json.loads(out.read_text())

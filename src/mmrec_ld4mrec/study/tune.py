@@ -4,7 +4,7 @@ Every model is searched the same way: a TPE sampler with a fixed seed over the m
 space (``configs/search/MODEL.yaml``), ``--trials`` finished trials per study, each trial a
 normal run of the engine (MMRec's protocol, early stopping on validation) whose objective is
 the best validation metric (``valid_metric``, Recall@20 by default; the mean over ``--seeds``
-seeds). Test metrics are stored beside each trial and never consulted. Standalone trials
+seeds). Test metrics are stored beside each trial and never consulted. Trials of both engines
 report their validation metric after every evaluation to a median pruner, which stops a
 trial that trails the earlier trials at the same epoch.
 
@@ -258,7 +258,8 @@ def default_run(request: TuneRequest) -> RunFn:
     if request.engine == "mmrec":
         from ..mmrec.driver import run_in_mmrec
 
-        return lambda model, dataset, config, on_evaluation=None: run_in_mmrec(request.mmrec_root, model, dataset, config)
+        return lambda model, dataset, config, on_evaluation=None: run_in_mmrec(request.mmrec_root, model, dataset, config,
+                                                                               on_evaluation=on_evaluation)
     from ..engine.quick_start import run
 
     return lambda model, dataset, config, on_evaluation=None: run(model, dataset, config, on_evaluation=on_evaluation)
@@ -279,7 +280,7 @@ def objective_value(request: TuneRequest, trial, run_fn: RunFn) -> float:
 
     for k, seed in enumerate(request.seeds):
         result = run_fn(request.model, request.dataset, trial_settings(request, params, seed),
-                        on_evaluation=report if k == 0 and request.engine == "standalone" else None)
+                        on_evaluation=report if k == 0 else None)
         values.append(float(result["valid"][metric]))
         tests.append({key: result["test"].get(key) for key in ("Recall@20", "NDCG@20")})
         trial.set_user_attr(f"seed_{seed}", {"valid": values[-1], "test": tests[-1], "best_epoch": result["best_epoch"],

@@ -89,6 +89,21 @@ def test_the_report_shows_each_tuned_models_budget(tmp_path):
     assert rows[0]["pruned"] == "3" and rows[0]["profile"] == "tuned/EASE.best.yaml"
 
 
+def test_the_partial_tiktok_comparison_runs_the_full_ones_runs():
+    """tiktok-tuned-partial.yaml holds the finished studies' models with the entries, seeds and
+    Fig. 3 strategies of tiktok-tuned.yaml, so the full comparison reuses its runs."""
+    import yaml
+
+    partial_path = ROOT / "experiments" / "tiktok-tuned-partial.yaml"
+    partial, full = (yaml.safe_load(p.read_text()) for p in (partial_path, ROOT / "experiments" / "tiktok-tuned.yaml"))
+    assert partial["seeds"] == full["seeds"] and partial["datasets"] == full["datasets"]
+    assert partial["models"] == {m: full["models"][m] for m in partial["models"]}
+    assert partial["studies"]["inference"]["steps"] == full["studies"]["inference"]["steps"]
+    assert set(partial["studies"]["inference"]["models"]) == set(full["studies"]["inference"]["models"]) & set(partial["models"])
+    exp = load_experiment(partial_path)  # every profile it names is committed
+    assert set(exp.profiles) == set(exp.models) - {"Pop"}
+
+
 def test_runs_shared_by_studies_are_one_run(data_path):
     exp = load_experiment(ROOT / "experiments" / "tiny.yaml")
     from dataclasses import replace

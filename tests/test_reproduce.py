@@ -104,6 +104,25 @@ def test_the_partial_tiktok_comparison_runs_the_full_ones_runs():
     assert set(exp.profiles) == set(exp.models) - {"Pop"}
 
 
+@pytest.mark.parametrize("dataset", ["tiktok", "ml-1m"])
+def test_each_tuned_comparison_runs_the_models_its_script_tunes(dataset):
+    """experiments/tune-DATASET.sh studies every model of DATASET-tuned.yaml but Pop, into the
+    folder the experiment's profiles are read from, with one early stopping for all."""
+    import re
+
+    import yaml
+
+    script = (ROOT / "experiments" / f"tune-{dataset}.sh").read_text()
+    standalone, in_mmrec = (line.split() for line in re.findall(r"^for model in (.+); do$", script, re.M))
+    assert "--engine mmrec" in script.split("for model in")[2]  # the second loop runs through MMRec
+    models = yaml.safe_load((ROOT / "experiments" / f"{dataset}-tuned.yaml").read_text())["models"]
+    assert sorted(standalone + in_mmrec) == sorted(set(models) - {"Pop"})
+    assert f"OUT=experiments/results/tune/{dataset}" in script and "stopping_step=20" in script
+    for model in standalone + in_mmrec:
+        assert models[model]["profile"] == f"results/tune/{dataset}/{model}-{dataset}.best.yaml"
+        assert models[model].get("engine", "standalone") == ("mmrec" if model in in_mmrec else "standalone"), model
+
+
 def test_runs_shared_by_studies_are_one_run(data_path):
     exp = load_experiment(ROOT / "experiments" / "tiny.yaml")
     from dataclasses import replace

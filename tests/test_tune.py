@@ -198,6 +198,27 @@ def test_a_trial_stopped_by_ctrl_c_is_retried_by_the_next_run(tmp_path):
     assert retried[0].params["learning_rate"] == seen[1] == seen[2]
 
 
+def test_a_trial_stopped_by_sigterm_is_queued_again_at_once(tmp_path):
+    """A Slurm time limit or `kill` sends SIGTERM; background workers ignore Ctrl-C's SIGINT."""
+    request = _lr_study(tmp_path, trials=3)
+    seen = []
+
+    def run(model, dataset, config, on_evaluation=None):
+        seen.append(config["learning_rate"])
+        if len(seen) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives here
+        return {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}
+
+    with pytest.raises(SystemExit):
+        tune(request, run_fn=run)
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+    study = tune(request, run_fn=run)
+    retried = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 1]
+    assert retried[0].params["learning_rate"] == seen[1] == seen[2]
+    assert [t.state for t in study.get_trials()].count(TrialState.COMPLETE) == 3
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--storage", "optuna.db"], "--storage"),
     (["--trials", "0"], "--trials"),

@@ -210,9 +210,10 @@ def test_a_trial_stopped_by_sigterm_is_queued_again_at_once(tmp_path):
             time.sleep(5)  # the signal arrives here
         return {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}
 
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(SystemExit):
         tune(request, run_fn=run)
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+    assert signal.getsignal(signal.SIGTERM) == before  # restored
     study = tune(request, run_fn=run)
     retried = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 1]
     assert retried[0].params["learning_rate"] == seen[1] == seen[2]

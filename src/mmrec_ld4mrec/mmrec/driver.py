@@ -138,13 +138,13 @@ def _reporting(valid_epoch, valid, seconds: list, progress: str):
 
 def _follow(proc: subprocess.Popen, progress: Path, on_evaluation, timeout: float | None) -> None:
     """Wait for the child, passing each validation line it appends to ``progress`` to
-    ``on_evaluation(epoch, valid)``. Whatever that raises (a pruned trial) stops the child
-    first, then propagates."""
+    ``on_evaluation(epoch, valid)`` when given. Whatever interrupts the wait (a pruned trial, the
+    timeout, Ctrl-C or SIGTERM in this process) stops the child first, then propagates."""
     start, seen = time.monotonic(), 0
     try:
         while True:
             code = proc.poll()
-            if progress.is_file():
+            if on_evaluation is not None and progress.is_file():
                 lines = progress.read_text(encoding="utf-8").split("\n")[:-1]  # complete lines only
                 for line in lines[seen:]:
                     event = json.loads(line)
@@ -290,15 +290,7 @@ def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict 
         env.pop("MMREC_LD4MREC_STANDALONE", None)
         proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.mmrec.driver", json.dumps(request)],
                                 cwd=root / "src", env=env)
-        if on_evaluation is None:
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise
-        else:
-            _follow(proc, progress, on_evaluation, timeout)
+        _follow(proc, progress, on_evaluation, timeout)
         if proc.returncode != 0 or not out.is_file():
             raise UserInputError(f"MMRec run of {model} on {dataset} failed (exit {proc.returncode}); see its log above")
         return json.loads(out.read_text())

@@ -87,6 +87,15 @@ def test_the_report_shows_each_tuned_models_budget(tmp_path):
     assert "without a study: Pop" in text
     rows = list(csv.DictReader((tmp_path / "report" / "tuning-budget.csv").open()))
     assert rows[0]["pruned"] == "3" and rows[0]["profile"] == "tuned/EASE.best.yaml"
+    # a hand-written profile (no study, no budget) is shown as such, not as a tuned one
+    (tmp_path / "tuned" / "EASE.best.yaml").write_text("model: EASE\nbudget: oops\nsettings: {reg_weight: 7.0}\n")
+    exp = load_experiment(tmp_path / "exp.yaml")
+    assert tables.budget_markdown(tables.budget_rows(exp.profiles)).splitlines()[2] == \
+        "| EASE | — (no study) | — | — | — | — | — | — | — |"
+    # a profile tuned on another dataset is refused
+    (tmp_path / "tuned" / "EASE.best.yaml").write_text("model: EASE\ndataset: tiktok\nsettings: {}\n")
+    with pytest.raises(ConfigError, match="tuned on tiktok"):
+        load_experiment(tmp_path / "exp.yaml")
 
 
 def test_the_partial_tiktok_comparison_runs_the_full_ones_runs():

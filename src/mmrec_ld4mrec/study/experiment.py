@@ -254,7 +254,7 @@ def _check_studies(path: Path, studies: dict) -> dict:
     return out
 
 
-def _with_profile(path: Path, name: str, overrides: dict) -> tuple[dict, dict]:
+def _with_profile(path: Path, name: str, overrides: dict, datasets: tuple[str, ...]) -> tuple[dict, dict]:
     """A model entry's ``profile:`` (a file ``tune`` exported, relative to the experiment file)
     expanded: (its settings with the entry's own keys on top, the profile with its ``path``)."""
     from .tune import read_profile
@@ -270,6 +270,9 @@ def _with_profile(path: Path, name: str, overrides: dict) -> tuple[dict, dict]:
         raise ConfigError(f"{where}: {exc}") from None
     if profile["model"] != name:
         raise ConfigError(f"{where}: {profile_path} is {profile['model']}'s profile, not {name}'s")
+    if profile.get("dataset") is not None and str(profile["dataset"]) not in datasets:
+        raise ConfigError(f"{where}: {profile_path} was tuned on {profile['dataset']}, which is not among this "
+                          f"experiment's datasets ({', '.join(datasets)})")
     settings = {**profile["settings"], **{k: v for k, v in overrides.items() if k != "profile"}}
     return settings, {**profile, "path": value}
 
@@ -299,7 +302,7 @@ def load_experiment(path: Path) -> Experiment:
     profiles = {}
     for name, overrides in models.items():
         if "profile" in overrides:
-            models[name], profiles[name] = _with_profile(path, name, overrides)
+            models[name], profiles[name] = _with_profile(path, name, overrides, datasets)
     from ..models import MODELS
 
     for name, overrides in models.items():

@@ -238,9 +238,9 @@ def budget_rows(profiles: dict[str, dict]) -> list[dict]:
     and its validation metric (the profile's ``valid_*`` key)."""
     rows = []
     for model, profile in profiles.items():
-        budget = profile.get("budget") or {}
+        budget = profile.get("budget") if isinstance(profile.get("budget"), dict) else {}
         metric = next((k for k in profile if str(k).startswith("valid_")), None)
-        rows.append({"model": model, "study": profile.get("study", ""), "trials": budget.get("trials"),
+        rows.append({"model": model, "study": profile.get("study") or "— (no study)", "trials": budget.get("trials"),
                      "complete": budget.get("complete"), "pruned": budget.get("pruned"),
                      "failed": budget.get("failed"), "wall_seconds": budget.get("wall_seconds"),
                      "trial": profile.get("trial"), "metric": metric[len("valid_"):] if metric else "",
@@ -251,7 +251,9 @@ def budget_rows(profiles: dict[str, dict]) -> list[dict]:
 def _cell(value, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
-    return f"{value:,.{digits}f}" if isinstance(value, float) else str(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value:,.{digits}f}"
 
 
 def budget_markdown(rows: list[dict]) -> str:

@@ -1,6 +1,7 @@
 """``tune``: search spaces refused with the file and key named, a killed study that resumes
 without losing or repeating trials, two workers sharing one study, pruning, export."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,15 +16,17 @@ import yaml
 from optuna.trial import TrialState
 
 from mmrec_ld4mrec.cli import main
-from mmrec_ld4mrec.errors import ConfigError
+from mmrec_ld4mrec.errors import ConfigError, UserInputError
 from mmrec_ld4mrec.study.tune import (
     Dimension,
     TuneRequest,
     load_space,
     objective_value,
+    patience_epochs,
     search_space_path,
     trial_settings,
     tune,
+    tuning_seeds,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +128,7 @@ def test_two_workers_on_one_storage_finish_n_trials_in_total(tmp_path, kind):
 
 
 def test_a_trial_trailing_earlier_ones_is_pruned(tmp_path):
-    request = _lr_study(tmp_path, trials=7)
+    request = dataclasses.replace(_lr_study(tmp_path, trials=7), warmup_epochs=3)
     calls = []
 
     def run(model, dataset, config, on_evaluation=None):
@@ -139,6 +142,54 @@ def test_a_trial_trailing_earlier_ones_is_pruned(tmp_path):
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.COMPLETE] * 5 + [TrialState.PRUNED] * 2
     assert all(t.last_step == 3 for t in study.get_trials()[5:])  # stopped once the warm-up epochs passed
+
+
+def test_no_trial_is_pruned_within_its_warm_up(tmp_path):
+    request = dataclasses.replace(_lr_study(tmp_path, trials=7), warmup_epochs=20)
+    calls = []
+
+    def run(model, dataset, config, on_evaluation=None):
+        calls.append(1)
+        level = 0.5 if len(calls) <= 5 else 0.1  # trails from its first epoch, but stops (early) at epoch 15
+        for epoch in range(15):
+            on_evaluation(epoch, {"Recall@20": level})
+        return {"valid": {"Recall@20": level}, "test": {}, "best_epoch": 0}
+
+    assert [t.state for t in tune(request, run_fn=run).get_trials()] == [TrialState.COMPLETE] * 7
+
+
+def test_the_pruner_warm_up_defaults_to_early_stopping_patience():
+    assert patience_epochs({"stopping_step": 20}, {"stopping_step": 10, "eval_step": 1}) == 20
+    assert patience_epochs({}, {"stopping_step": 10, "eval_step": 5}) == 50
+    with pytest.raises(ConfigError, match="stopping_step"):
+        patience_epochs({"stopping_step": "x"}, {"eval_step": 1})
+
+
+def test_tuning_seeds_are_apart_from_the_reported_ones():
+    assert tuning_seeds(2) == [1001, 1002]
+    assert not set(tuning_seeds(3)) & set(range(1, 11))
+
+
+def test_a_study_resumed_under_another_protocol_is_refused(tmp_path):
+    request = _lr_study(tmp_path, trials=1)
+    run = lambda model, dataset, config, on_evaluation=None: {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}  # noqa: E731
+    tune(request, run_fn=run)
+    for change, key in (({"warmup_epochs": 3}, "pruner"), ({"seeds": [1, 2]}, "seeds"),
+                        ({"settings": {"stopping_step": 5}}, "settings")):
+        with pytest.raises(UserInputError, match=f"another protocol.*{key}"):
+            tune(dataclasses.replace(request, trials=2, **change), run_fn=run)
+    # the data path is this machine's, not the protocol's
+    tune(dataclasses.replace(request, trials=2, settings={"data_path": "/elsewhere/"}), run_fn=run)
+
+
+def test_a_study_from_before_protocols_were_recorded_is_not_resumed(tmp_path):
+    request = _lr_study(tmp_path, trials=1)
+    study = optuna.create_study(storage=request.storage, study_name="s", direction="maximize")
+    study.set_user_attr("model", "LD4MRec")
+    study.set_user_attr("dataset", "d")
+    study.enqueue_trial({"learning_rate": 1e-3})
+    with pytest.raises(UserInputError, match="before studies recorded their protocol"):
+        tune(dataclasses.replace(request, trials=2), run_fn=lambda *a, **k: {})
 
 
 def test_the_objective_averages_the_seeds_and_keeps_test_aside(tmp_path):

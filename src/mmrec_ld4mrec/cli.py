@@ -229,7 +229,18 @@ def cmd_results(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .study.tune import TuneRequest, best_profile, budget_row, load_space, search_space_path, tune, write_profile
+    from .study.tune import (
+        TuneRequest,
+        best_profile,
+        budget_row,
+        default_config,
+        load_space,
+        patience_epochs,
+        search_space_path,
+        tune,
+        tuning_seeds,
+        write_profile,
+    )
 
     if args.trials < 1 or args.seeds < 1 or args.heartbeat <= 0:
         raise UserInputError(f"--trials and --seeds expect integers >= 1 and --heartbeat seconds > 0, got "
@@ -248,9 +259,15 @@ def cmd_tune(args) -> int:
         settings["data_path"] = str(Path(args.data_path).resolve()) + "/"
     space = load_space(Path(args.space) if args.space else search_space_path(args.model), args.model, args.engine,
                        args.mmrec_root)
+    warmup = args.warmup_epochs
+    if warmup is None:
+        warmup = patience_epochs(settings, default_config(args.model, args.engine, args.mmrec_root))
+    elif warmup < 0:
+        raise UserInputError(f"--warmup-epochs expects an integer >= 0, got {warmup}")
     request = TuneRequest(model=args.model, dataset=args.dataset, trials=args.trials, storage=storage,
-                          study_name=study_name, settings=settings, seeds=list(range(1, args.seeds + 1)), space=space,
+                          study_name=study_name, settings=settings, seeds=tuning_seeds(args.seeds), space=space,
                           engine=args.engine, mmrec_root=args.mmrec_root, sampler_seed=args.sampler_seed,
+                          warmup_epochs=warmup,
                           heartbeat_seconds=args.heartbeat, grace_seconds=4 * args.heartbeat)
     study = tune(request)
     row = budget_row(study)
@@ -317,7 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     tun.add_argument("--storage", help="sqlite:///PATH (default RESULTS/optuna.db), journal:PATH or a database URL")
     tun.add_argument("--study", help="study name (default MODEL-DATASET)")
     tun.add_argument("--space", help="search-space YAML (default configs/search/MODEL.yaml)")
-    tun.add_argument("--seeds", type=int, default=1, help="seeds 1..K per trial; the objective is their mean (default 1)")
+    tun.add_argument("--seeds", type=int, default=1,
+                     help="tuning seeds 1001..1000+K per trial, apart from the reported 1-10; the objective is their "
+                          "mean (default 1)")
+    tun.add_argument("--warmup-epochs", type=int,
+                     help="epochs before the pruner may stop a trial (default: early stopping's patience, "
+                          "stopping_step x eval_step)")
     tun.add_argument("--sampler-seed", type=int, default=0, help="TPE's seed (default 0)")
     tun.add_argument("--heartbeat", type=float, default=30.0,
                      help="seconds between a running trial's heartbeats; a trial silent for 4x this is retried")

@@ -6,7 +6,15 @@ normal run of the engine (MMRec's protocol, early stopping on validation) whose 
 the best validation metric (``valid_metric``, Recall@20 by default; the mean over ``--seeds``
 seeds). Test metrics are stored beside each trial and never consulted. Trials of both engines
 report their validation metric after every evaluation to a median pruner, which stops a
-trial that trails the earlier trials at the same epoch.
+trial that trails the earlier trials at the same epoch, once its warm-up has passed: by default
+as many epochs as early stopping's patience (``stopping_step`` x ``eval_step``), so no trial is
+pruned before it could have been stopped by its own early stopping, and a slow starter (a small
+learning rate, a deep graph) is not cut at its first evaluations. Trials run on tuning seeds
+(1001, 1002, ...) kept apart from the seeds a reproduction reports (1-10).
+
+A study records this protocol (seeds, sampler seed, pruner, fixed settings) when it starts;
+resuming it under another protocol is refused, naming what differs, so one study's trials are
+always comparable.
 
 The study lives in an Optuna storage: a SQLite file by default, so a killed study resumes
 where it stopped; any storage URL or a journal file (``journal:PATH``) lets several workers
@@ -106,9 +114,9 @@ def parse_dimension(path: Path, name: str, spec: Any) -> Dimension:
     return Dimension(name, kind, float(low) if kind != "int" else low, float(high) if kind != "int" else high)
 
 
-def known_keys(model: str, engine: str = "standalone", mmrec_root: str | Path | None = None) -> set[str]:
-    """The config keys a run of ``model`` accepts: this project's overall and model YAMLs, or
-    with ``engine: mmrec`` the checkout's (where the overlay puts ours)."""
+def config_files(model: str, engine: str = "standalone", mmrec_root: str | Path | None = None) -> list[Path]:
+    """The overall and model YAMLs a run of ``model`` reads: this project's, or with
+    ``engine: mmrec`` the checkout's (where the overlay puts ours)."""
     if engine == "mmrec":
         if mmrec_root is None:
             raise UserInputError("--engine mmrec needs --mmrec-root PATH (an MMRec checkout)")
@@ -118,10 +126,20 @@ def known_keys(model: str, engine: str = "standalone", mmrec_root: str | Path | 
     files = [root / "overall.yaml", root / "model" / f"{model}.yaml"]
     if not files[1].is_file():
         raise ConfigError(f"no config file {files[1]} for model '{model}'")
-    keys: set[str] = set()
-    for f in files:
-        keys.update(read_yaml(f))
-    return keys
+    return files
+
+
+def default_config(model: str, engine: str = "standalone", mmrec_root: str | Path | None = None) -> dict:
+    """The run's defaults before ``--set``: overall YAML, then the model's."""
+    merged: dict = {}
+    for f in config_files(model, engine, mmrec_root):
+        merged.update(read_yaml(f) or {})
+    return merged
+
+
+def known_keys(model: str, engine: str = "standalone", mmrec_root: str | Path | None = None) -> set[str]:
+    """The config keys a run of ``model`` accepts."""
+    return set(default_config(model, engine, mmrec_root))
 
 
 def load_space(path: Path, model: str, engine: str = "standalone", mmrec_root=None) -> list[Dimension]:
@@ -239,9 +257,53 @@ class TuneRequest:
     engine: str = "standalone"
     mmrec_root: str | None = None
     sampler_seed: int = 0
+    warmup_epochs: int = 20
+    startup_trials: int = 5
     heartbeat_seconds: float = 30.0
     grace_seconds: float = 120.0
     max_failures: int = 5
+
+
+TUNING_SEED_BASE = 1000
+
+
+def tuning_seeds(count: int) -> list[int]:
+    """Seeds 1001..1000+count: a trial's seeds, apart from the seeds a reproduction reports."""
+    return list(range(TUNING_SEED_BASE + 1, TUNING_SEED_BASE + count + 1))
+
+
+def patience_epochs(settings: dict, defaults: dict) -> int:
+    """Epochs of early stopping's patience, ``stopping_step`` x ``eval_step``: the pruner's warm-up."""
+    def value(key: str) -> int:
+        raw = settings.get(key, defaults.get(key))
+        if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
+            raise ConfigError(f"{key}: expected an integer >= 1 for the pruner's warm-up, got {raw!r}")
+        return raw
+    return value("stopping_step") * value("eval_step")
+
+
+def protocol(request: TuneRequest) -> dict:
+    """What makes one study's trials comparable, recorded in the study and checked on resume."""
+    return {"seeds": list(request.seeds), "sampler_seed": request.sampler_seed,
+            "pruner": {"kind": "median", "startup_trials": request.startup_trials, "warmup_epochs": request.warmup_epochs},
+            "settings": {k: v for k, v in sorted(request.settings.items()) if k != "data_path"}}
+
+
+def check_protocol(study, request: TuneRequest) -> None:
+    """Record the protocol in a new study; refuse to resume one started under another."""
+    recorded, wanted = study.user_attrs.get("protocol"), protocol(request)
+    if recorded is None:
+        if study.get_trials(deepcopy=False):
+            raise UserInputError(f"study '{request.study_name}' in {request.storage} was started before studies "
+                                 "recorded their protocol (seeds, pruner, settings): its trials are not comparable "
+                                 "with new ones; start a new study (--study NAME or another --storage)")
+        study.set_user_attr("protocol", wanted)
+        return
+    differs = sorted(k for k in wanted if recorded.get(k) != wanted[k])
+    if differs:
+        detail = "; ".join(f"{k}: study has {recorded.get(k)!r}, this call {wanted[k]!r}" for k in differs)
+        raise UserInputError(f"study '{request.study_name}' in {request.storage} was started under another protocol "
+                             f"({detail}); resume it with the same options or start a new study (--study NAME)")
 
 
 def trial_settings(request: TuneRequest, params: dict, seed: int) -> dict:
@@ -329,7 +391,7 @@ def _tune(request: TuneRequest, run_fn: RunFn | None) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     run_fn = run_fn or default_run(request)
     lock = storage_lock_path(request.storage)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=3)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=request.startup_trials, n_warmup_steps=request.warmup_epochs)
     with claim_lock(lock):
         storage = open_storage(request.storage)
         study = optuna.create_study(storage=storage, study_name=request.study_name, direction="maximize",
@@ -342,6 +404,7 @@ def _tune(request: TuneRequest, run_fn: RunFn | None) -> Any:
         elif (recorded, study.user_attrs.get("dataset")) != (request.model, request.dataset):
             raise UserInputError(f"study '{request.study_name}' in {request.storage} belongs to "
                                  f"{recorded} on {study.user_attrs.get('dataset')}, not {request.model} on {request.dataset}")
+        check_protocol(study, request)
     failures = 0
     while True:
         with claim_lock(lock):

@@ -98,15 +98,18 @@ def test_the_report_shows_each_tuned_models_budget(tmp_path):
         load_experiment(tmp_path / "exp.yaml")
 
 
-def test_the_partial_tiktok_comparison_runs_the_full_ones_runs():
-    """tiktok-tuned-partial.yaml holds the finished studies' models with the entries, seeds and
-    Fig. 3 strategies of tiktok-tuned.yaml, so the full comparison reuses its runs."""
+def test_the_protocol_1_tiktok_comparison_runs_the_full_ones_entries_on_its_own_profiles():
+    """tiktok-tuned-partial.yaml (protocol 1) runs the models, seeds and Fig. 3 strategies of
+    tiktok-tuned.yaml from the protocol-1 profiles, every one of them committed."""
     import yaml
 
     partial_path = ROOT / "experiments" / "tiktok-tuned-partial.yaml"
     partial, full = (yaml.safe_load(p.read_text()) for p in (partial_path, ROOT / "experiments" / "tiktok-tuned.yaml"))
     assert partial["seeds"] == full["seeds"] and partial["datasets"] == full["datasets"]
-    assert partial["models"] == {m: full["models"][m] for m in partial["models"]}
+    old = {m: {**e, "profile": e["profile"].replace("/tiktok-protocol1/", "/tiktok/")} if "profile" in e else e
+           for m, e in partial["models"].items()}
+    assert old == {m: full["models"][m] for m in partial["models"]}
+    assert all("/tiktok-protocol1/" in e["profile"] for e in partial["models"].values() if "profile" in e)
     assert partial["studies"]["inference"]["steps"] == full["studies"]["inference"]["steps"]
     assert set(partial["studies"]["inference"]["models"]) == set(full["studies"]["inference"]["models"]) & set(partial["models"])
     exp = load_experiment(partial_path)  # every profile it names is committed
@@ -122,8 +125,11 @@ def test_each_tuned_comparison_runs_the_models_its_script_tunes(dataset):
     import yaml
 
     script = (ROOT / "experiments" / f"tune-{dataset}.sh").read_text()
-    standalone, in_mmrec = (line.split() for line in re.findall(r"^for model in (.+); do$", script, re.M))
-    assert "--engine mmrec" in script.split("for model in")[2]  # the second loop runs through MMRec
+    studies = re.findall(r"^mmrec-ld4mrec tune -m (\S+) \"\$\{COMMON\[@\]\}\"( \"\$\{MMREC\[@\]\}\")?$", script, re.M)
+    assert len(studies) == len(re.findall(r"^mmrec-ld4mrec tune", script, re.M))  # every study in the one form
+    standalone = [m for m, mmrec in studies if not mmrec]
+    in_mmrec = [m for m, mmrec in studies if mmrec]
+    assert 'MMREC=(--engine mmrec --mmrec-root' in script
     models = yaml.safe_load((ROOT / "experiments" / f"{dataset}-tuned.yaml").read_text())["models"]
     assert sorted(standalone + in_mmrec) == sorted(set(models) - {"Pop"})
     assert f"OUT=experiments/results/tune/{dataset}" in script and "stopping_step=20" in script

@@ -96,6 +96,11 @@ def test_the_report_shows_each_tuned_models_budget(tmp_path):
     (tmp_path / "tuned" / "EASE.best.yaml").write_text("model: EASE\ndataset: tiktok\nsettings: {}\n")
     with pytest.raises(ConfigError, match="tuned on tiktok"):
         load_experiment(tmp_path / "exp.yaml")
+    # a profile a worker exported while other workers' trials still ran is refused
+    (tmp_path / "tuned" / "EASE.best.yaml").write_text(
+        "model: EASE\nbudget: {trials: 20, complete: 15, pruned: 3, failed: 0}\nsettings: {}\n")
+    with pytest.raises(ConfigError, match="unfinished study \\(18 of 20"):
+        load_experiment(tmp_path / "exp.yaml")
 
 
 def test_the_protocol_1_tiktok_comparison_runs_the_full_ones_entries_on_its_own_profiles():

@@ -277,6 +277,10 @@ def cmd_tune(args) -> int:
         raise UserInputError(f"study '{study_name}' has no complete trial yet: nothing to export")
     profile = best_profile(study, request)
     write_profile(export, profile)
+    finished = row["complete"] + row["pruned"]
+    if finished < request.trials:
+        print(f"{request.trials - finished} trial(s) still running in other workers: this profile is provisional "
+              "(an experiment refuses it); the last worker to stop writes the final one")
     print(f"best trial {profile['trial']}: valid {request.settings.get('valid_metric', 'Recall@20')} "
           f"{study.best_value:.4f} with {study.best_trial.params}; wrote {export}")
     return 0

@@ -273,6 +273,12 @@ def _with_profile(path: Path, name: str, overrides: dict, datasets: tuple[str, .
     if profile.get("dataset") is not None and str(profile["dataset"]) not in datasets:
         raise ConfigError(f"{where}: {profile_path} was tuned on {profile['dataset']}, which is not among this "
                           f"experiment's datasets ({', '.join(datasets)})")
+    budget = profile.get("budget")
+    if isinstance(budget, dict) and all(isinstance(budget.get(k), int) for k in ("trials", "complete", "pruned")):
+        finished = budget["complete"] + budget["pruned"]
+        if finished < budget["trials"]:
+            raise ConfigError(f"{where}: {profile_path} comes from an unfinished study ({finished} of "
+                              f"{budget['trials']} trials finished): finish it (run its `tune` command again)")
     settings = {**profile["settings"], **{k: v for k, v in overrides.items() if k != "profile"}}
     return settings, {**profile, "path": value}
 

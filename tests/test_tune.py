@@ -178,6 +178,8 @@ def test_a_study_resumed_under_another_protocol_is_refused(tmp_path):
                         ({"settings": {"stopping_step": 5}}, "settings")):
         with pytest.raises(UserInputError, match=f"another protocol.*{key}"):
             tune(dataclasses.replace(request, trials=2, **change), run_fn=run)
+    with pytest.raises(UserInputError, match="another search space.*learning_rate"):
+        tune(dataclasses.replace(request, trials=2, space=[Dimension("learning_rate", "log_float", 1e-4, 1e-1)]), run_fn=run)
     # the data path is this machine's, not the protocol's
     tune(dataclasses.replace(request, trials=2, settings={"data_path": "/elsewhere/"}), run_fn=run)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import math
 import os
@@ -289,8 +290,21 @@ def protocol(request: TuneRequest) -> dict:
             "settings": {k: v for k, v in sorted(request.settings.items()) if k != "data_path"}}
 
 
+def space_record(space: list[Dimension]) -> dict:
+    """A search space as the study stores it (JSON types, as any storage returns them)."""
+    return json.loads(json.dumps({d.name: [d.kind, d.low, d.high, list(d.choices or [])] for d in space}))
+
+
 def check_protocol(study, request: TuneRequest) -> None:
-    """Record the protocol in a new study; refuse to resume one started under another."""
+    """Record the protocol in a new study; refuse to resume one started under another, or with
+    another search space."""
+    space = study.user_attrs.get("space")
+    if space is not None and space != space_record(request.space):
+        changed = sorted(k for k in set(space) | {d.name for d in request.space}
+                         if space.get(k) != space_record(request.space).get(k))
+        raise UserInputError(f"study '{request.study_name}' in {request.storage} was started with another search "
+                             f"space (keys that differ: {', '.join(changed)}); resume it with that space (--space "
+                             "FILE) or start a new study (--study NAME)")
     recorded, wanted = study.user_attrs.get("protocol"), protocol(request)
     if recorded is None:
         if study.get_trials(deepcopy=False):
@@ -400,7 +414,7 @@ def _tune(request: TuneRequest, run_fn: RunFn | None) -> Any:
         if recorded is None:
             study.set_user_attr("model", request.model)
             study.set_user_attr("dataset", request.dataset)
-            study.set_user_attr("space", {d.name: [d.kind, d.low, d.high, list(d.choices or [])] for d in request.space})
+            study.set_user_attr("space", space_record(request.space))
         elif (recorded, study.user_attrs.get("dataset")) != (request.model, request.dataset):
             raise UserInputError(f"study '{request.study_name}' in {request.storage} belongs to "
                                  f"{recorded} on {study.user_attrs.get('dataset')}, not {request.model} on {request.dataset}")

@@ -16,6 +16,20 @@ from torch import nn
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leakyrelu": nn.LeakyReLU, "gelu": nn.GELU}
 
 
+class ItemGraph(nn.Module):
+    """Content neighbours' weights (open choice ``item_graph_k``, off in the paper's reading):
+    an item-weight matrix W [|I|, d] becomes W + w S W, with S the frozen content kNN graph of
+    ``item_graph.content_item_graph`` and w = ``item_graph_weight``; FC_in and FC_out use it."""
+
+    def __init__(self, graph: torch.Tensor, weight: float):
+        super().__init__()
+        self.register_buffer("graph", graph, persistent=False)  # rebuilt from the features, never saved
+        self.weight = weight
+
+    def forward(self, item_weights: torch.Tensor) -> torch.Tensor:
+        return item_weights + self.weight * torch.sparse.mm(self.graph, item_weights)
+
+
 class ItemInput(nn.Module):
     """FC_in (section 5.3): item space -> d_e, a sparse product for sparse rows.
 
@@ -29,17 +43,18 @@ class ItemInput(nn.Module):
         self.sparse = sparse
         nn.init.xavier_normal_(self.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, graph: ItemGraph | None = None) -> torch.Tensor:
+        weight = self.weight if graph is None else graph(self.weight)
         if x.is_sparse:
             if self.sparse:
                 if x.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
                     # cuSPARSE has no bfloat16 sparse x dense product: this one (a few dozen
                     # entries a row) stays in float32 under bf16 autocast
                     with torch.autocast("cuda", enabled=False):
-                        return torch.sparse.mm(x.float(), self.weight) + self.bias
-                return torch.sparse.mm(x, self.weight) + self.bias
+                        return torch.sparse.mm(x.float(), weight.float()) + self.bias
+                return torch.sparse.mm(x, weight) + self.bias
             x = x.to_dense()
-        return x @ self.weight + self.bias
+        return x @ weight + self.bias
 
 
 class CGBlock(nn.Module):
@@ -134,15 +149,15 @@ class ItemOutput(nn.Module):
         for proj in self.projections:
             nn.init.zeros_(proj.weight)
 
-    def item_weights(self, features: list[torch.Tensor]) -> torch.Tensor:
+    def item_weights(self, features: list[torch.Tensor], graph: ItemGraph | None = None) -> torch.Tensor:
         w = self.weight
         for proj, f in zip(self.projections, features):
             w = w + proj(f)
-        return w
+        return w if graph is None else graph(w)
 
-    def forward(self, h: torch.Tensor, features: list[torch.Tensor] = ()) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, features: list[torch.Tensor] = (), graph: ItemGraph | None = None) -> torch.Tensor:
         # addmm: the bias enters the product, sparing a pass (and a copy) over the B x |I| output
-        return torch.addmm(self.bias, h, self.item_weights(list(features)).T)
+        return torch.addmm(self.bias, h, self.item_weights(list(features), graph).T)
 
 
 class CNet(nn.Module):
@@ -152,14 +167,22 @@ class CNet(nn.Module):
     ``residual=True`` (an open choice, off in the paper's reading) adds act(FC_in x) to the
     output of CG_2, a skip around the d_e -> d_h -> d_e bottleneck, so that the conditioned
     blocks refine a one-layer denoiser instead of having to carry all of it.
+
+    ``input_activation=True`` (open, off in the paper's reading) applies act to FC_in's output
+    before CG_1: without it FC_in followed by CG_1's linear map is one rank-d_h linear map.
+    ``item_graph`` (open, off) gives FC_in and FC_out their content neighbours' weights.
     """
 
     def __init__(self, n_items: int, embedding_size: int, hidden_size: int, step_dim: int, collab_dim: int,
                  pref_dims: list[int], activation: str = "tanh", use_cg: bool = True, use_pg: bool = True,
                  sparse_input: bool = True, gate_input: str = "step", gate_bias: float = 0.0,
-                 item_feature_dims: list[int] = (), residual: bool = False):
+                 item_feature_dims: list[int] = (), residual: bool = False, input_activation: bool = False,
+                 item_graph: ItemGraph | None = None):
         super().__init__()
-        self.skip = ACTIVATIONS[activation]() if residual else None
+        self.residual = residual
+        self.act_in = ACTIVATIONS[activation]() if (residual or input_activation) else None
+        self.input_activation = input_activation
+        self.item_graph = item_graph
         gate = {"gate_input": gate_input, "gate_bias": gate_bias}
         self.fc_in = ItemInput(n_items, embedding_size, sparse=sparse_input)
         self.cg_in = CGBlock(embedding_size, hidden_size, step_dim, collab_dim, activation, use_cg, **gate)
@@ -169,11 +192,13 @@ class CNet(nn.Module):
 
     def forward(self, x: torch.Tensor, e_step: torch.Tensor, collab: torch.Tensor | None,
                 prefs: list[torch.Tensor], item_features: list[torch.Tensor] = ()) -> torch.Tensor:
-        h_in = self.fc_in(x)
+        h_in = self.fc_in(x, self.item_graph)
+        if self.input_activation:
+            h_in = self.act_in(h_in)
         h = self.cg_in(h_in, e_step, collab)
         if self.pg is not None:
             h = self.pg(h, prefs)
         h = self.cg_out(h, e_step, collab)
-        if self.skip is not None:
-            h = h + self.skip(h_in)
-        return self.fc_out(h, item_features)
+        if self.residual:  # act(FC_in x), activated once whether or not input_activation is on
+            h = h + (h_in if self.input_activation else self.act_in(h_in))
+        return self.fc_out(h, item_features, self.item_graph)

@@ -50,10 +50,17 @@ class LD4MRecSettings:
     gate_bias: float = 0.0  # initial b_g of Eq. 20
     input_norm: str = "none"  # none | l2: the observed row scaled to unit norm before dropout/corruption
     residual: bool = False  # skip act(FC_in x) around CG_1 -> PG -> CG_2 (cnet.CNet)
+    # Content-aware open choices (issue 17); each off in the paper's reading.
+    input_activation: bool = False  # act(FC_in x) before CG_1 (cnet.CNet)
+    collab_scale: str = "none"  # none | standard: each column of c_u (Eq. 14-15) to zero mean, unit std
+    item_graph_k: int = 0  # 0 = off; k > 0: content kNN item graph S (item_graph.py) on FC_in/FC_out weights
+    item_graph_weight: float = 0.5  # w in W + w S W (cnet.ItemGraph)
+    step_zero_prob: float = 0.0  # share of training rows at t = 0 (uncorrupted, SinEmb(0)), as inference sees
 
 
 GATE_INPUTS = ("step", "step_state")
 INPUT_NORMS = ("none", "l2")
+COLLAB_SCALES = ("none", "standard")
 
 
 SETTING_KEYS = tuple(f.name for f in fields(LD4MRecSettings))
@@ -139,6 +146,11 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         gate_bias=_float("gate_bias", val("gate_bias"), -math.inf, math.inf),
         residual=_bool("residual", val("residual")),
         input_norm=_choice("input_norm", val("input_norm"), INPUT_NORMS),
+        input_activation=_bool("input_activation", val("input_activation")),
+        collab_scale=_choice("collab_scale", val("collab_scale"), COLLAB_SCALES),
+        item_graph_k=_int("item_graph_k", val("item_graph_k"), 0),
+        item_graph_weight=_float("item_graph_weight", val("item_graph_weight"), 0.0, math.inf),
+        step_zero_prob=_float("step_zero_prob", val("step_zero_prob"), 0.0, 1.0),
     )
     if s.noise_min > s.noise_max:
         raise ConfigError(f"config keys 'noise_min'/'noise_max': noise_min ({s.noise_min}) exceeds noise_max ({s.noise_max})")

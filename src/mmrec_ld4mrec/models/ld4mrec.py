@@ -26,11 +26,12 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..ld4mrec.cnet import CNet
+from ..ld4mrec.cnet import CNet, ItemGraph
 from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
+from ..ld4mrec.item_graph import content_item_graph, to_torch_csr
 from ..ld4mrec.loss import step_loss
 from ..ld4mrec.settings import ld4mrec_settings
-from ..ld4mrec.signals import cached_signals, normalize_features
+from ..ld4mrec.signals import cached_signals, normalize_features, standardized_columns
 from ..ld4mrec.soft_target import soft_reconstruction_target, soft_reconstruction_target_padded
 from ..ld4mrec.step_sampler import ImportanceStepSampler
 from ..mmrec.host import config_get, general_recommender_base
@@ -46,14 +47,17 @@ class LD4MRec(general_recommender_base()):
         X.sort_indices()
         self.train_matrix = X
         self.rows = DeviceRows(X, self.device)
-        # Static-shape training batches on a GPU (CUDA-graph capturable), compact ones on a CPU.
-        self.static_batches = torch.device(self.device).type == "cuda"
+        # Static-shape training batches on a GPU (CUDA-graph capturable), compact ones on a CPU;
+        # step_zero_prob's per-row update of the step sampler has a data-dependent shape.
+        self.static_batches = torch.device(self.device).type == "cuda" and s.step_zero_prob == 0
 
         features = self._modality_features(config)
         if s.svd_rank > min(X.shape):
             raise ConfigError(f"config key 'svd_rank': expected at most min(|U|, |I|) = {min(X.shape)}, got {s.svd_rank}")
         collab, prefs = cached_signals(X, features, s.svd_rank, s.feature_norm, device=self.device,
                                        oversampling=s.svd_oversampling, power_iterations=s.svd_power_iterations)
+        if s.collab_scale == "standard":
+            collab = standardized_columns(collab)
         self.register_buffer("collab_signal", torch.from_numpy(collab).to(self.device))
         self.n_modalities = len(prefs)
         for m, p in enumerate(prefs):
@@ -70,12 +74,22 @@ class LD4MRec(general_recommender_base()):
         # e_in(u): the user's unknown inherent diffusion step, zero = "no inherent noise".
         self.initial_step = nn.Embedding(self.n_users, s.step_emb_size)
         nn.init.zeros_(self.initial_step.weight)
+        item_graph = None
+        if s.item_graph_k > 0:
+            if not features:
+                raise ConfigError("config key 'item_graph_k': expected 0 on a dataset without item features "
+                                  f"(it builds a content kNN item graph), got {s.item_graph_k}")
+            if s.item_graph_k >= self.n_items:
+                raise ConfigError(f"config key 'item_graph_k': expected fewer than |I| = {self.n_items} neighbours, "
+                                  f"got {s.item_graph_k}")
+            graph = content_item_graph([normalize_features(f, s.feature_norm) for f in features], s.item_graph_k)
+            item_graph = ItemGraph(to_torch_csr(graph, self.device), s.item_graph_weight)
         self.cnet = CNet(
             n_items=self.n_items, embedding_size=s.embedding_size, hidden_size=s.hidden_size,
             step_dim=s.step_emb_size, collab_dim=collab.shape[1], pref_dims=[p.shape[1] for p in prefs],
             activation=s.activation, use_cg=s.use_cg, use_pg=s.use_pg, sparse_input=s.sparse_input,
             gate_input=s.gate_input, gate_bias=s.gate_bias, item_feature_dims=item_feature_dims,
-            residual=s.residual,
+            residual=s.residual, input_activation=s.input_activation, item_graph=item_graph,
         ).to(self.device)
         self.to(self.device)
 
@@ -153,7 +167,15 @@ class LD4MRec(general_recommender_base()):
             # as a dense dropout mask, drawn for |x_u| entries instead of |I|.
             keep = torch.rand(values.shape, device=values.device) >= s.input_dropout
             values = values * keep / (1.0 - s.input_dropout)
-        x_t = self.schedule.q_sample(scatter(cols, values), t)  # Eq. 2, dense: the noise touches every item
+        x_in = scatter(cols, values)
+        x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
+        sampled = None
+        if s.step_zero_prob > 0:
+            # some rows at t = 0, the uncorrupted input inference sees (weight 1: outside Eq. 8's draw)
+            zero = torch.rand(len(users), device=x_t.device) < s.step_zero_prob
+            x_t = torch.where(zero.unsqueeze(1), x_in, x_t)
+            weights = torch.where(zero, torch.ones_like(weights), weights)
+            sampled, t = ~zero, torch.where(zero, torch.zeros_like(t), t)
         x_hat = self.denoise(x_t, t, users)
         if not s.use_soft_target:
             target = x_dense
@@ -162,7 +184,10 @@ class LD4MRec(general_recommender_base()):
         else:
             target = soft_reconstruction_target(x_dense, indptr, cols, s.soft_prob, s.smooth)
         per_user = step_loss(x_hat, target, s.loss)
-        self.step_sampler.update(t, per_user)
+        if sampled is None:
+            self.step_sampler.update(t, per_user)
+        else:  # only the rows whose step came from the sampler update its history
+            self.step_sampler.update(t[sampled], per_user[sampled])
         return (per_user * weights).mean()  # Eq. 8 weighting 1 / (T p_t)
 
     @contextlib.contextmanager

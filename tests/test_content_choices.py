@@ -1,0 +1,127 @@
+"""The content-aware open choices (issue 17): the content kNN item graph, input activation,
+standardised c_u and training at step 0. Each is off in the paper's reading, does what its
+docstring says, and trains."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from mmrec_ld4mrec.errors import ConfigError
+from mmrec_ld4mrec.ld4mrec.cnet import CNet, ItemGraph
+from mmrec_ld4mrec.ld4mrec.item_graph import content_item_graph, knn_adjacency, to_torch_csr
+from mmrec_ld4mrec.ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
+from mmrec_ld4mrec.ld4mrec.signals import standardized_columns
+
+from .test_ld4mrec import build
+
+
+def test_content_choices_are_off_in_the_papers_reading():
+    s = LD4MRecSettings()
+    assert (s.input_activation, s.collab_scale, s.item_graph_k, s.step_zero_prob) == (False, "none", 0, 0.0)
+
+
+def test_knn_adjacency_marks_the_k_most_cosine_similar_other_items():
+    f = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [0.7, 0.7], [0.0, 0.0]])
+    A = knn_adjacency(f, k=1).toarray()
+    assert A[0].tolist() == [0, 1, 0, 0, 0, 0] and A[2].tolist() == [0, 0, 0, 1, 0, 0]
+    assert np.all(np.diag(A) == 0)  # never itself
+    assert A[5].sum() == 0 and A[:, 5].sum() == 0  # an item without features has no neighbours
+    # chunked similarities give the same graph
+    assert (knn_adjacency(f, k=2, chunk=2) != knn_adjacency(f, k=2)).nnz == 0
+
+
+def test_content_graph_averages_the_normalised_modality_graphs():
+    rng = np.random.default_rng(0)
+    feats = [rng.random((20, 5)), rng.random((20, 3))]
+    S = content_item_graph(feats, k=3)
+    singles = []
+    for f in feats:
+        A = knn_adjacency(f, 3)
+        dr, dc = np.asarray(A.sum(1)).ravel(), np.asarray(A.sum(0)).ravel()
+        inv_c = np.divide(1, np.sqrt(dc), out=np.zeros_like(dc), where=dc > 0)
+        singles.append(sp.diags(1 / np.sqrt(dr)) @ A @ sp.diags(inv_c))
+    assert np.allclose(S.toarray(), (singles[0] + singles[1]).toarray() / 2)
+    with pytest.raises(ValueError, match="item_graph_k"):
+        knn_adjacency(feats[0], k=20)
+
+
+def test_item_graph_gives_fc_in_and_fc_out_their_neighbours_weights():
+    torch.manual_seed(0)
+    S = sp.random(9, 9, density=0.3, random_state=1, format="csr")
+    graph = ItemGraph(to_torch_csr(S, "cpu"), weight=0.5)
+    kw = dict(n_items=9, embedding_size=8, hidden_size=4, step_dim=2, collab_dim=3, pref_dims=[5])
+    plain, with_graph = CNet(**kw), CNet(**kw, item_graph=graph)
+    with_graph.load_state_dict(plain.state_dict())  # the graph is a non-persistent buffer: same keys
+    S_t = torch.from_numpy(S.toarray()).float()
+    x = torch.rand(2, 9)
+    w_in = plain.fc_in.weight + 0.5 * S_t @ plain.fc_in.weight
+    assert torch.allclose(with_graph.fc_in(x, graph), x @ w_in + plain.fc_in.bias, atol=1e-5)
+    h = torch.randn(2, 8)
+    w_out = plain.fc_out.weight + 0.5 * S_t @ plain.fc_out.weight
+    assert torch.allclose(with_graph.fc_out(h, (), graph), h @ w_out.T + plain.fc_out.bias, atol=1e-5)
+    e, c, p = torch.randn(2, 2), torch.randn(2, 3), [torch.randn(2, 5)]
+    with_graph(x, e, c, p).sum().backward()
+    assert with_graph.fc_in.weight.grad.abs().sum() > 0
+
+
+def test_input_activation_activates_fc_in_once_with_or_without_the_residual():
+    torch.manual_seed(0)
+    kw = dict(n_items=9, embedding_size=8, hidden_size=4, step_dim=2, collab_dim=3, pref_dims=[])
+    x, e, c = torch.rand(2, 9), torch.randn(2, 2), torch.randn(2, 3)
+    for residual in (False, True):
+        plain, act = CNet(**kw, residual=residual), CNet(**kw, residual=residual, input_activation=True)
+        act.load_state_dict(plain.state_dict())
+        h_in = torch.tanh(plain.fc_in(x))
+        h = plain.cg_out(plain.cg_in(h_in, e, c), e, c)
+        if residual:
+            h = h + h_in
+        assert torch.allclose(act(x, e, c, []), plain.fc_out(h), atol=1e-5)
+
+
+def test_standardized_columns_have_zero_mean_and_unit_std():
+    rng = np.random.default_rng(0)
+    signal = np.hstack([rng.normal(3.0, 0.01, (50, 4)), np.ones((50, 1))])
+    out = standardized_columns(signal)
+    assert np.allclose(out[:, :4].mean(0), 0, atol=1e-5) and np.allclose(out[:, :4].std(0), 1, atol=1e-4)
+    assert np.all(out[:, 4] == 0)  # a constant column carries nothing
+
+
+def test_every_content_choice_on_trains_and_predicts(data_path):
+    model, loader = build(data_path, item_graph_k=3, item_graph_weight=0.3, input_activation=True,
+                          collab_scale="standard", step_zero_prob=0.5, residual=True)
+    assert np.allclose(model.collab_signal.mean(0).numpy(), 0, atol=1e-4)
+    model.train()
+    loss = model.calculate_loss(next(iter(loader)))
+    loss.backward()
+    assert torch.isfinite(loss) and model.cnet.fc_in.weight.grad is not None
+    assert int(model.step_sampler.history_count.sum()) < len(next(iter(loader)))  # t = 0 rows stay out of Eq. 8
+    model.eval()
+    scores = model.full_sort_predict([torch.arange(4)])
+    assert scores.shape == (4, model.n_items) and torch.isfinite(scores).all()
+    assert "cnet.item_graph.graph" not in model.state_dict()  # rebuilt from features, not saved
+
+
+def test_step_zero_rows_see_the_uncorrupted_input_and_step_zero(data_path):
+    model, loader = build(data_path, step_zero_prob=1.0 - 1e-9, input_dropout=0.0, input_norm="none")
+    seen = {}
+    model.denoise = lambda x, t, users: seen.update(x=x, t=t) or torch.zeros(len(users), model.n_items,
+                                                                             requires_grad=True)
+    users = next(iter(loader))
+    model.calculate_loss(users)
+    assert torch.all(seen["t"] == 0)
+    assert torch.equal(seen["x"], model.rows.dense(users))  # no noise, no dropout, not normalised
+
+
+@pytest.mark.parametrize("key, value", [("item_graph_k", -1), ("item_graph_weight", -0.1), ("collab_scale", "sigma"),
+                                        ("input_activation", "yes"), ("step_zero_prob", 1.0)])
+def test_bad_content_values_name_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"config key '{key}'"):
+        ld4mrec_settings(lambda k: value if k == key else None)
+
+
+def test_item_graph_on_a_dataset_without_features_names_the_key(data_path):
+    with pytest.raises(ConfigError, match="'item_graph_k'"):
+        build(data_path, item_graph_k=3, vision_feature_file="", text_feature_file="", is_multimodal_model=False)

@@ -121,6 +121,21 @@ def test_the_protocol_1_tiktok_comparison_runs_the_full_ones_entries_on_its_own_
     assert set(exp.profiles) == set(exp.models) - {"Pop"}
 
 
+def test_the_partial_ml_1m_comparison_runs_the_full_ones_runs():
+    """ml-1m-tuned-partial.yaml holds the finished studies' models with the entries, seeds and
+    Fig. 3 strategies of ml-1m-tuned.yaml, so the full comparison reuses its runs."""
+    import yaml
+
+    partial_path = ROOT / "experiments" / "ml-1m-tuned-partial.yaml"
+    partial, full = (yaml.safe_load(p.read_text()) for p in (partial_path, ROOT / "experiments" / "ml-1m-tuned.yaml"))
+    assert {k: partial[k] for k in ("seeds", "datasets", "prepare", "ours")} == {k: full[k] for k in
+                                                                                ("seeds", "datasets", "prepare", "ours")}
+    assert partial["models"] == {m: full["models"][m] for m in partial["models"]}
+    assert partial["studies"]["inference"] == full["studies"]["inference"]
+    exp = load_experiment(partial_path)  # every profile it names is committed, from a finished study
+    assert set(exp.profiles) == set(exp.models) - {"Pop"}
+
+
 @pytest.mark.parametrize("dataset", ["tiktok", "ml-1m"])
 def test_each_tuned_comparison_runs_the_models_its_script_tunes(dataset):
     """experiments/tune-DATASET.sh studies every model of DATASET-tuned.yaml but Pop, into the

@@ -170,18 +170,26 @@ def test_tuning_seeds_are_apart_from_the_reported_ones():
     assert not set(tuning_seeds(3)) & set(range(1, 11))
 
 
-def test_a_study_resumed_under_another_protocol_is_refused(tmp_path):
-    request = _lr_study(tmp_path, trials=1)
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_study_resumed_under_another_protocol_is_refused(tmp_path, kind):
+    settings = {"epochs": 1000, "stopping_step": 20, "noise_scale": 0.005, "hyper_parameters": [], "loss": "mse"}
+    storage = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:{tmp_path / 's.journal'}"
+    request = dataclasses.replace(_lr_study(tmp_path, trials=1), storage=storage, settings=settings)
     run = lambda model, dataset, config, on_evaluation=None: {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}  # noqa: E731
     tune(request, run_fn=run)
+    tune(dataclasses.replace(request, trials=2), run_fn=run)  # the same protocol, read back from the storage: resumed
     for change, key in (({"warmup_epochs": 3}, "pruner"), ({"seeds": [1, 2]}, "seeds"),
-                        ({"settings": {"stopping_step": 5}}, "settings")):
+                        ({"settings": {**settings, "stopping_step": 5}}, "settings"), ({"engine": "mmrec"}, "engine")):
         with pytest.raises(UserInputError, match=f"another protocol.*{key}"):
             tune(dataclasses.replace(request, trials=2, **change), run_fn=run)
     with pytest.raises(UserInputError, match="another search space.*learning_rate"):
         tune(dataclasses.replace(request, trials=2, space=[Dimension("learning_rate", "log_float", 1e-4, 1e-1)]), run_fn=run)
-    # the data path is this machine's, not the protocol's
-    tune(dataclasses.replace(request, trials=2, settings={"data_path": "/elsewhere/"}), run_fn=run)
+    # the data path and the device are this machine's, not the protocol's
+    tune(dataclasses.replace(request, trials=3, settings={**settings, "data_path": "/elsewhere/", "gpu_id": 3}),
+         run_fn=run)
+    with pytest.raises(UserInputError, match="--set: every fixed value"):
+        tune(dataclasses.replace(request, settings={**settings, "when": __import__("datetime").date(2020, 1, 1)}),
+             run_fn=run)
 
 
 def test_a_study_from_before_protocols_were_recorded_is_not_resumed(tmp_path):
@@ -192,6 +200,10 @@ def test_a_study_from_before_protocols_were_recorded_is_not_resumed(tmp_path):
     study.enqueue_trial({"learning_rate": 1e-3})
     with pytest.raises(UserInputError, match="before studies recorded their protocol"):
         tune(dataclasses.replace(request, trials=2), run_fn=lambda *a, **k: {})
+    # also when its space has changed since: the protocol is what stands in the way
+    with pytest.raises(UserInputError, match="before studies recorded their protocol"):
+        tune(dataclasses.replace(request, trials=2, space=[Dimension("learning_rate", "log_float", 1e-4, 1e-1)]),
+             run_fn=lambda *a, **k: {})
 
 
 def test_the_objective_averages_the_seeds_and_keeps_test_aside(tmp_path):
@@ -219,6 +231,20 @@ def test_tune_cli_exports_the_best_trial_chosen_on_validation(tmp_path, data_pat
     assert main(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", str(data_path), "--trials", "3",
                  "--results", str(out)]) == 0
     assert len(study.get_trials()) == 3
+    # the protocol the command recorded: tuning seed 1001, the pruner's warm-up = overall.yaml's patience
+    recorded = study.user_attrs["protocol"]
+    assert recorded["seeds"] == [1001] and recorded["engine"] == "standalone"
+    assert recorded["pruner"]["warmup_epochs"] == 20 and recorded["settings"] == {}
+    assert all(t.user_attrs.get("seed_1001") for t in study.get_trials())
+    # --set stopping_step moves the warm-up with it; resuming with another patience is refused
+    assert main(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", str(data_path), "--trials", "1",
+                 "--results", str(out), "--study", "short", "--set", "stopping_step=7", "eval_step=2"]) == 0
+    short = optuna.load_study(study_name="short", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert short.user_attrs["protocol"]["pruner"]["warmup_epochs"] == 14
+    capsys.readouterr()
+    assert main(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", str(data_path), "--trials", "2",
+                 "--results", str(out), "--study", "short", "--set", "stopping_step=8", "eval_step=2"]) != 0
+    assert "another protocol" in capsys.readouterr().err
 
 
 def test_run_takes_an_exported_profile_and_refuses_another_models(tmp_path, data_path, capsys):

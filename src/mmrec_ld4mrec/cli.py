@@ -261,7 +261,7 @@ def cmd_tune(args) -> int:
                        args.mmrec_root)
     warmup = args.warmup_epochs
     if warmup is None:
-        warmup = patience_epochs(settings, default_config(args.model, args.engine, args.mmrec_root))
+        warmup = patience_epochs(settings, default_config(args.model, args.engine, args.mmrec_root, args.dataset))
     elif warmup < 0:
         raise UserInputError(f"--warmup-epochs expects an integer >= 0, got {warmup}")
     request = TuneRequest(model=args.model, dataset=args.dataset, trials=args.trials, storage=storage,

@@ -130,11 +130,16 @@ def config_files(model: str, engine: str = "standalone", mmrec_root: str | Path 
     return files
 
 
-def default_config(model: str, engine: str = "standalone", mmrec_root: str | Path | None = None) -> dict:
-    """The run's defaults before ``--set``: overall YAML, then the model's."""
+def default_config(model: str, engine: str = "standalone", mmrec_root: str | Path | None = None,
+                   dataset: str | None = None) -> dict:
+    """The run's defaults before ``--set``: overall YAML, the dataset's (when there is one),
+    then the model's, in the order both engines merge them."""
+    overall, model_yaml = config_files(model, engine, mmrec_root)
+    files = [overall, overall.parent / "dataset" / f"{dataset}.yaml", model_yaml] if dataset else [overall, model_yaml]
     merged: dict = {}
-    for f in config_files(model, engine, mmrec_root):
-        merged.update(read_yaml(f) or {})
+    for f in files:
+        if f.is_file():
+            merged.update(read_yaml(f) or {})
     return merged
 
 
@@ -274,7 +279,12 @@ def tuning_seeds(count: int) -> list[int]:
 
 
 def patience_epochs(settings: dict, defaults: dict) -> int:
-    """Epochs of early stopping's patience, ``stopping_step`` x ``eval_step``: the pruner's warm-up."""
+    """Epochs of early stopping's patience, ``stopping_step`` x ``eval_step``: the pruner's warm-up.
+
+    Both engines report the 0-based epoch of each evaluation and Optuna prunes from step
+    ``warm-up`` on, so a trial is never pruned in its first ``stopping_step`` evaluations;
+    early stopping itself can end a trial at evaluation ``stopping_step + 2`` at the earliest,
+    one evaluation after pruning may start."""
     def value(key: str) -> int:
         raw = settings.get(key, defaults.get(key))
         if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
@@ -283,11 +293,21 @@ def patience_epochs(settings: dict, defaults: dict) -> int:
     return value("stopping_step") * value("eval_step")
 
 
+MACHINE_KEYS = ("data_path", "gpu_id", "use_gpu", "cuda_graphs")  # where a trial runs, not what it computes
+
+
 def protocol(request: TuneRequest) -> dict:
-    """What makes one study's trials comparable, recorded in the study and checked on resume."""
-    return {"seeds": list(request.seeds), "sampler_seed": request.sampler_seed,
-            "pruner": {"kind": "median", "startup_trials": request.startup_trials, "warmup_epochs": request.warmup_epochs},
-            "settings": {k: v for k, v in sorted(request.settings.items()) if k != "data_path"}}
+    """What makes one study's trials comparable, recorded in the study and checked on resume, in
+    the JSON form every storage returns (so a resume compares like with like)."""
+    record = {"engine": request.engine, "seeds": list(request.seeds), "sampler_seed": request.sampler_seed,
+              "pruner": {"kind": "median", "startup_trials": request.startup_trials,
+                         "warmup_epochs": request.warmup_epochs},
+              "settings": {k: v for k, v in sorted(request.settings.items()) if k not in MACHINE_KEYS}}
+    try:
+        return json.loads(json.dumps(record, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"--set: every fixed value must be a plain number, string, boolean or list to be "
+                             f"recorded in the study ({exc})") from None
 
 
 def space_record(space: list[Dimension]) -> dict:
@@ -298,6 +318,11 @@ def space_record(space: list[Dimension]) -> dict:
 def check_protocol(study, request: TuneRequest) -> None:
     """Record the protocol in a new study; refuse to resume one started under another, or with
     another search space."""
+    recorded, wanted = study.user_attrs.get("protocol"), protocol(request)
+    if recorded is None and study.get_trials(deepcopy=False):
+        raise UserInputError(f"study '{request.study_name}' in {request.storage} was started before studies "
+                             "recorded their protocol (seeds, pruner, settings): its trials are not comparable "
+                             "with new ones; start a new study (--study NAME or another --storage)")
     space = study.user_attrs.get("space")
     if space is not None and space != space_record(request.space):
         changed = sorted(k for k in set(space) | {d.name for d in request.space}
@@ -305,12 +330,7 @@ def check_protocol(study, request: TuneRequest) -> None:
         raise UserInputError(f"study '{request.study_name}' in {request.storage} was started with another search "
                              f"space (keys that differ: {', '.join(changed)}); resume it with that space (--space "
                              "FILE) or start a new study (--study NAME)")
-    recorded, wanted = study.user_attrs.get("protocol"), protocol(request)
     if recorded is None:
-        if study.get_trials(deepcopy=False):
-            raise UserInputError(f"study '{request.study_name}' in {request.storage} was started before studies "
-                                 "recorded their protocol (seeds, pruner, settings): its trials are not comparable "
-                                 "with new ones; start a new study (--study NAME or another --storage)")
         study.set_user_attr("protocol", wanted)
         return
     differs = sorted(k for k in wanted if recorded.get(k) != wanted[k])
@@ -425,6 +445,8 @@ def _tune(request: TuneRequest, run_fn: RunFn | None) -> Any:
             for number in requeue_stale_trials(study, storage, request.grace_seconds):
                 log.warning("trial %d of %s: its worker stopped; its parameters are queued again", number,
                             request.study_name)
+            if lock is None:  # a database server: another worker may have recorded its protocol meanwhile
+                check_protocol(study, request)
             trials = study.get_trials(deepcopy=False)
             done = sum(t.state in finished_states() for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)

@@ -105,7 +105,7 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
                 torch.topk(model.full_sort_predict([users]), max(config["topk"]), dim=-1)
         inference = time.perf_counter() - start
         runs.append({"idx": idx, "point": dict(zip(keys, combo)), "valid": _display(best_valid),
-                     "test": _display(best_test), "best_epoch": len(seconds) - 1 - trainer.cur_step,
+                     "test": _display(best_test), "best_epoch": len(seconds) - 1 - trainer.cur_step * int(config["eval_step"]),
                      "epochs_run": len(seconds), "train_seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0,
                      "inference_seconds": inference})
     valid_key = next(iter(_display({metric: 0})))

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Issue 17, first screen of the content-aware switches on TikTok: LD4MRec.yaml as it stands
+# against the same configuration with one switch on, each on the tuning seeds 1001-1003 (apart
+# from the reported seeds 1-10), the same early stopping as the comparisons (patience 20).
+# Validation decides; test metrics are recorded beside it and not used. Resumable: a finished
+# run's JSON is kept.
+#   DATA=D bash experiments/content-switches-tiktok.sh [VARIANT ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-D}
+OUT=experiments/results/content-switches
+mkdir -p "$OUT"
+declare -A SWITCH=(
+  [base]=""
+  [graph10]="item_graph_k=10 item_graph_weight=0.5"
+  [inact]="input_activation=true"
+  [cstd]="collab_scale=standard"
+  [step0]="step_zero_prob=0.1"
+)
+VARIANTS=("$@"); [ ${#VARIANTS[@]} -eq 0 ] && VARIANTS=(base graph10)
+for seed in 1001 1002 1003; do
+  for v in "${VARIANTS[@]}"; do
+    out="$OUT/tiktok-$v-s$seed.json"
+    [ -f "$out" ] && continue
+    # shellcheck disable=SC2086
+    mmrec-ld4mrec run -m LD4MRec -d tiktok --data-path "$DATA" --set epochs=1000 stopping_step=20 seed=$seed \
+        ${SWITCH[$v]} --out "$out"
+  done
+done

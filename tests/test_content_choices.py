@@ -11,7 +11,7 @@ import torch
 
 from mmrec_ld4mrec.errors import ConfigError
 from mmrec_ld4mrec.ld4mrec.cnet import CNet, ItemGraph
-from mmrec_ld4mrec.ld4mrec.item_graph import content_item_graph, knn_adjacency, to_torch_csr
+from mmrec_ld4mrec.ld4mrec.item_graph import content_item_graph, knn_adjacency, to_torch_sparse
 from mmrec_ld4mrec.ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
 from mmrec_ld4mrec.ld4mrec.signals import standardized_columns
 
@@ -31,6 +31,8 @@ def test_knn_adjacency_marks_the_k_most_cosine_similar_other_items():
     assert A[5].sum() == 0 and A[:, 5].sum() == 0  # an item without features has no neighbours
     # chunked similarities give the same graph
     assert (knn_adjacency(f, k=2, chunk=2) != knn_adjacency(f, k=2)).nnz == 0
+    # a featureless item is never picked, even over a neighbour of negative similarity
+    assert knn_adjacency(np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 0.0]]), k=1).toarray()[0].tolist() == [0, 1, 0]
 
 
 def test_content_graph_averages_the_normalised_modality_graphs():
@@ -51,7 +53,7 @@ def test_content_graph_averages_the_normalised_modality_graphs():
 def test_item_graph_gives_fc_in_and_fc_out_their_neighbours_weights():
     torch.manual_seed(0)
     S = sp.random(9, 9, density=0.3, random_state=1, format="csr")
-    graph = ItemGraph(to_torch_csr(S, "cpu"), weight=0.5)
+    graph = ItemGraph(to_torch_sparse(S, "cpu"), weight=0.5)
     kw = dict(n_items=9, embedding_size=8, hidden_size=4, step_dim=2, collab_dim=3, pref_dims=[5])
     plain, with_graph = CNet(**kw), CNet(**kw, item_graph=graph)
     with_graph.load_state_dict(plain.state_dict())  # the graph is a non-persistent buffer: same keys
@@ -62,7 +64,13 @@ def test_item_graph_gives_fc_in_and_fc_out_their_neighbours_weights():
     h = torch.randn(2, 8)
     w_out = plain.fc_out.weight + 0.5 * S_t @ plain.fc_out.weight
     assert torch.allclose(with_graph.fc_out(h, (), graph), h @ w_out.T + plain.fc_out.bias, atol=1e-5)
+    assert torch.allclose(with_graph.fc_in(x.to_sparse(), graph), x @ w_in + plain.fc_in.bias, atol=1e-5)
+    # the whole network is the plain one with both item-weight matrices replaced by W + w S W
     e, c, p = torch.randn(2, 2), torch.randn(2, 3), [torch.randn(2, 5)]
+    state = plain.state_dict()
+    state["fc_in.weight"], state["fc_out.weight"] = w_in.detach(), w_out.detach()
+    plain.load_state_dict(state)
+    assert torch.allclose(with_graph(x, e, c, p), plain(x, e, c, p), atol=1e-5)
     with_graph(x, e, c, p).sum().backward()
     assert with_graph.fc_in.weight.grad.abs().sum() > 0
 
@@ -92,6 +100,9 @@ def test_standardized_columns_have_zero_mean_and_unit_std():
 def test_every_content_choice_on_trains_and_predicts(data_path):
     model, loader = build(data_path, item_graph_k=3, item_graph_weight=0.3, input_activation=True,
                           collab_scale="standard", step_zero_prob=0.5, residual=True)
+    graph = model.cnet.item_graph
+    assert graph is not None and graph.graph.shape == (model.n_items, model.n_items) and graph.weight == 0.3
+    assert graph.graph._nnz() <= 3 * model.n_items * model.n_modalities
     assert np.allclose(model.collab_signal.mean(0).numpy(), 0, atol=1e-4)
     model.train()
     loss = model.calculate_loss(next(iter(loader)))
@@ -104,15 +115,28 @@ def test_every_content_choice_on_trains_and_predicts(data_path):
     assert "cnet.item_graph.graph" not in model.state_dict()  # rebuilt from features, not saved
 
 
-def test_step_zero_rows_see_the_uncorrupted_input_and_step_zero(data_path):
-    model, loader = build(data_path, step_zero_prob=1.0 - 1e-9, input_dropout=0.0, input_norm="none")
+def test_step_zero_rows_see_the_row_inference_sees_at_step_zero_with_weight_one(data_path, monkeypatch):
+    model, loader = build(data_path, step_zero_prob=1.0 - 1e-9, input_dropout=0.5, input_norm="l2")
+    sampler = model.step_sampler  # warmed up on unequal losses: its importance weights are not 1
+    sampler.history_count.fill_(sampler.history)
+    sampler.loss_history.copy_(torch.rand_like(sampler.loss_history) * torch.arange(1, sampler.steps + 1).unsqueeze(1))
     seen = {}
     model.denoise = lambda x, t, users: seen.update(x=x, t=t) or torch.zeros(len(users), model.n_items,
                                                                              requires_grad=True)
+    per_user = {}
+    import mmrec_ld4mrec.models.ld4mrec as module
+
+    def fake_loss(x_hat, target, kind):
+        per_user["v"] = torch.rand(len(x_hat))
+        return per_user["v"]
+
+    monkeypatch.setattr(module, "step_loss", fake_loss)
     users = next(iter(loader))
-    model.calculate_loss(users)
+    loss = model.calculate_loss(users)
     assert torch.all(seen["t"] == 0)
-    assert torch.equal(seen["x"], model.rows.dense(users))  # no noise, no dropout, not normalised
+    # the row inference ranks from: l2-normalised, no dropout, no noise
+    assert torch.allclose(seen["x"], model.rows.dense(users, normalized=True))
+    assert torch.allclose(loss, per_user["v"].mean())  # weight 1, not the sampler's 1 / (T p_t)
 
 
 @pytest.mark.parametrize("key, value", [("item_graph_k", -1), ("item_graph_weight", -0.1), ("collab_scale", "sigma"),

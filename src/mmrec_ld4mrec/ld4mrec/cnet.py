@@ -27,6 +27,10 @@ class ItemGraph(nn.Module):
         self.weight = weight
 
     def forward(self, item_weights: torch.Tensor) -> torch.Tensor:
+        if item_weights.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
+            # cuSPARSE has no bfloat16 sparse x dense product: the graph product stays in float32
+            with torch.autocast("cuda", enabled=False):
+                return item_weights + self.weight * torch.sparse.mm(self.graph, item_weights.float())
         return item_weights + self.weight * torch.sparse.mm(self.graph, item_weights)
 
 

@@ -28,7 +28,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..ld4mrec.cnet import CNet, ItemGraph
 from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
-from ..ld4mrec.item_graph import content_item_graph, to_torch_csr
+from ..ld4mrec.item_graph import content_item_graph, to_torch_sparse
 from ..ld4mrec.loss import step_loss
 from ..ld4mrec.settings import ld4mrec_settings
 from ..ld4mrec.signals import cached_signals, normalize_features, standardized_columns
@@ -48,8 +48,10 @@ class LD4MRec(general_recommender_base()):
         self.train_matrix = X
         self.rows = DeviceRows(X, self.device)
         # Static-shape training batches on a GPU (CUDA-graph capturable), compact ones on a CPU;
-        # step_zero_prob's per-row update of the step sampler has a data-dependent shape.
-        self.static_batches = torch.device(self.device).type == "cuda" and s.step_zero_prob == 0
+        # step_zero_prob's per-row update of the step sampler has a data-dependent shape, and the
+        # item graph's sparse backward has not been checked under capture yet.
+        self.static_batches = torch.device(self.device).type == "cuda" and s.step_zero_prob == 0 \
+            and s.item_graph_k == 0
 
         features = self._modality_features(config)
         if s.svd_rank > min(X.shape):
@@ -82,8 +84,8 @@ class LD4MRec(general_recommender_base()):
             if s.item_graph_k >= self.n_items:
                 raise ConfigError(f"config key 'item_graph_k': expected fewer than |I| = {self.n_items} neighbours, "
                                   f"got {s.item_graph_k}")
-            graph = content_item_graph([normalize_features(f, s.feature_norm) for f in features], s.item_graph_k)
-            item_graph = ItemGraph(to_torch_csr(graph, self.device), s.item_graph_weight)
+            graph = content_item_graph(features, s.item_graph_k)  # raw features: cosine ignores scale
+            item_graph = ItemGraph(to_torch_sparse(graph, self.device), s.item_graph_weight)
         self.cnet = CNet(
             n_items=self.n_items, embedding_size=s.embedding_size, hidden_size=s.hidden_size,
             step_dim=s.step_emb_size, collab_dim=collab.shape[1], pref_dims=[p.shape[1] for p in prefs],
@@ -130,7 +132,8 @@ class LD4MRec(general_recommender_base()):
 
         Training: FC_in forward on the dense corrupted rows and its weight gradient, FC_out
         forward, weight and input gradient. Forward-free inference: FC_out only (FC_in is a
-        sparse product); k-step inference: k passes with a dense FC_in."""
+        sparse product); k-step inference: k passes with a dense FC_in. Left out: the item
+        graph's sparse products (``item_graph_k``: about 2 k |I| d each, a few percent at k = 10)."""
         n_items, d = self.n_items, self.settings.embedding_size
         train = [(batch, n_items, d), (n_items, batch, d), (batch, d, n_items), (n_items, batch, d), (batch, n_items, d)]
         k = self.settings.inference_steps
@@ -162,6 +165,7 @@ class LD4MRec(general_recommender_base()):
         if s.input_norm == "l2":
             values = (self.rows.values(indptr, rows, normalized=True) if not self.static_batches
                       else self.rows.padded_values(valid, normalized=True))
+        clean = values  # the row as inference sees it (normalised, no dropout): step-zero rows take it
         if s.input_dropout > 0 and self.training:
             # Dropout on the observed row touches only its non-zero entries: the same distribution
             # as a dense dropout mask, drawn for |x_u| entries instead of |I|.
@@ -171,9 +175,9 @@ class LD4MRec(general_recommender_base()):
         x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
         sampled = None
         if s.step_zero_prob > 0:
-            # some rows at t = 0, the uncorrupted input inference sees (weight 1: outside Eq. 8's draw)
+            # some rows at t = 0: the row inference sees, no dropout, no noise (weight 1: outside Eq. 8's draw)
             zero = torch.rand(len(users), device=x_t.device) < s.step_zero_prob
-            x_t = torch.where(zero.unsqueeze(1), x_in, x_t)
+            x_t = torch.where(zero.unsqueeze(1), scatter(cols, clean), x_t)
             weights = torch.where(zero, torch.ones_like(weights), weights)
             sampled, t = ~zero, torch.where(zero, torch.zeros_like(t), t)
         x_hat = self.denoise(x_t, t, users)

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from mmrec_ld4mrec.mmrec.driver import _follow
+from mmrec_ld4mrec.mmrec.driver import _follow, child_environment
 from mmrec_ld4mrec.study.tune import default_run, tune
 
 from .test_tune import _lr_study
@@ -63,7 +63,24 @@ def test_tune_passes_its_pruner_to_mmrec_runs(tmp_path, monkeypatch):
         return {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 4}
 
     monkeypatch.setattr(driver, "run_in_mmrec", fake_run_in_mmrec)
-    request = replace(_lr_study(tmp_path, trials=6), engine="mmrec", mmrec_root=str(tmp_path))
+    request = replace(_lr_study(tmp_path, trials=6), engine="mmrec", mmrec_root=str(tmp_path), warmup_epochs=3)
     study = tune(request, run_fn=default_run(request))
     assert all(callable(c) for c in calls)
     assert [t.state.name for t in study.get_trials()].count("PRUNED") == 1  # the sixth trails the median: pruned
+
+
+def test_mmrec_child_gets_this_process_thread_budget(monkeypatch):
+    """A run_worker of reproduce --jobs 2 on two cores runs torch with one thread: its MMRec child
+    must too, not start two OpenMP threads per job."""
+    import torch
+
+    kept = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    monkeypatch.setenv("MMREC_LD4MREC_STANDALONE", "1")
+    try:
+        torch.set_num_threads(1)
+        env = child_environment()
+    finally:
+        torch.set_num_threads(kept)
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    assert "MMREC_LD4MREC_STANDALONE" not in env

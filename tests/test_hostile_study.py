@@ -429,7 +429,10 @@ def test_ctrl_c_ends_the_sweep_in_one_line_and_leaves_no_half_record(tmp_path, d
     exp = _pop_experiment(tmp_path, seeds=list(range(1, 9)), name="ctrlc")
     results = tmp_path / "r"
     cmd = [*CLI, "reproduce", str(exp), "--results", str(results), "--data-path", str(data_path)]
-    sweep = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a terminal's foreground job takes Ctrl-C; a test run started in the background by a shell
+    # without job control inherits SIGINT ignored, which Python (and the sweep) would keep
+    sweep = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # one run finished and the next one started: a worker is running
         _wait_for(lambda: sweep.poll() is not None or (

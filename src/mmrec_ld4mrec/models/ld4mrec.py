@@ -171,8 +171,7 @@ class LD4MRec(general_recommender_base()):
             # as a dense dropout mask, drawn for |x_u| entries instead of |I|.
             keep = torch.rand(values.shape, device=values.device) >= s.input_dropout
             values = values * keep / (1.0 - s.input_dropout)
-        x_in = scatter(cols, values)
-        x_t = self.schedule.q_sample(x_in, t)  # Eq. 2, dense: the noise touches every item
+        x_t = self.schedule.q_sample(scatter(cols, values), t)  # Eq. 2, dense: the noise touches every item
         sampled = None
         if s.step_zero_prob > 0:
             # some rows at t = 0: the row inference sees, no dropout, no noise (weight 1: outside Eq. 8's draw)

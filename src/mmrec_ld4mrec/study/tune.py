@@ -8,13 +8,12 @@ seeds). Test metrics are stored beside each trial and never consulted. Trials of
 report their validation metric after every evaluation to a median pruner, which stops a
 trial that trails the earlier trials at the same epoch, once its warm-up has passed: by default
 as many epochs as early stopping's patience (``stopping_step`` x ``eval_step``), so no trial is
-pruned before it could have been stopped by its own early stopping, and a slow starter (a small
-learning rate, a deep graph) is not cut at its first evaluations. Trials run on tuning seeds
-(1001, 1002, ...) kept apart from the seeds a reproduction reports (1-10).
+pruned in its first ``stopping_step`` evaluations and a slow starter (a small learning rate, a
+deep graph) is not cut at its first evaluations. Trials run on tuning seeds (1001, 1002, ...)
+kept apart from the seeds a reproduction reports (1-10).
 
-A study records this protocol (seeds, sampler seed, pruner, fixed settings) when it starts;
-resuming it under another protocol is refused, naming what differs, so one study's trials are
-always comparable.
+A study records this protocol (engine, seeds, sampler seed, pruner, fixed settings) and its
+search space when it starts; resuming it under others is refused, naming what differs.
 
 The study lives in an Optuna storage: a SQLite file by default, so a killed study resumes
 where it stopped; any storage URL or a journal file (``journal:PATH``) lets several workers
@@ -323,10 +322,9 @@ def check_protocol(study, request: TuneRequest) -> None:
         raise UserInputError(f"study '{request.study_name}' in {request.storage} was started before studies "
                              "recorded their protocol (seeds, pruner, settings): its trials are not comparable "
                              "with new ones; start a new study (--study NAME or another --storage)")
-    space = study.user_attrs.get("space")
-    if space is not None and space != space_record(request.space):
-        changed = sorted(k for k in set(space) | {d.name for d in request.space}
-                         if space.get(k) != space_record(request.space).get(k))
+    space, wanted_space = study.user_attrs.get("space"), space_record(request.space)
+    if space is not None and space != wanted_space:
+        changed = sorted(k for k in set(space) | set(wanted_space) if space.get(k) != wanted_space.get(k))
         raise UserInputError(f"study '{request.study_name}' in {request.storage} was started with another search "
                              f"space (keys that differ: {', '.join(changed)}); resume it with that space (--space "
                              "FILE) or start a new study (--study NAME)")

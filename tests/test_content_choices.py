@@ -149,3 +149,8 @@ def test_bad_content_values_name_the_key(key, value):
 def test_item_graph_on_a_dataset_without_features_names_the_key(data_path):
     with pytest.raises(ConfigError, match="'item_graph_k'"):
         build(data_path, item_graph_k=3, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
+
+
+def test_item_graph_with_as_many_neighbours_as_items_names_the_key(data_path):
+    with pytest.raises(ConfigError, match="'item_graph_k': expected fewer than"):
+        build(data_path, item_graph_k=100_000)

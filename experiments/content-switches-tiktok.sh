@@ -16,6 +16,8 @@ declare -A SWITCH=(
   [inact]="input_activation=true"
   [cstd]="collab_scale=standard"
   [step0]="step_zero_prob=0.1"
+  [featin]="item_features_input=true"
+  [featout]="item_features=true"
 )
 VARIANTS=("$@"); [ ${#VARIANTS[@]} -eq 0 ] && VARIANTS=(base graph10)
 for seed in 1001 1002 1003; do

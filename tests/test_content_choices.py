@@ -1,5 +1,5 @@
-"""The content-aware open choices (issue 17): the content kNN item graph, input activation,
-standardised c_u and training at step 0. Each is off in the paper's reading, does what its
+"""The content-aware open choices (issue 17): the content kNN item graph, content-aware FC_in
+weights, input activation, standardised c_u and training at step 0. Each is off in the paper's reading, does what its
 docstring says, and trains."""
 
 from __future__ import annotations
@@ -21,6 +21,26 @@ from .test_ld4mrec import build
 def test_content_choices_are_off_in_the_papers_reading():
     s = LD4MRecSettings()
     assert (s.input_activation, s.collab_scale, s.item_graph_k, s.step_zero_prob) == (False, "none", 0, 0.0)
+    assert s.item_features_input is False
+
+
+def test_content_input_weights_are_w_plus_the_mapped_features_and_start_as_the_plain_layer():
+    torch.manual_seed(0)
+    kw = dict(n_items=9, embedding_size=8, hidden_size=4, step_dim=2, collab_dim=3, pref_dims=[5, 3])
+    feats = [torch.randn(9, 5), torch.randn(9, 3)]
+    plain, content = CNet(**kw), CNet(**kw, input_feature_dims=[5, 3])
+    content.load_state_dict(plain.state_dict(), strict=False)  # the projections stay at their zero start
+    x, e, c, p = torch.rand(2, 9), torch.randn(2, 2), torch.randn(2, 3), [torch.randn(2, 5), torch.randn(2, 3)]
+    assert torch.allclose(content(x, e, c, p, feats), plain(x, e, c, p), atol=1e-6)
+    for proj in content.fc_in.projections:
+        torch.nn.init.normal_(proj.weight)
+    P0, P1 = (proj.weight.T for proj in content.fc_in.projections)
+    w_in = plain.fc_in.weight + feats[0] @ P0 + feats[1] @ P1
+    assert torch.allclose(content.fc_in(x, None, feats), x @ w_in + plain.fc_in.bias, atol=1e-4)
+    assert torch.allclose(content.fc_in(x.to_sparse(), None, feats), x @ w_in + plain.fc_in.bias, atol=1e-4)
+    assert len(content.fc_out.projections) == 0  # FC_out stays plain: item_features is its own switch
+    content(x, e, c, p, feats).sum().backward()
+    assert all(proj.weight.grad.abs().sum() > 0 for proj in content.fc_in.projections)
 
 
 def test_knn_adjacency_marks_the_k_most_cosine_similar_other_items():
@@ -99,7 +119,8 @@ def test_standardized_columns_have_zero_mean_and_unit_std():
 
 def test_every_content_choice_on_trains_and_predicts(data_path):
     model, loader = build(data_path, item_graph_k=3, item_graph_weight=0.3, input_activation=True,
-                          collab_scale="standard", step_zero_prob=0.5, residual=True)
+                          collab_scale="standard", step_zero_prob=0.5, residual=True, item_features_input=True)
+    assert len(model.cnet.fc_in.projections) == model.n_modalities == 2
     graph = model.cnet.item_graph
     assert graph is not None and graph.graph.shape == (model.n_items, model.n_items) and graph.weight == 0.3
     assert graph.graph._nnz() <= 3 * model.n_items * model.n_modalities
@@ -108,6 +129,7 @@ def test_every_content_choice_on_trains_and_predicts(data_path):
     loss = model.calculate_loss(next(iter(loader)))
     loss.backward()
     assert torch.isfinite(loss) and model.cnet.fc_in.weight.grad is not None
+    assert model.cnet.fc_in.projections[0].weight.grad is not None
     assert int(model.step_sampler.history_count.sum()) < len(next(iter(loader)))  # t = 0 rows stay out of Eq. 8
     model.eval()
     scores = model.full_sort_predict([torch.arange(4)])
@@ -139,16 +161,17 @@ def test_step_zero_rows_see_the_row_inference_sees_at_step_zero_with_weight_one(
     assert torch.allclose(loss, per_user["v"].mean())  # weight 1, not the sampler's 1 / (T p_t)
 
 
-@pytest.mark.parametrize("key, value", [("item_graph_k", -1), ("item_graph_weight", -0.1), ("collab_scale", "sigma"),
+@pytest.mark.parametrize("key, value", [("item_features_input", 1), ("item_graph_k", -1), ("item_graph_weight", -0.1), ("collab_scale", "sigma"),
                                         ("input_activation", "yes"), ("step_zero_prob", 1.0)])
 def test_bad_content_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
         ld4mrec_settings(lambda k: value if k == key else None)
 
 
-def test_item_graph_on_a_dataset_without_features_names_the_key(data_path):
-    with pytest.raises(ConfigError, match="'item_graph_k'"):
-        build(data_path, item_graph_k=3, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
+@pytest.mark.parametrize("key, value", [("item_graph_k", 3), ("item_features_input", True), ("item_features", True)])
+def test_content_choices_on_a_dataset_without_features_name_the_key(data_path, key, value):
+    with pytest.raises(ConfigError, match=f"'{key}'"):
+        build(data_path, **{key: value}, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
 
 
 def test_item_graph_with_as_many_neighbours_as_items_names_the_key(data_path):

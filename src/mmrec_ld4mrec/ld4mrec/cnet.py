@@ -34,21 +34,42 @@ class ItemGraph(nn.Module):
         return item_weights + self.weight * torch.sparse.mm(self.graph, item_weights)
 
 
+def content_projections(feature_dims: list[int], out_dim: int) -> nn.ModuleList:
+    """One learned map P_m: F^m -> out_dim per modality, starting at zero, so that a
+    content-aware item-weight matrix starts as the plain one."""
+    projections = nn.ModuleList(nn.Linear(d, out_dim, bias=False) for d in feature_dims)
+    for proj in projections:
+        nn.init.zeros_(proj.weight)
+    return projections
+
+
+def with_content(weight: torch.Tensor, projections: nn.ModuleList, features: list[torch.Tensor]) -> torch.Tensor:
+    """Item weights W + sum_m F^m P_m: an item seen in few training rows still gets a weight
+    from its content (``item_features``, ``item_features_input``)."""
+    for proj, f in zip(projections, features):
+        weight = weight + proj(f)
+    return weight
+
+
 class ItemInput(nn.Module):
     """FC_in (section 5.3): item space -> d_e, a sparse product for sparse rows.
 
     ``sparse=False`` densifies sparse input first (the reference for the speed benchmark).
+    Open choice ``item_features_input`` (off in the paper's reading): with item feature
+    matrices F^m, FC_in's weight of item i becomes W_i + sum_m F^m_i P_m (P_m from zero).
     """
 
-    def __init__(self, n_items: int, out_dim: int, sparse: bool = True):
+    def __init__(self, n_items: int, out_dim: int, sparse: bool = True, feature_dims: list[int] = ()):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_items, out_dim))
         self.bias = nn.Parameter(torch.zeros(out_dim))
         self.sparse = sparse
         nn.init.xavier_normal_(self.weight)
+        self.projections = content_projections(list(feature_dims), out_dim)
 
-    def forward(self, x: torch.Tensor, graph: ItemGraph | None = None) -> torch.Tensor:
-        weight = self.weight if graph is None else graph(self.weight)
+    def forward(self, x: torch.Tensor, graph: ItemGraph | None = None, features: list[torch.Tensor] = ()) -> torch.Tensor:
+        weight = with_content(self.weight, self.projections, list(features))
+        weight = weight if graph is None else graph(weight)
         if x.is_sparse:
             if self.sparse:
                 if x.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
@@ -149,14 +170,10 @@ class ItemOutput(nn.Module):
         self.weight = nn.Parameter(torch.empty(n_items, in_dim))
         self.bias = nn.Parameter(torch.zeros(n_items))
         nn.init.xavier_normal_(self.weight)
-        self.projections = nn.ModuleList(nn.Linear(d, in_dim, bias=False) for d in feature_dims)
-        for proj in self.projections:
-            nn.init.zeros_(proj.weight)
+        self.projections = content_projections(list(feature_dims), in_dim)
 
     def item_weights(self, features: list[torch.Tensor], graph: ItemGraph | None = None) -> torch.Tensor:
-        w = self.weight
-        for proj, f in zip(self.projections, features):
-            w = w + proj(f)
+        w = with_content(self.weight, self.projections, features)
         return w if graph is None else graph(w)
 
     def forward(self, h: torch.Tensor, features: list[torch.Tensor] = (), graph: ItemGraph | None = None) -> torch.Tensor:
@@ -175,20 +192,22 @@ class CNet(nn.Module):
     ``input_activation=True`` (open, off in the paper's reading) applies act to FC_in's output
     before CG_1: without it FC_in followed by CG_1's linear map is one rank-d_h linear map.
     ``item_graph`` (open, off) gives FC_in and FC_out their content neighbours' weights.
+    ``item_feature_dims`` / ``input_feature_dims`` (open, empty) give FC_out / FC_in
+    content-aware item weights W + sum_m F^m P_m.
     """
 
     def __init__(self, n_items: int, embedding_size: int, hidden_size: int, step_dim: int, collab_dim: int,
                  pref_dims: list[int], activation: str = "tanh", use_cg: bool = True, use_pg: bool = True,
                  sparse_input: bool = True, gate_input: str = "step", gate_bias: float = 0.0,
                  item_feature_dims: list[int] = (), residual: bool = False, input_activation: bool = False,
-                 item_graph: ItemGraph | None = None):
+                 item_graph: ItemGraph | None = None, input_feature_dims: list[int] = ()):
         super().__init__()
         self.residual = residual
         self.act_in = ACTIVATIONS[activation]() if (residual or input_activation) else None
         self.input_activation = input_activation
         self.item_graph = item_graph
         gate = {"gate_input": gate_input, "gate_bias": gate_bias}
-        self.fc_in = ItemInput(n_items, embedding_size, sparse=sparse_input)
+        self.fc_in = ItemInput(n_items, embedding_size, sparse=sparse_input, feature_dims=list(input_feature_dims))
         self.cg_in = CGBlock(embedding_size, hidden_size, step_dim, collab_dim, activation, use_cg, **gate)
         self.pg = PGBlock(pref_dims, hidden_size, activation) if (use_pg and pref_dims) else None
         self.cg_out = CGBlock(hidden_size, embedding_size, step_dim, collab_dim, activation, use_cg, **gate)
@@ -196,7 +215,9 @@ class CNet(nn.Module):
 
     def forward(self, x: torch.Tensor, e_step: torch.Tensor, collab: torch.Tensor | None,
                 prefs: list[torch.Tensor], item_features: list[torch.Tensor] = ()) -> torch.Tensor:
-        h_in = self.fc_in(x, self.item_graph)
+        """``item_features``: the modality matrices F^m, read by whichever of FC_in and FC_out
+        has content projections (neither in the paper's reading)."""
+        h_in = self.fc_in(x, self.item_graph, item_features if len(self.fc_in.projections) else ())
         if self.input_activation:
             h_in = self.act_in(h_in)
         h = self.cg_in(h_in, e_step, collab)
@@ -205,4 +226,4 @@ class CNet(nn.Module):
         h = self.cg_out(h, e_step, collab)
         if self.residual:  # act(FC_in x), activated once whether or not input_activation is on
             h = h + (h_in if self.input_activation else self.act_in(h_in))
-        return self.fc_out(h, item_features, self.item_graph)
+        return self.fc_out(h, item_features if len(self.fc_out.projections) else (), self.item_graph)

@@ -46,6 +46,7 @@ class LD4MRecSettings:
     # Open choices explored in docs/model-quality.md; the defaults are the paper's reading.
     loss: str = "mse"  # mse (Eq. 5) | multinomial (softmax log-likelihood of the soft target)
     item_features: bool = False  # FC_out weights W_i + sum_m F^m_i P_m (cnet.ItemOutput)
+    item_features_input: bool = False  # FC_in weights W_i + sum_m F^m_i P'_m (cnet.ItemInput)
     gate_input: str = "step"  # step (Eq. 20) | step_state: the gate also reads c_u
     gate_bias: float = 0.0  # initial b_g of Eq. 20
     input_norm: str = "none"  # none | l2: the observed row scaled to unit norm before dropout/corruption
@@ -142,6 +143,7 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         extra_feature_files=_files("extra_feature_files", val("extra_feature_files") or ()),
         loss=_choice("loss", val("loss"), LOSSES),
         item_features=_bool("item_features", val("item_features")),
+        item_features_input=_bool("item_features_input", val("item_features_input")),
         gate_input=_choice("gate_input", val("gate_input"), GATE_INPUTS),
         gate_bias=_float("gate_bias", val("gate_bias"), -math.inf, math.inf),
         residual=_bool("residual", val("residual")),

@@ -64,12 +64,16 @@ class LD4MRec(general_recommender_base()):
         self.n_modalities = len(prefs)
         for m, p in enumerate(prefs):
             self.register_buffer(f"pref_signal_{m}", torch.from_numpy(p).to(self.device))
-        item_feature_dims = []
-        if s.item_features:
+        feature_dims = []
+        if s.item_features or s.item_features_input:
+            for key in ("item_features", "item_features_input"):
+                if getattr(s, key) and not features:
+                    raise ConfigError(f"config key '{key}': expected False on a dataset without item features "
+                                      "(it maps each item's features into its weights), got True")
             for m, f in enumerate(features):
                 f = normalize_features(f, s.feature_norm).astype(np.float32)
                 self.register_buffer(f"item_feature_{m}", torch.from_numpy(f).to(self.device), persistent=False)
-                item_feature_dims.append(f.shape[1])
+                feature_dims.append(f.shape[1])
 
         self.schedule = NoiseSchedule(s.steps, s.noise_scale, s.noise_min, s.noise_max).to(self.device)
         self.step_sampler = ImportanceStepSampler(s.steps, s.history_num_per_term, s.uniform_mix)
@@ -90,8 +94,9 @@ class LD4MRec(general_recommender_base()):
             n_items=self.n_items, embedding_size=s.embedding_size, hidden_size=s.hidden_size,
             step_dim=s.step_emb_size, collab_dim=collab.shape[1], pref_dims=[p.shape[1] for p in prefs],
             activation=s.activation, use_cg=s.use_cg, use_pg=s.use_pg, sparse_input=s.sparse_input,
-            gate_input=s.gate_input, gate_bias=s.gate_bias, item_feature_dims=item_feature_dims,
+            gate_input=s.gate_input, gate_bias=s.gate_bias, item_feature_dims=feature_dims if s.item_features else [],
             residual=s.residual, input_activation=s.input_activation, item_graph=item_graph,
+            input_feature_dims=feature_dims if s.item_features_input else [],
         ).to(self.device)
         self.to(self.device)
 
@@ -119,7 +124,8 @@ class LD4MRec(general_recommender_base()):
     def denoise(self, x: torch.Tensor, t: torch.Tensor, users: torch.Tensor) -> torch.Tensor:
         """x_hat = C-Net(x, SinEmb(t) + e_in(u), c_u, {p^m_u}) (Eq. 4)."""
         collab, prefs = self._conditions(users)
-        items = [getattr(self, f"item_feature_{m}") for m in range(self.n_modalities)] if self.settings.item_features else []
+        content = self.settings.item_features or self.settings.item_features_input
+        items = [getattr(self, f"item_feature_{m}") for m in range(self.n_modalities)] if content else []
         return self.cnet(x, self.step_embedding(t, users), collab, prefs, items)
 
     def step_embedding(self, t: torch.Tensor, users: torch.Tensor) -> torch.Tensor:

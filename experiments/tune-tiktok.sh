@@ -6,7 +6,9 @@
 # warm-up = the patience), one tuning seed per trial (1001), TPE seed 0. All studies share one
 # journal file, so the script resumes where it stopped and several copies of it (or a Slurm
 # array) share the work: docs/tuning.md. Each study exports its best trial (on validation) as a
-# profile that tiktok-tuned.yaml runs with 5 seeds. Cheapest models first.
+# profile that tiktok-tuned.yaml runs with 5 seeds. Cheapest models first. LD4MRec searches its
+# space plus the content-aware switches (configs/search/LD4MRec-multimodal.yaml, issue 17) in
+# the same number of trials.
 #   DATA=D MMREC_ROOT=M bash experiments/tune-tiktok.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ mmrec-ld4mrec tune -m EASE "${COMMON[@]}"
 mmrec-ld4mrec tune -m BPR "${COMMON[@]}" "${MMREC[@]}"
 mmrec-ld4mrec tune -m VBPR "${COMMON[@]}" "${MMREC[@]}"
 mmrec-ld4mrec tune -m LD4MRecPaper "${COMMON[@]}"
-mmrec-ld4mrec tune -m LD4MRec "${COMMON[@]}"
+mmrec-ld4mrec tune -m LD4MRec "${COMMON[@]}" --space configs/search/LD4MRec-multimodal.yaml
 mmrec-ld4mrec tune -m SimGCL "${COMMON[@]}"
 mmrec-ld4mrec tune -m LightGCN "${COMMON[@]}" "${MMREC[@]}"
 mmrec-ld4mrec tune -m SLMRec "${COMMON[@]}" "${MMREC[@]}"

@@ -161,7 +161,8 @@ def test_step_zero_rows_see_the_row_inference_sees_at_step_zero_with_weight_one(
     assert torch.allclose(loss, per_user["v"].mean())  # weight 1, not the sampler's 1 / (T p_t)
 
 
-@pytest.mark.parametrize("key, value", [("item_features_input", 1), ("item_graph_k", -1), ("item_graph_weight", -0.1), ("collab_scale", "sigma"),
+@pytest.mark.parametrize("key, value", [("item_features_input", 1), ("item_graph_k", -1), ("item_graph_weight", -0.1),
+                                        ("collab_scale", "sigma"),
                                         ("input_activation", "yes"), ("step_zero_prob", 1.0)])
 def test_bad_content_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"config key '{key}'"):

@@ -145,10 +145,13 @@ def test_each_tuned_comparison_runs_the_models_its_script_tunes(dataset):
     import yaml
 
     script = (ROOT / "experiments" / f"tune-{dataset}.sh").read_text()
-    studies = re.findall(r"^mmrec-ld4mrec tune -m (\S+) \"\$\{COMMON\[@\]\}\"( \"\$\{MMREC\[@\]\}\")?$", script, re.M)
+    studies = re.findall(r"^mmrec-ld4mrec tune -m (\S+) \"\$\{COMMON\[@\]\}\"( \"\$\{MMREC\[@\]\}\")?"
+                         r"(?: --space (configs/search/\S+\.yaml))?$", script, re.M)
     assert len(studies) == len(re.findall(r"^mmrec-ld4mrec tune", script, re.M))  # every study in the one form
-    standalone = [m for m, mmrec in studies if not mmrec]
-    in_mmrec = [m for m, mmrec in studies if mmrec]
+    standalone = [m for m, mmrec, _ in studies if not mmrec]
+    in_mmrec = [m for m, mmrec, _ in studies if mmrec]
+    for model, _, space in studies:  # another space of the same model, committed
+        assert not space or ((ROOT / space).is_file() and Path(space).stem.split("-")[0] == model), space
     assert 'MMREC=(--engine mmrec --mmrec-root' in script
     models = yaml.safe_load((ROOT / "experiments" / f"{dataset}-tuned.yaml").read_text())["models"]
     assert sorted(standalone + in_mmrec) == sorted(set(models) - {"Pop"})

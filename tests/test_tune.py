@@ -64,6 +64,19 @@ def test_every_model_of_ours_has_a_valid_search_space(model):
     assert dims and len({d.name for d in dims}) == len(dims)
 
 
+def test_the_multimodal_space_of_ld4mrec_is_its_default_space_plus_the_content_switches():
+    plain = {d.name: d for d in load_space(search_space_path("LD4MRec"), "LD4MRec")}
+    path = search_space_path("LD4MRec").with_name("LD4MRec-multimodal.yaml")
+    multimodal = {d.name: d for d in load_space(path, "LD4MRec")}
+    assert {k: multimodal[k] for k in plain} == plain  # the same ranges: one search, more keys
+    extra = set(multimodal) - set(plain)
+    assert extra == {"item_graph_k", "item_graph_weight", "item_features", "item_features_input",
+                     "input_activation", "collab_scale", "step_zero_prob"}
+    off = {"item_graph_k": 0, "item_features": False, "item_features_input": False, "input_activation": False,
+           "collab_scale": "none", "step_zero_prob": 0.0}
+    assert all(off[k] in multimodal[k].choices for k in off)  # the paper's reading stays reachable
+
+
 def test_a_trial_runs_scalar_values_and_no_yaml_grid():
     request = TuneRequest(model="DiffRec", dataset="d", trials=1, storage="", study_name="s", settings={"epochs": 3},
                           seeds=[1], space=[Dimension("dims", "categorical", choices=("[200, 600]", "[1000]"))])

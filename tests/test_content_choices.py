@@ -169,10 +169,21 @@ def test_bad_content_values_name_the_key(key, value):
         ld4mrec_settings(lambda k: value if k == key else None)
 
 
-@pytest.mark.parametrize("key, value", [("item_graph_k", 3), ("item_features_input", True), ("item_features", True)])
-def test_content_choices_on_a_dataset_without_features_name_the_key(data_path, key, value):
-    with pytest.raises(ConfigError, match=f"'{key}'"):
-        build(data_path, **{key: value}, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
+def test_content_choices_on_a_dataset_without_features_are_off_with_a_warning_naming_them(data_path, caplog):
+    """One configuration runs on TikTok and on MovieLens-1M: without item features the content
+    switches have nothing to read and are turned off, as the PG blocks are left out."""
+    on = {"item_graph_k": 3, "item_features": True, "item_features_input": True}
+    with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
+        model, loader = build(data_path, **on, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
+    assert all(k in caplog.text for k in on) and "no item features" in caplog.text
+    s = model.settings
+    assert (s.item_graph_k, s.item_features, s.item_features_input) == (0, False, False)
+    assert model.cnet.item_graph is None and not model.cnet.fc_in.projections and not model.cnet.fc_out.projections
+    assert torch.isfinite(model.calculate_loss(next(iter(loader))))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
+        build(data_path, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
+    assert caplog.text == ""  # nothing to say when the switches are off
 
 
 def test_item_graph_with_as_many_neighbours_as_items_names_the_key(data_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..ld4mrec.cnet import CNet, ItemGraph
 from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
 from ..ld4mrec.item_graph import content_item_graph, to_torch_sparse
 from ..ld4mrec.loss import step_loss
-from ..ld4mrec.settings import ld4mrec_settings
+from ..ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
 from ..ld4mrec.signals import cached_signals, normalize_features, standardized_columns
 from ..ld4mrec.soft_target import soft_reconstruction_target, soft_reconstruction_target_padded
 from ..ld4mrec.step_sampler import ImportanceStepSampler
@@ -38,22 +39,27 @@ from ..mmrec.host import config_get, general_recommender_base
 from .modalities import item_modalities
 from .rows import DeviceRows, batch_users
 
+log = logging.getLogger(__name__)
+
 
 class LD4MRec(general_recommender_base()):
     def __init__(self, config, dataloader):
         super().__init__(config, dataloader)
-        self.settings = s = ld4mrec_settings(lambda key: config_get(config, key))
+        s = ld4mrec_settings(lambda key: config_get(config, key))
         X = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         X.sort_indices()
         self.train_matrix = X
         self.rows = DeviceRows(X, self.device)
+        features = self._modality_features(config, s)
+        if not features:
+            s = content_off(s)
+        self.settings = s
         # Static-shape training batches on a GPU (CUDA-graph capturable), compact ones on a CPU;
         # step_zero_prob's per-row update of the step sampler has a data-dependent shape, and the
         # item graph's sparse backward has not been checked under capture yet.
         self.static_batches = torch.device(self.device).type == "cuda" and s.step_zero_prob == 0 \
             and s.item_graph_k == 0
 
-        features = self._modality_features(config)
         if s.svd_rank > min(X.shape):
             raise ConfigError(f"config key 'svd_rank': expected at most min(|U|, |I|) = {min(X.shape)}, got {s.svd_rank}")
         collab, prefs = cached_signals(X, features, s.svd_rank, s.feature_norm, device=self.device,
@@ -66,10 +72,6 @@ class LD4MRec(general_recommender_base()):
             self.register_buffer(f"pref_signal_{m}", torch.from_numpy(p).to(self.device))
         feature_dims = []
         if s.item_features or s.item_features_input:
-            for key in ("item_features", "item_features_input"):
-                if getattr(s, key) and not features:
-                    raise ConfigError(f"config key '{key}': expected False on a dataset without item features "
-                                      "(it maps each item's features into its weights), got True")
             for m, f in enumerate(features):
                 f = normalize_features(f, s.feature_norm).astype(np.float32)
                 self.register_buffer(f"item_feature_{m}", torch.from_numpy(f).to(self.device), persistent=False)
@@ -82,9 +84,6 @@ class LD4MRec(general_recommender_base()):
         nn.init.zeros_(self.initial_step.weight)
         item_graph = None
         if s.item_graph_k > 0:
-            if not features:
-                raise ConfigError("config key 'item_graph_k': expected 0 on a dataset without item features "
-                                  f"(it builds a content kNN item graph), got {s.item_graph_k}")
             if s.item_graph_k >= self.n_items:
                 raise ConfigError(f"config key 'item_graph_k': expected fewer than |I| = {self.n_items} neighbours, "
                                   f"got {s.item_graph_k}")
@@ -106,9 +105,9 @@ class LD4MRec(general_recommender_base()):
         ld4mrec_settings(get)
 
     # ---- inputs -------------------------------------------------------------------------
-    def _modality_features(self, config) -> list[np.ndarray]:
+    def _modality_features(self, config, settings) -> list[np.ndarray]:
         """Modalities in a fixed order: text, visual (the paper's), then ``extra_feature_files``."""
-        return item_modalities(self, config, self.settings.extra_feature_files)
+        return item_modalities(self, config, settings.extra_feature_files)
 
     def _rows(self, users: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """Training rows of ``users`` as a sparse COO tensor [B, |I|] on the model's device.
@@ -234,6 +233,17 @@ class LD4MRec(general_recommender_base()):
             x_t = self.schedule.posterior_mean(x_t, x0_pred, t)
         return x_t
 
+
+
+def content_off(s: LD4MRecSettings) -> LD4MRecSettings:
+    """On a dataset without item features the content-aware switches have nothing to read: they
+    are turned off, with a warning naming them, as the PG blocks are left out (one configuration
+    runs on TikTok and on MovieLens-1M alike)."""
+    on = [k for k in ("item_graph_k", "item_features", "item_features_input") if getattr(s, k)]
+    if on:
+        log.warning("LD4MRec: the dataset has no item features, so %s (content-aware) %s off for this run",
+                    ", ".join(on), "is" if len(on) == 1 else "are")
+    return dataclasses.replace(s, item_graph_k=0, item_features=False, item_features_input=False)
 
 
 class LD4MRecPaper(LD4MRec):

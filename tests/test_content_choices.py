@@ -85,6 +85,10 @@ def test_item_graph_gives_fc_in_and_fc_out_their_neighbours_weights():
     w_out = plain.fc_out.weight + 0.5 * S_t @ plain.fc_out.weight
     assert torch.allclose(with_graph.fc_out(h, (), graph), h @ w_out.T + plain.fc_out.bias, atol=1e-5)
     assert torch.allclose(with_graph.fc_in(x.to_sparse(), graph), x @ w_in + plain.fc_in.bias, atol=1e-5)
+    # a batch of B >= d rows takes the product on the weights, B < d on the rows / scores: the same result
+    x_big, h_big = torch.rand(10, 9), torch.randn(10, 8)
+    assert torch.allclose(with_graph.fc_in(x_big, graph), x_big @ w_in + plain.fc_in.bias, atol=1e-5)
+    assert torch.allclose(with_graph.fc_out(h_big, (), graph), h_big @ w_out.T + plain.fc_out.bias, atol=1e-5)
     # the whole network is the plain one with both item-weight matrices replaced by W + w S W
     e, c, p = torch.randn(2, 2), torch.randn(2, 3), [torch.randn(2, 5)]
     state = plain.state_dict()

@@ -10,6 +10,8 @@ would cost the same dense product plus the sparse one.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -19,19 +21,58 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leakyre
 class ItemGraph(nn.Module):
     """Content neighbours' weights (open choice ``item_graph_k``, off in the paper's reading):
     an item-weight matrix W [|I|, d] becomes W + w S W, with S the frozen content kNN graph of
-    ``item_graph.content_item_graph`` and w = ``item_graph_weight``; FC_in and FC_out use it."""
+    ``item_graph.content_item_graph`` and w = ``item_graph_weight``; FC_in and FC_out use it.
+
+    The same product can be taken on the batch instead of the weights, and is cheaper there
+    when a batch has fewer rows than W has columns (B < d), with no sparse product in the
+    weights' backward:
+        x (W + w S W) = (x + w x S) W                 (FC_in: ``rows``)
+        h (W + w S W)^T = s + w s S^T, s = h W^T      (FC_out: ``scores``)
+    """
 
     def __init__(self, graph: torch.Tensor, weight: float):
         super().__init__()
-        self.register_buffer("graph", graph, persistent=False)  # rebuilt from the features, never saved
+        # S and S^T in CSR (several times faster than COO in a CPU sparse x dense product);
+        # rebuilt from the features, never saved
+        with warnings.catch_warnings():  # torch calls its CSR layout beta, once per process
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.register_buffer("graph", graph.to_sparse_csr(), persistent=False)
+            self.register_buffer("graph_t", graph.t().coalesce().to_sparse_csr(), persistent=False)
         self.weight = weight
 
-    def forward(self, item_weights: torch.Tensor) -> torch.Tensor:
-        if item_weights.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
+    def _product(self, transpose: bool, dense: torch.Tensor) -> torch.Tensor:
+        S, S_t = (self.graph_t, self.graph) if transpose else (self.graph, self.graph_t)
+        if dense.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
             # cuSPARSE has no bfloat16 sparse x dense product: the graph product stays in float32
             with torch.autocast("cuda", enabled=False):
-                return item_weights + self.weight * torch.sparse.mm(self.graph, item_weights.float())
-        return item_weights + self.weight * torch.sparse.mm(self.graph, item_weights)
+                return _FrozenSparseProduct.apply(S, S_t, dense.float())
+        return _FrozenSparseProduct.apply(S, S_t, dense)
+
+    def forward(self, item_weights: torch.Tensor) -> torch.Tensor:
+        """W + w S W."""
+        return item_weights + self.weight * self._product(False, item_weights)
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """x + w x S for dense rows x [B, |I|]: FC_in's product with W + w S W, taken on x."""
+        return x + self.weight * self._product(True, x.T).T
+
+    def scores(self, s: torch.Tensor) -> torch.Tensor:
+        """s + w s S^T for scores s = h W^T [B, |I|]: h (W + w S W)^T, taken on the scores."""
+        return s + self.weight * self._product(False, s.T).T
+
+
+class _FrozenSparseProduct(torch.autograd.Function):
+    """S @ D for a frozen sparse S: the backward is S^T @ grad, from a CSR S^T kept beside S
+    (autograd would otherwise transpose S at every step), and no gradient for S."""
+
+    @staticmethod
+    def forward(ctx, S: torch.Tensor, S_t: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        ctx.S_t = S_t
+        return torch.sparse.mm(S, dense)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, None, torch.sparse.mm(ctx.S_t, grad)
 
 
 def content_projections(feature_dims: list[int], out_dim: int) -> nn.ModuleList:
@@ -69,7 +110,11 @@ class ItemInput(nn.Module):
 
     def forward(self, x: torch.Tensor, graph: ItemGraph | None = None, features: list[torch.Tensor] = ()) -> torch.Tensor:
         weight = with_content(self.weight, self.projections, list(features))
-        weight = weight if graph is None else graph(weight)
+        if graph is not None:
+            if not x.is_sparse and x.shape[0] < weight.shape[1]:
+                x = graph.rows(x)  # (x + w x S) W = x (W + w S W), cheaper for B < d
+            else:
+                weight = graph(weight)
         if x.is_sparse:
             if self.sparse:
                 if x.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
@@ -177,6 +222,9 @@ class ItemOutput(nn.Module):
         return w if graph is None else graph(w)
 
     def forward(self, h: torch.Tensor, features: list[torch.Tensor] = (), graph: ItemGraph | None = None) -> torch.Tensor:
+        if graph is not None and h.shape[0] < h.shape[1]:
+            # h (W + w S W)^T = s + w s S^T with s = h W^T: cheaper on the batch for B < d
+            return graph.scores(h @ self.item_weights(list(features)).T) + self.bias
         # addmm: the bias enters the product, sparing a pass (and a copy) over the B x |I| output
         return torch.addmm(self.bias, h, self.item_weights(list(features), graph).T)
 

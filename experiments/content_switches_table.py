@@ -16,7 +16,10 @@ from pathlib import Path
 def main(folder: Path) -> None:
     runs: dict[str, dict[int, dict]] = {}
     for path in sorted(folder.glob("tiktok-*-s*.json")):
-        variant, seed = re.fullmatch(r"tiktok-(.+)-s(\d+)", path.stem).groups()
+        match = re.fullmatch(r"tiktok-(.+)-s(\d+)", path.stem)
+        if match is None:
+            raise SystemExit(f"{path}: expected a name tiktok-VARIANT-sSEED.json")
+        variant, seed = match.groups()
         result = json.loads(path.read_text())
         runs.setdefault(variant, {})[int(seed)] = {"r": result["valid"]["Recall@20"], "n": result["valid"]["NDCG@20"],
                                                    "epoch": result["best_epoch"],

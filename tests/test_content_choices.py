@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 
 from mmrec_ld4mrec.errors import ConfigError
-from mmrec_ld4mrec.ld4mrec.cnet import CNet, ItemGraph
+from mmrec_ld4mrec.ld4mrec.cnet import CNet, ItemGraph, ItemInput, ItemOutput
 from mmrec_ld4mrec.ld4mrec.item_graph import content_item_graph, knn_adjacency, to_torch_sparse
 from mmrec_ld4mrec.ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
 from mmrec_ld4mrec.ld4mrec.signals import standardized_columns
@@ -29,7 +29,8 @@ def test_content_input_weights_are_w_plus_the_mapped_features_and_start_as_the_p
     kw = dict(n_items=9, embedding_size=8, hidden_size=4, step_dim=2, collab_dim=3, pref_dims=[5, 3])
     feats = [torch.randn(9, 5), torch.randn(9, 3)]
     plain, content = CNet(**kw), CNet(**kw, input_feature_dims=[5, 3])
-    content.load_state_dict(plain.state_dict(), strict=False)  # the projections stay at their zero start
+    missing, unexpected = content.load_state_dict(plain.state_dict(), strict=False)  # projections stay at zero
+    assert sorted(missing) == ["fc_in.projections.0.weight", "fc_in.projections.1.weight"] and not unexpected
     x, e, c, p = torch.rand(2, 9), torch.randn(2, 2), torch.randn(2, 3), [torch.randn(2, 5), torch.randn(2, 3)]
     assert torch.allclose(content(x, e, c, p, feats), plain(x, e, c, p), atol=1e-6)
     for proj in content.fc_in.projections:
@@ -97,6 +98,26 @@ def test_item_graph_gives_fc_in_and_fc_out_their_neighbours_weights():
     assert torch.allclose(with_graph(x, e, c, p), plain(x, e, c, p), atol=1e-5)
     with_graph(x, e, c, p).sum().backward()
     assert with_graph.fc_in.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("batch", [3, 12])  # B < d: the product on the batch; B >= d: on the weights
+def test_item_graph_gradients_match_the_dense_reference_on_either_path(batch):
+    torch.manual_seed(0)
+    S = sp.random(9, 9, density=0.3, random_state=2, format="csr")
+    S_t = torch.from_numpy(S.toarray()).float()
+    graph = ItemGraph(to_torch_sparse(S, "cpu"), weight=0.7)
+    fc_in, fc_out = ItemInput(9, 8), ItemOutput(9, 8)
+    x, h = torch.rand(batch, 9), torch.randn(batch, 8, requires_grad=True)
+    (fc_in(x, graph).square().sum() + fc_out(h, (), graph).square().sum()).backward()
+    got = [fc_in.weight.grad, fc_in.bias.grad, fc_out.weight.grad, fc_out.bias.grad, h.grad]
+    w_in, w_out = (fc.weight.detach().clone().requires_grad_() for fc in (fc_in, fc_out))
+    b_in, b_out = (fc.bias.detach().clone().requires_grad_() for fc in (fc_in, fc_out))
+    h_ref = h.detach().clone().requires_grad_()
+    ref_in = x @ (w_in + 0.7 * S_t @ w_in) + b_in
+    ref_out = h_ref @ (w_out + 0.7 * S_t @ w_out).T + b_out
+    (ref_in.square().sum() + ref_out.square().sum()).backward()
+    for g, r in zip(got, [w_in.grad, b_in.grad, w_out.grad, b_out.grad, h_ref.grad], strict=True):
+        assert torch.allclose(g, r, atol=1e-4)
 
 
 def test_input_activation_activates_fc_in_once_with_or_without_the_residual():
@@ -187,7 +208,7 @@ def test_content_choices_on_a_dataset_without_features_are_off_with_a_warning_na
     caplog.clear()
     with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
         build(data_path, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
-    assert caplog.text == ""  # nothing to say when the switches are off
+    assert not [r for r in caplog.records if r.name == "mmrec_ld4mrec.models.ld4mrec"]  # switches off: no word
 
 
 def test_item_graph_with_as_many_neighbours_as_items_names_the_key(data_path):

@@ -57,8 +57,9 @@ class ItemGraph(nn.Module):
         return x + self.weight * self._product(True, x.T).T
 
     def scores(self, s: torch.Tensor) -> torch.Tensor:
-        """s + w s S^T for scores s = h W^T [B, |I|]: h (W + w S W)^T, taken on the scores."""
-        return s + self.weight * self._product(False, s.T).T
+        """s + w s S^T for scores s = h W^T [B, |I|]: h (W + w S W)^T, taken on the scores (in
+        the scores' dtype, as the weight path returns them)."""
+        return (s + self.weight * self._product(False, s.T).T).to(s.dtype)
 
 
 class _FrozenSparseProduct(torch.autograd.Function):
@@ -87,7 +88,7 @@ def content_projections(feature_dims: list[int], out_dim: int) -> nn.ModuleList:
 def with_content(weight: torch.Tensor, projections: nn.ModuleList, features: list[torch.Tensor]) -> torch.Tensor:
     """Item weights W + sum_m F^m P_m: an item seen in few training rows still gets a weight
     from its content (``item_features``, ``item_features_input``)."""
-    for proj, f in zip(projections, features):
+    for proj, f in zip(projections, features, strict=True):
         weight = weight + proj(f)
     return weight
 

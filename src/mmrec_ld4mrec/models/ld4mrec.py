@@ -234,7 +234,6 @@ class LD4MRec(general_recommender_base()):
         return x_t
 
 
-
 def content_off(s: LD4MRecSettings) -> LD4MRecSettings:
     """On a dataset without item features the content-aware switches have nothing to read: they
     are turned off, with a warning naming them, as the PG blocks are left out (one configuration

@@ -207,7 +207,7 @@ def test_content_choices_on_a_dataset_without_features_are_off_with_a_warning_na
     assert torch.isfinite(model.calculate_loss(next(iter(loader))))
     caplog.clear()
     with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
-        build(data_path, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
+        build(data_path, item_graph_k=0, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
     assert not [r for r in caplog.records if r.name == "mmrec_ld4mrec.models.ld4mrec"]  # switches off: no word
 
 

@@ -42,10 +42,12 @@ class ItemGraph(nn.Module):
 
     def _product(self, transpose: bool, dense: torch.Tensor) -> torch.Tensor:
         S, S_t = (self.graph_t, self.graph) if transpose else (self.graph, self.graph_t)
-        if dense.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
-            # cuSPARSE has no bfloat16 sparse x dense product: the graph product stays in float32
-            with torch.autocast("cuda", enabled=False):
-                return _FrozenSparseProduct.apply(S, S_t, dense.float())
+        device = dense.device.type
+        if dense.dtype != S.dtype or torch.is_autocast_enabled(device):
+            # neither cuSPARSE nor MKL has a bfloat16 CSR x dense product: under bf16 autocast
+            # (CUDA or CPU) the graph product stays in float32
+            with torch.autocast(device, enabled=False):
+                return _FrozenSparseProduct.apply(S, S_t, dense.to(S.dtype))
         return _FrozenSparseProduct.apply(S, S_t, dense)
 
     def forward(self, item_weights: torch.Tensor) -> torch.Tensor:

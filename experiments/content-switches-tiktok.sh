@@ -1,6 +1,7 @@
 #!/bin/bash
-# Issue 17, first screen of the content-aware switches on TikTok: LD4MRec.yaml as it stands
-# against the same configuration with one switch on, each on the tuning seeds 1001-1003 (apart
+# Issue 17, first screen of the content-aware switches on TikTok: LD4MRec.yaml as it stood
+# before it carried the content graph (item_graph_k=0, set on every run below; graph10 turns it
+# back on) against the same configuration with one switch on, each on the tuning seeds 1001-1003 (apart
 # from the reported seeds 1-10), the same early stopping as the comparisons (patience 20).
 # Validation decides; test metrics are recorded beside it and not used. Resumable: a finished
 # run's JSON is kept.
@@ -26,6 +27,6 @@ for seed in 1001 1002 1003; do
     [ -f "$out" ] && continue
     # shellcheck disable=SC2086
     mmrec-ld4mrec run -m LD4MRec -d tiktok --data-path "$DATA" --set epochs=1000 stopping_step=20 seed=$seed \
-        ${SWITCH[$v]} --out "$out"
+        item_graph_k=0 ${SWITCH[$v]} --out "$out"
   done
 done

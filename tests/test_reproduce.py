@@ -121,13 +121,15 @@ def test_the_protocol_1_tiktok_comparison_runs_the_full_ones_entries_on_its_own_
     assert set(exp.profiles) == set(exp.models) - {"Pop"}
 
 
-def test_the_partial_ml_1m_comparison_runs_the_full_ones_runs():
-    """ml-1m-tuned-partial.yaml holds the finished studies' models with the entries, seeds and
-    Fig. 3 strategies of ml-1m-tuned.yaml, so the full comparison reuses its runs."""
+@pytest.mark.parametrize("partial_name, full_name", [("ml-1m-tuned-partial", "ml-1m-tuned"),
+                                                    ("tiktok-tuned-protocol2-partial", "tiktok-tuned")])
+def test_a_partial_protocol_2_comparison_runs_the_full_ones_runs(partial_name, full_name):
+    """A partial comparison holds the finished studies' models with the entries, seeds and
+    Fig. 3 strategies of the full one, so the full comparison reuses its runs."""
     import yaml
 
-    partial_path = ROOT / "experiments" / "ml-1m-tuned-partial.yaml"
-    partial, full = (yaml.safe_load(p.read_text()) for p in (partial_path, ROOT / "experiments" / "ml-1m-tuned.yaml"))
+    partial_path = ROOT / "experiments" / f"{partial_name}.yaml"
+    partial, full = (yaml.safe_load(p.read_text()) for p in (partial_path, ROOT / "experiments" / f"{full_name}.yaml"))
     assert {k: partial[k] for k in ("seeds", "datasets", "prepare", "ours")} == {k: full[k] for k in
                                                                                 ("seeds", "datasets", "prepare", "ours")}
     assert partial["models"] == {m: full["models"][m] for m in partial["models"]}

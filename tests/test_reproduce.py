@@ -130,8 +130,8 @@ def test_a_partial_protocol_2_comparison_runs_the_full_ones_runs(partial_name, f
 
     partial_path = ROOT / "experiments" / f"{partial_name}.yaml"
     partial, full = (yaml.safe_load(p.read_text()) for p in (partial_path, ROOT / "experiments" / f"{full_name}.yaml"))
-    assert {k: partial[k] for k in ("seeds", "datasets", "prepare", "ours")} == {k: full[k] for k in
-                                                                                ("seeds", "datasets", "prepare", "ours")}
+    shared = ("seeds", "datasets", "prepare", "ours", "ours_variants")
+    assert {k: partial[k] for k in shared} == {k: full[k] for k in shared}
     assert partial["models"] == {m: full["models"][m] for m in partial["models"]}
     assert partial["studies"]["inference"] == full["studies"]["inference"]
     exp = load_experiment(partial_path)  # every profile it names is committed, from a finished study

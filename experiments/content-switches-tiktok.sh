@@ -5,7 +5,8 @@
 # from the reported seeds 1-10), the same early stopping as the comparisons (patience 20).
 # Validation decides; test metrics are recorded beside it and not used. Resumable: a finished
 # run's JSON is kept.
-#   DATA=D bash experiments/content-switches-tiktok.sh [VARIANT ...]
+# SEEDS picks tuning seeds (default all three), so two copies can share the cores.
+#   DATA=D [SEEDS="1001 1002"] bash experiments/content-switches-tiktok.sh [VARIANT ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-D}
@@ -17,11 +18,12 @@ declare -A SWITCH=(
   [inact]="input_activation=true"
   [cstd]="collab_scale=standard"
   [step0]="step_zero_prob=0.1"
+  [graph10step0]="item_graph_k=10 item_graph_weight=0.5 step_zero_prob=0.1"
   [featin]="item_features_input=true"
   [featout]="item_features=true"
 )
 VARIANTS=("$@"); [ ${#VARIANTS[@]} -eq 0 ] && VARIANTS=(base graph10)
-for seed in 1001 1002 1003; do
+for seed in ${SEEDS:-1001 1002 1003}; do
   for v in "${VARIANTS[@]}"; do
     out="$OUT/tiktok-$v-s$seed.json"
     [ -f "$out" ] && continue

@@ -19,6 +19,8 @@ declare -A SWITCH=(
   [cstd]="collab_scale=standard"
   [step0]="step_zero_prob=0.1"
   [graph10step0]="item_graph_k=10 item_graph_weight=0.5 step_zero_prob=0.1"
+  [igraph10]="item_graph_k=10 item_graph_weight=0.5 item_graph_source=interactions"
+  [both10]="item_graph_k=10 item_graph_weight=0.5 item_graph_source=both"
   [featin]="item_features_input=true"
   [featout]="item_features=true"
 )

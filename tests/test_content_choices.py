@@ -11,7 +11,13 @@ import torch
 
 from mmrec_ld4mrec.errors import ConfigError
 from mmrec_ld4mrec.ld4mrec.cnet import CNet, ItemGraph, ItemInput, ItemOutput
-from mmrec_ld4mrec.ld4mrec.item_graph import content_item_graph, knn_adjacency, to_torch_sparse
+from mmrec_ld4mrec.ld4mrec.item_graph import (
+    build_item_graph,
+    content_item_graph,
+    interaction_item_graph,
+    knn_adjacency,
+    to_torch_sparse,
+)
 from mmrec_ld4mrec.ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
 from mmrec_ld4mrec.ld4mrec.signals import standardized_columns
 
@@ -69,6 +75,34 @@ def test_content_graph_averages_the_normalised_modality_graphs():
     assert np.allclose(S.toarray(), (singles[0] + singles[1]).toarray() / 2)
     with pytest.raises(ValueError, match="item_graph_k"):
         knn_adjacency(feats[0], k=20)
+
+
+def test_interaction_graph_links_items_that_share_users_and_only_those():
+    # users x items: items 0 and 1 share users 0 and 1; item 2 shares user 1 with both; item 3
+    # has a user of its own only; item 4 has no training interaction
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [0, 0, 0, 1, 0]], dtype=np.float32))
+    A = knn_adjacency(X.T, k=1).toarray()
+    assert A[0].tolist() == [0, 1, 0, 0, 0] and A[1].tolist() == [1, 0, 0, 0, 0]
+    assert A[2].sum() == 1 and A[2, 2] == 0  # one neighbour among the items it shares user 1 with
+    assert A[3].sum() == 0 and A[:, 3].sum() == 0  # no shared user: no neighbour, even with k left over
+    assert A[4].sum() == 0 and A[:, 4].sum() == 0
+    # the sparse path equals the dense one on the same rows
+    dense = knn_adjacency(X.T.toarray(), k=2).toarray()
+    sparse = knn_adjacency(X.T, k=2, chunk=2).toarray()
+    assert np.array_equal(sparse[:3], dense[:3])
+    S = interaction_item_graph(X, k=2)
+    assert np.allclose(S.toarray(), normalized(knn_adjacency(X.T, 2)).toarray())
+    both = build_item_graph("both", [np.eye(5)[:, :3] + 0.1], X, k=2)
+    assert np.allclose(both.toarray(), (content_item_graph([np.eye(5)[:, :3] + 0.1], 2) + S).toarray() / 2)
+    with pytest.raises(ValueError, match="item_graph_source"):
+        build_item_graph("users", [], X, k=2)
+
+
+def normalized(A: sp.spmatrix) -> sp.spmatrix:
+    dr, dc = np.asarray(A.sum(1)).ravel(), np.asarray(A.sum(0)).ravel()
+    inv_r = np.divide(1, np.sqrt(dr), out=np.zeros_like(dr), where=dr > 0)
+    inv_c = np.divide(1, np.sqrt(dc), out=np.zeros_like(dc), where=dc > 0)
+    return sp.diags(inv_r) @ A @ sp.diags(inv_c)
 
 
 def test_item_graph_gives_fc_in_and_fc_out_their_neighbours_weights():
@@ -187,7 +221,7 @@ def test_step_zero_rows_see_the_row_inference_sees_at_step_zero_with_weight_one(
 
 
 @pytest.mark.parametrize("key, value", [("item_features_input", 1), ("item_graph_k", -1), ("item_graph_weight", -0.1),
-                                        ("collab_scale", "sigma"),
+                                        ("collab_scale", "sigma"), ("item_graph_source", "users"),
                                         ("input_activation", "yes"), ("step_zero_prob", 1.0)])
 def test_bad_content_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
@@ -209,6 +243,20 @@ def test_content_choices_on_a_dataset_without_features_are_off_with_a_warning_na
     with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
         build(data_path, item_graph_k=0, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
     assert not [r for r in caplog.records if r.name == "mmrec_ld4mrec.models.ld4mrec"]  # switches off: no word
+
+
+def test_an_interaction_graph_stays_on_a_dataset_without_features(data_path, caplog):
+    plain = dict(vision_feature_file="", text_feature_file="", is_multimodal_model=False)
+    with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
+        model, loader = build(data_path, item_graph_k=3, item_graph_source="interactions", **plain)
+    assert not [r for r in caplog.records if r.name == "mmrec_ld4mrec.models.ld4mrec"]
+    assert model.settings.item_graph_k == 3 and model.cnet.item_graph is not None
+    assert torch.isfinite(model.calculate_loss(next(iter(loader))))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
+        model, _ = build(data_path, item_graph_k=3, item_graph_source="both", **plain)
+    assert "interaction graph only" in caplog.text
+    assert model.settings.item_graph_source == "interactions" and model.cnet.item_graph is not None
 
 
 def test_item_graph_with_as_many_neighbours_as_items_names_the_key(data_path):

@@ -19,9 +19,9 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leakyre
 
 
 class ItemGraph(nn.Module):
-    """Content neighbours' weights (open choice ``item_graph_k``, off in the paper's reading):
-    an item-weight matrix W [|I|, d] becomes W + w S W, with S the frozen content kNN graph of
-    ``item_graph.content_item_graph`` and w = ``item_graph_weight``; FC_in and FC_out use it.
+    """Neighbours' weights (open choices ``item_graph_k``, ``item_graph_source``; off in the paper's reading):
+    an item-weight matrix W [|I|, d] becomes W + w S W, with S the frozen kNN item graph of
+    ``item_graph.build_item_graph`` and w = ``item_graph_weight``; FC_in and FC_out use it.
 
     The same product can be taken on the batch instead of the weights, and is cheaper there
     when a batch has fewer rows than W has columns (B < d), with no sparse product in the

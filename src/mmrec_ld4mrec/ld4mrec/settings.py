@@ -56,12 +56,14 @@ class LD4MRecSettings:
     collab_scale: str = "none"  # none | standard: each column of c_u (Eq. 14-15) to zero mean, unit std
     item_graph_k: int = 0  # 0 = off; k > 0: content kNN item graph S (item_graph.py) on FC_in/FC_out weights
     item_graph_weight: float = 0.5  # w in W + w S W (cnet.ItemGraph)
+    item_graph_source: str = "content"  # content | interactions | both: what S's neighbours are drawn from
     step_zero_prob: float = 0.0  # share of training rows at t = 0 (uncorrupted, SinEmb(0)), as inference sees
 
 
 GATE_INPUTS = ("step", "step_state")
 INPUT_NORMS = ("none", "l2")
 COLLAB_SCALES = ("none", "standard")
+ITEM_GRAPH_SOURCES = ("content", "interactions", "both")
 
 
 SETTING_KEYS = tuple(f.name for f in fields(LD4MRecSettings))
@@ -152,6 +154,7 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         collab_scale=_choice("collab_scale", val("collab_scale"), COLLAB_SCALES),
         item_graph_k=_int("item_graph_k", val("item_graph_k"), 0),
         item_graph_weight=_float("item_graph_weight", val("item_graph_weight"), 0.0, math.inf),
+        item_graph_source=_choice("item_graph_source", val("item_graph_source"), ITEM_GRAPH_SOURCES),
         step_zero_prob=_float("step_zero_prob", val("step_zero_prob"), 0.0, 1.0),
     )
     if s.noise_min > s.noise_max:

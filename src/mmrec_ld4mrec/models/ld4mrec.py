@@ -29,7 +29,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..ld4mrec.cnet import CNet, ItemGraph
 from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
-from ..ld4mrec.item_graph import content_item_graph, to_torch_sparse
+from ..ld4mrec.item_graph import build_item_graph, to_torch_sparse
 from ..ld4mrec.loss import step_loss
 from ..ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
 from ..ld4mrec.signals import cached_signals, normalize_features, standardized_columns
@@ -87,7 +87,8 @@ class LD4MRec(general_recommender_base()):
             if s.item_graph_k >= self.n_items:
                 raise ConfigError(f"config key 'item_graph_k': expected fewer than |I| = {self.n_items} neighbours, "
                                   f"got {s.item_graph_k}")
-            graph = content_item_graph(features, s.item_graph_k)  # raw features: cosine ignores scale
+            # raw features: cosine ignores scale
+            graph = build_item_graph(s.item_graph_source, features, X, s.item_graph_k)
             item_graph = ItemGraph(to_torch_sparse(graph, self.device), s.item_graph_weight)
         self.cnet = CNet(
             n_items=self.n_items, embedding_size=s.embedding_size, hidden_size=s.hidden_size,
@@ -238,12 +239,20 @@ class LD4MRec(general_recommender_base()):
 def content_off(s: LD4MRecSettings) -> LD4MRecSettings:
     """On a dataset without item features the content-aware switches have nothing to read: they
     are turned off, with a warning naming them, as the PG blocks are left out (one configuration
-    runs on TikTok and on MovieLens-1M alike)."""
-    on = [k for k in ("item_graph_k", "item_features", "item_features_input") if getattr(s, k)]
+    runs on TikTok and on MovieLens-1M alike). An item graph drawn from interactions stays; one
+    drawn from ``both`` keeps its interaction half."""
+    graph_needs_content = s.item_graph_k > 0 and s.item_graph_source == "content"
+    on = [k for k in ("item_features", "item_features_input") if getattr(s, k)]
+    on = (["item_graph_k"] if graph_needs_content else []) + on
     if on:
         log.warning("LD4MRec: the dataset has no item features, so %s (content-aware) %s off for this run",
                     ", ".join(on), "is" if len(on) == 1 else "are")
-    return dataclasses.replace(s, item_graph_k=0, item_features=False, item_features_input=False)
+    if s.item_graph_k > 0 and s.item_graph_source == "both":
+        log.warning("LD4MRec: the dataset has no item features, so item_graph_source 'both' keeps the "
+                    "interaction graph only for this run")
+    return dataclasses.replace(
+        s, item_graph_k=0 if graph_needs_content else s.item_graph_k, item_features=False, item_features_input=False,
+        item_graph_source="interactions" if s.item_graph_source == "both" else s.item_graph_source)
 
 
 class LD4MRecPaper(LD4MRec):

@@ -21,6 +21,9 @@ declare -A SWITCH=(
   [graph10step0]="item_graph_k=10 item_graph_weight=0.5 step_zero_prob=0.1"
   [igraph10]="item_graph_k=10 item_graph_weight=0.5 item_graph_source=interactions"
   [both10]="item_graph_k=10 item_graph_weight=0.5 item_graph_source=both"
+  [graph20]="item_graph_k=20 item_graph_weight=0.5"
+  [graph10w1]="item_graph_k=10 item_graph_weight=1.0"
+  [graph10again]="item_graph_k=10 item_graph_weight=0.5"  # graph10 on today's code (its product on the batch)
   [featin]="item_features_input=true"
   [featout]="item_features=true"
 )

@@ -6,7 +6,7 @@
 # median pruner (5 startup trials, warm-up = the patience), one tuning seed per trial (1001), TPE
 # seed 0, all in one resumable journal. Cheapest models first, so finished rows accumulate.
 # Start it several times at once: every copy is a worker on the same studies (docs/tuning.md).
-#   DATA=D MMREC_ROOT=M bash experiments/tune-ml-1m.sh
+#   DATA=D MMREC_ROOT=M [MODELS="SimGCL"] bash experiments/tune-ml-1m.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-D}; TRIALS=${TRIALS:-10}
@@ -14,10 +14,12 @@ OUT=experiments/results/tune/ml-1m
 COMMON=(-d ml-1m --data-path "$DATA" --trials "$TRIALS" --results "$OUT" --storage "journal:$OUT/studies.journal"
         --set epochs=1000 stopping_step=20)
 MMREC=(--engine mmrec --mmrec-root "${MMREC_ROOT:?set MMREC_ROOT to an MMRec checkout with our install}")
-mmrec-ld4mrec tune -m EASE "${COMMON[@]}"
-mmrec-ld4mrec tune -m BPR "${COMMON[@]}" "${MMREC[@]}"
-mmrec-ld4mrec tune -m LD4MRecPaper "${COMMON[@]}"
-mmrec-ld4mrec tune -m LD4MRec "${COMMON[@]}"
-mmrec-ld4mrec tune -m SimGCL "${COMMON[@]}"
-mmrec-ld4mrec tune -m DiffRec "${COMMON[@]}"
-mmrec-ld4mrec tune -m LightGCN "${COMMON[@]}" "${MMREC[@]}"
+# MODELS="A B" runs only those studies (each still in the order below).
+study() { [[ -z "${MODELS:-}" || " $MODELS " == *" $1 "* ]] || return 0; mmrec-ld4mrec tune -m "$@"; }
+study EASE "${COMMON[@]}"
+study BPR "${COMMON[@]}" "${MMREC[@]}"
+study LD4MRecPaper "${COMMON[@]}"
+study LD4MRec "${COMMON[@]}"
+study SimGCL "${COMMON[@]}"
+study DiffRec "${COMMON[@]}"
+study LightGCN "${COMMON[@]}" "${MMREC[@]}"

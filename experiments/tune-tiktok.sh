@@ -10,7 +10,7 @@
 # profile that tiktok-tuned.yaml runs with 5 seeds. Cheapest models first. LD4MRec searches its
 # space plus the content-aware switches (configs/search/LD4MRec-multimodal.yaml, issue 17) in
 # the same number of trials.
-#   DATA=D MMREC_ROOT=M bash experiments/tune-tiktok.sh
+#   DATA=D MMREC_ROOT=M [MODELS="MGCN DiffRec"] bash experiments/tune-tiktok.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-D}; TRIALS=${TRIALS:-10}
@@ -18,17 +18,19 @@ OUT=experiments/results/tune/tiktok
 COMMON=(-d tiktok --data-path "$DATA" --trials "$TRIALS" --results "$OUT" --storage "journal:$OUT/studies.journal"
         --set epochs=1000 stopping_step=20)
 MMREC=(--engine mmrec --mmrec-root "${MMREC_ROOT:?set MMREC_ROOT to an MMRec checkout with our install}")
-mmrec-ld4mrec tune -m EASE "${COMMON[@]}"
-mmrec-ld4mrec tune -m BPR "${COMMON[@]}" "${MMREC[@]}"
-mmrec-ld4mrec tune -m VBPR "${COMMON[@]}" "${MMREC[@]}"
-mmrec-ld4mrec tune -m LD4MRecPaper "${COMMON[@]}"
-mmrec-ld4mrec tune -m LD4MRec "${COMMON[@]}" --space configs/search/LD4MRec-multimodal.yaml
-mmrec-ld4mrec tune -m SimGCL "${COMMON[@]}"
-mmrec-ld4mrec tune -m LightGCN "${COMMON[@]}" "${MMREC[@]}"
-mmrec-ld4mrec tune -m SLMRec "${COMMON[@]}" "${MMREC[@]}"
-mmrec-ld4mrec tune -m BM3 "${COMMON[@]}" "${MMREC[@]}"
-mmrec-ld4mrec tune -m LATTICE "${COMMON[@]}" "${MMREC[@]}"
-mmrec-ld4mrec tune -m MGCN "${COMMON[@]}" "${MMREC[@]}"
-mmrec-ld4mrec tune -m MMSSL "${COMMON[@]}"
-mmrec-ld4mrec tune -m DiffMM "${COMMON[@]}"
-mmrec-ld4mrec tune -m DiffRec "${COMMON[@]}"
+# MODELS="A B" runs only those studies (each still in the order below).
+study() { [[ -z "${MODELS:-}" || " $MODELS " == *" $1 "* ]] || return 0; mmrec-ld4mrec tune -m "$@"; }
+study EASE "${COMMON[@]}"
+study BPR "${COMMON[@]}" "${MMREC[@]}"
+study VBPR "${COMMON[@]}" "${MMREC[@]}"
+study LD4MRecPaper "${COMMON[@]}"
+study LD4MRec "${COMMON[@]}" --space configs/search/LD4MRec-multimodal.yaml
+study SimGCL "${COMMON[@]}"
+study LightGCN "${COMMON[@]}" "${MMREC[@]}"
+study SLMRec "${COMMON[@]}" "${MMREC[@]}"
+study BM3 "${COMMON[@]}" "${MMREC[@]}"
+study LATTICE "${COMMON[@]}" "${MMREC[@]}"
+study MGCN "${COMMON[@]}" "${MMREC[@]}"
+study MMSSL "${COMMON[@]}"
+study DiffMM "${COMMON[@]}"
+study DiffRec "${COMMON[@]}"

@@ -486,3 +486,42 @@ def test_committed_tiktok_table_is_the_mean_of_its_committed_runs():
         for col in tables.COLUMNS:
             mean = np.mean([float(r[f"test {col}"]) for r in main_runs])
             assert float(table[model][f"{col} mean"]) == pytest.approx(mean, abs=1e-6), (model, col)
+
+
+def test_a_run_whose_config_changed_since_is_refused_then_rerun_on_request(tmp_path, data_path, capsys):
+    """A registry key hashes the experiment's overrides, not the YAML defaults beneath them: a
+    finished run that ran with other settings than the config files give now is not reused
+    silently. (The stored setting is altered here, as if overall.yaml had said 10 back then.)"""
+    exp = _experiment(tmp_path, "name: drift\ndatasets: [synthetic]\nseeds: [1]\n"
+                                "models: {EASE: {reg_weight: 250.0, hyper_parameters: []}}\nours: EASE\n")
+    results = tmp_path / "r"
+    args = ["reproduce", str(exp), "--results", str(results), "--data-path", str(data_path)]
+    assert main(args) == 0
+    with Registry(results) as reg:
+        (record,) = reg.records()
+        now = record["result"]["config"]["stopping_step"]
+        record["result"]["config"]["stopping_step"] = 10
+        reg.put(record)
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "1 finished run(s)" in err and f"EASE@synthetic seed 1 (key {record['key']}): stopping_step 10 → {now!r}" in err
+    assert "--rerun-changed" in err
+    assert main([*args, "--report-only"]) == 0
+    assert "**1 run(s) below ran with settings that today's config files no longer give**" in (results / "report.md").read_text()
+    assert main([*args, "--rerun-changed"]) == 0
+    with Registry(results, readonly=True) as reg:
+        (rerun,) = reg.records()
+    assert rerun["result"]["config"]["stopping_step"] == now and rerun["finished_at"] != record["finished_at"]
+    assert "no longer give" not in (results / "report.md").read_text()
+    assert main(args) == 0  # nothing changed now: reused
+
+
+def test_grid_points_and_where_a_run_happened_are_not_changes():
+    from mmrec_ld4mrec.study.drift import changed_settings
+
+    now = {"hyper_parameters": ["seed", "learning_rate"], "learning_rate": [0.1, 0.01], "device": "cuda:0",
+           "data_path": "/b/", "steps": 5, "new_key": 1}
+    now["eval_batch_size"] = 512  # speed only
+    recorded = {"learning_rate": 0.01, "device": "cpu", "data_path": "/a/", "steps": 10, "eval_batch_size": 4096}
+    assert changed_settings(recorded, now) == {"steps": (10, 5)}

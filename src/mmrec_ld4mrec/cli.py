@@ -192,7 +192,8 @@ def cmd_reproduce(args) -> int:
     counts = None
     if not args.report_only:
         only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-        counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root, only_models=only)
+        counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root, only_models=only,
+                           rerun_changed=args.rerun_changed)
     with Registry(results, readonly=True) as registry:  # reading only: another sweep may be running
         written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
     if counts:
@@ -386,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--models", help="comma-separated: run only these models' runs now (the report covers all)")
     rep.add_argument("--std", action="store_true", help="tables show mean ± std over seeds")
     rep.add_argument("--report-only", action="store_true", help="rebuild the report from the registry, run nothing")
+    rep.add_argument("--rerun-changed", action="store_true", help="run again the finished runs whose recorded "
+                     "settings today's config files no longer give (refused otherwise)")
     rep.set_defaults(func=cmd_reproduce)
     res = sub.add_parser("results", help="read a results registry: list, show KEY, export")
     res.add_argument("action", choices=("list", "show", "export"))

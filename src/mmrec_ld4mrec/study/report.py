@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import UserInputError
 from ..files import atomic_write, check_output_file, check_output_folder
 from . import figures, tables
+from .drift import changed_runs, describe
 from .experiment import Experiment, RunSpec
 from .registry import Registry
 from .summarize import COLUMNS
@@ -107,6 +108,11 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
     for machine, n in sorted(machines.items()):
         lines.append(f"- {n} run(s) on {machine}")
     lines.append("")
+    changed = changed_runs(needed, done, exp.data_path)
+    if changed:
+        lines += [f"**{len(changed)} run(s) below ran with settings that today's config files no longer give** "
+                  "(a config file changed since; `reproduce --rerun-changed` runs them again):", ""]
+        lines += [f"- {describe(spec, diff)}" for spec, diff in changed] + [""]
 
     if exp.profiles:
         budget = tables.budget_rows(exp.profiles)

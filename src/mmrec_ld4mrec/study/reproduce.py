@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from ..errors import UserInputError
 from ..files import check_output_folder
+from .drift import changed_runs, describe
 from .experiment import Experiment, RunSpec, check_runs, dataset_config_known
 from .registry import Registry, code_version, environment, jsonable, record_problem
 
@@ -196,7 +197,8 @@ def _record(job: _Running, results: Path, context: dict) -> dict:
 
 
 def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | None = None,
-              poll_seconds: float = 0.2, mmrec_root: str | None = None, only_models: list[str] | None = None) -> dict:
+              poll_seconds: float = 0.2, mmrec_root: str | None = None, only_models: list[str] | None = None,
+              rerun_changed: bool = False) -> dict:
     """Run what the registry lacks (of ``only_models``' runs, when given); returns counts
     {total, skipped, done, failed}. Everything that can be checked is checked before the
     results folder is locked and touched."""
@@ -215,7 +217,7 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
         prepare_datasets(exp, stream)
         check_runs(exp, [d for d in exp.datasets if d not in known])
         specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]
-        return _sweep(exp, results, specs, jobs, stream, poll_seconds, mmrec_root)
+        return _sweep(exp, results, specs, jobs, stream, poll_seconds, mmrec_root, rerun_changed)
 
 
 def _forget(job: _Running, results: Path) -> None:
@@ -225,14 +227,25 @@ def _forget(job: _Running, results: Path) -> None:
 
 
 def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stream: TextIO, poll_seconds: float,
-           mmrec_root: str | None) -> dict:
+           mmrec_root: str | None, rerun_changed: bool = False) -> dict:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = {"experiment": exp.name, "jobs": jobs, "code": code_version(),
                "environment": {**environment(), "torch_threads": threads}}
     counts = {"total": len(specs), "skipped": 0, "done": 0, "failed": 0}
     with Registry(results) as registry:
         finished = registry.done()
-        todo = deque(s for s in specs if s.key not in finished)
+        changed = changed_runs(specs, finished, exp.data_path)
+        if changed and not rerun_changed:
+            lines = "\n  ".join(describe(spec, diff) for spec, diff in changed[:10])
+            more = f"\n  and {len(changed) - 10} more" if len(changed) > 10 else ""
+            raise UserInputError(
+                f"{len(changed)} finished run(s) in {registry.path} ran with settings that today's config files "
+                f"no longer give (a config file changed since):\n  {lines}{more}\n"
+                "To reuse them, write the recorded values into the model's entry of the experiment file (a new "
+                "key for new runs); to run them again with today's files, add --rerun-changed (their new "
+                "records replace these); or use another --results folder.")
+        rerun = {spec.key for spec, _ in changed}
+        todo = deque(s for s in specs if s.key not in finished or s.key in rerun)
         counts["skipped"] = len(specs) - len(todo)
         print(f"{exp.name}: {len(specs)} runs, {counts['skipped']} already in {registry.path}, "
               f"{len(todo)} to run with {jobs} job(s)", file=stream)
@@ -266,6 +279,9 @@ def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stre
                 job.proc.wait()
                 _forget(job, results)
             work = results / WORK_DIR
-            if work.is_dir() and not any(work.iterdir()):
-                work.rmdir()
+            if work.is_dir():
+                for leftover in [*work.glob("*.json"), *work.glob("*.tmp")]:  # a run interrupted while being started
+                    leftover.unlink(missing_ok=True)
+                if not any(work.iterdir()):
+                    work.rmdir()
     return counts

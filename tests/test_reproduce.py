@@ -521,7 +521,23 @@ def test_grid_points_and_where_a_run_happened_are_not_changes():
     from mmrec_ld4mrec.study.drift import changed_settings
 
     now = {"hyper_parameters": ["seed", "learning_rate"], "learning_rate": [0.1, 0.01], "device": "cuda:0",
-           "data_path": "/b/", "steps": 5, "new_key": 1}
-    now["eval_batch_size"] = 512  # speed only
+           "data_path": "/b/", "steps": 5, "new_key": 1, "eval_batch_size": 512}
     recorded = {"learning_rate": 0.01, "device": "cpu", "data_path": "/a/", "steps": 10, "eval_batch_size": 4096}
-    assert changed_settings(recorded, now) == {"steps": (10, 5)}
+    assert changed_settings(recorded, now, "EASE") == {"steps": (10, 5)}
+    assert changed_settings({**recorded, "learning_rate": 0.5}, now, "EASE")["learning_rate"] == (0.5, [0.1, 0.01])
+
+
+def test_ld4mrec_settings_are_compared_as_the_model_reads_them():
+    """A record that predates a switch ran without it: it counts as the code's default (off),
+    so turning the switch on in the YAML is a change; on a dataset without item features the
+    content graph is off either way, and its weight does not count while it is off."""
+    from mmrec_ld4mrec.study.drift import changed_settings
+
+    before = {"learning_rate": 0.001, "vision_feature_file": "image_feat.npy"}  # no item_graph_* keys yet
+    today = {**before, "item_graph_k": 10, "item_graph_weight": 1.0, "item_graph_source": "content"}
+    changed = changed_settings(before, today, "LD4MRec")
+    assert changed == {"item_graph_k": (0, 10), "item_graph_weight": (0.5, 1.0)}
+    no_features = {"vision_feature_file": "", "text_feature_file": ""}
+    assert changed_settings({**before, **no_features}, {**today, **no_features}, "LD4MRec") == {}
+    assert changed_settings({**before, "item_graph_weight": 0.3}, before, "LD4MRec") == {}  # k = 0: off
+    assert changed_settings(before, today, "EASE") == {}  # other models: the keys both hold

@@ -250,6 +250,12 @@ def content_off(s: LD4MRecSettings) -> LD4MRecSettings:
     if s.item_graph_k > 0 and s.item_graph_source == "both":
         log.warning("LD4MRec: the dataset has no item features, so item_graph_source 'both' keeps the "
                     "interaction graph only for this run")
+    return without_content(s)
+
+
+def without_content(s: LD4MRecSettings) -> LD4MRecSettings:
+    """``s`` as it runs on a dataset without item features (:func:`content_off`, silently)."""
+    graph_needs_content = s.item_graph_k > 0 and s.item_graph_source == "content"
     return dataclasses.replace(
         s, item_graph_k=0 if graph_needs_content else s.item_graph_k, item_features=False, item_features_input=False,
         item_graph_source="interactions" if s.item_graph_source == "both" else s.item_graph_source)

@@ -4,22 +4,36 @@ A run's registry key hashes what an experiment file says (dataset, model, seed, 
 the model's YAML defaults beneath them, so a run recorded before a config file changed (a tuned
 default carried into ``configs/model/LD4MRec.yaml``, say) would otherwise be reused as if it had
 run today's configuration. Every standalone run's record holds the settings it ran with; this
-module compares them with the settings its spec resolves to now. MMRec runs resolve their
-settings inside the MMRec checkout and are not compared.
+module compares them with the settings its spec resolves to now, as the model reads them:
+
+* LD4MRec's family is compared through its validated settings (``LD4MRecSettings``), so a key
+  a record predates counts as the code's default for it (new switches arrive off, as the
+  behaviour before them), the content switches are off on a dataset without item features
+  (as the model turns them off) and the item graph's weight and source do not count while
+  the graph is off.
+* Other models are compared on the keys both sides hold: a key added to their config files
+  after a run was recorded is not seen.
+* MMRec runs resolve their settings inside the MMRec checkout and are not compared.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 
 from ..engine.config import Config
 from ..errors import ConfigError
+from ..ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
 from .experiment import RunSpec
 
-# Where a run happened, what the key already holds, or speed alone: never a change of what it computes.
+# Where a run happened, what the key already holds, or speed and logging alone: never a change
+# of what it computes.
 NOT_SETTINGS = frozenset({"data_path", "device", "gpu_id", "use_gpu", "seed", "hyper_parameters", "inference_study",
-                          "eval_batch_size", "cuda_graphs"})
+                          "eval_batch_size", "cuda_graphs", "test_history"})
+LD4MREC_FAMILY = ("LD4MRec", "LD4MRecPaper")
+_FIELDS = frozenset(f.name for f in dataclasses.fields(LD4MRecSettings))
+_FEATURE_KEYS = ("vision_feature_file", "text_feature_file", "extra_feature_files")
 
 
 def _plain(value):
@@ -41,14 +55,41 @@ def settings_now(spec: RunSpec, data_path: str | None) -> dict | None:
         return None
 
 
-def changed_settings(recorded: dict, now: dict) -> dict[str, tuple]:
-    """{key: (recorded value, value now)} over the keys both hold, but a grid's list (the
-    record holds the point validation chose) and the keys of ``NOT_SETTINGS``."""
-    grid = set(now.get("hyper_parameters") or [])
+def _has_features(config: dict) -> bool:
+    return any(config.get(key) for key in _FEATURE_KEYS)
+
+
+def _as_run(model: str, config: dict) -> dict:
+    """``config`` as the model reads it (see the module's docstring); unchanged where its
+    settings cannot be read (a grid's list, a value today's checks refuse)."""
+    if model not in LD4MREC_FAMILY:
+        return config
+    try:
+        s = ld4mrec_settings(lambda key: config.get(key))
+    except (ConfigError, TypeError, ValueError):
+        return config
+    if not _has_features(config):
+        from ..models.ld4mrec import without_content
+
+        s = without_content(s)
+    if s.item_graph_k == 0:
+        default = LD4MRecSettings()
+        s = dataclasses.replace(s, item_graph_weight=default.item_graph_weight, item_graph_source=default.item_graph_source)
+    return {**{k: v for k, v in config.items() if k not in _FIELDS}, **dataclasses.asdict(s)}
+
+
+def changed_settings(recorded: dict, now: dict, model: str = "") -> dict[str, tuple]:
+    """{key: (recorded value, value now)}: the settings ``model`` reads that differ, but the keys
+    of ``NOT_SETTINGS``; a grid's list (today's files) matches a record holding one of its points."""
+    now = dict(now)
+    for key in now.get("hyper_parameters") or []:
+        if isinstance(now.get(key), list) and _plain(recorded.get(key)) in _plain(now[key]):
+            now[key] = recorded[key]
+    recorded, now = _as_run(model, recorded), _as_run(model, now)
     changed = {}
     for key in sorted((set(recorded) & set(now)) - NOT_SETTINGS):
         old, new = _plain(recorded[key]), _plain(now[key])
-        if old != new and not (key in grid and isinstance(new, list)):
+        if old != new:
             changed[key] = (old, new)
     return changed
 
@@ -63,7 +104,7 @@ def changed_runs(specs: Iterable[RunSpec], done: dict[str, dict], data_path: str
         if not isinstance(recorded, dict):
             continue
         now = settings_now(spec, data_path)
-        changed = changed_settings(recorded, now) if now is not None else {}
+        changed = changed_settings(recorded, now, spec.model) if now is not None else {}
         if changed:
             out.append((spec, changed))
     return out

@@ -241,9 +241,9 @@ def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stre
             raise UserInputError(
                 f"{len(changed)} finished run(s) in {registry.path} ran with settings that today's config files "
                 f"no longer give (a config file changed since):\n  {lines}{more}\n"
-                "To reuse them, write the recorded values into the model's entry of the experiment file (a new "
-                "key for new runs); to run them again with today's files, add --rerun-changed (their new "
-                "records replace these); or use another --results folder.")
+                "To run them again with today's files, add --rerun-changed (their new records replace these). "
+                "To run the recorded settings instead, write them into the model's entry of the experiment file "
+                "(a new entry is a new key: its runs run again); another --results folder keeps this one as it is.")
         rerun = {spec.key for spec, _ in changed}
         todo = deque(s for s in specs if s.key not in finished or s.key in rerun)
         counts["skipped"] = len(specs) - len(todo)

@@ -18,8 +18,10 @@ OUT=experiments/results/tune/tiktok
 COMMON=(-d tiktok --data-path "$DATA" --trials "$TRIALS" --results "$OUT" --storage "journal:$OUT/studies.journal"
         --set epochs=1000 stopping_step=20)
 MMREC=(--engine mmrec --mmrec-root "${MMREC_ROOT:?set MMREC_ROOT to an MMRec checkout with our install}")
-# MODELS="A B" runs only those studies (each still in the order below).
-study() { [[ -z "${MODELS:-}" || " $MODELS " == *" $1 "* ]] || return 0; mmrec-ld4mrec tune -m "$@"; }
+# MODELS="A B" runs only those studies (each still in the order below); a name no line below
+# studies is refused at the end.
+STUDIED=" "
+study() { STUDIED+="$1 "; [[ -z "${MODELS:-}" || " $MODELS " == *" $1 "* ]] || return 0; mmrec-ld4mrec tune -m "$@"; }
 study EASE "${COMMON[@]}"
 study BPR "${COMMON[@]}" "${MMREC[@]}"
 study VBPR "${COMMON[@]}" "${MMREC[@]}"
@@ -34,3 +36,4 @@ study MGCN "${COMMON[@]}" "${MMREC[@]}"
 study MMSSL "${COMMON[@]}"
 study DiffMM "${COMMON[@]}"
 study DiffRec "${COMMON[@]}"
+for m in ${MODELS:-}; do [[ $STUDIED == *" $m "* ]] || { echo "MODELS: $0 has no study of $m" >&2; exit 2; }; done

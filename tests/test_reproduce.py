@@ -150,7 +150,8 @@ def test_each_tuned_comparison_runs_the_models_its_script_tunes(dataset):
     studies = re.findall(r"^study (\S+) \"\$\{COMMON\[@\]\}\"( \"\$\{MMREC\[@\]\}\")?"
                          r"(?: --space (configs/search/\S+\.yaml))?$", script, re.M)
     assert len(studies) == len(re.findall(r"^study ", script, re.M))  # every study in the one form
-    assert 'study() { [[ -z "${MODELS:-}" || " $MODELS " == *" $1 "* ]] || return 0; mmrec-ld4mrec tune -m "$@"; }' in script
+    assert ('study() { STUDIED+="$1 "; [[ -z "${MODELS:-}" || " $MODELS " == *" $1 "* ]] || return 0; '
+            'mmrec-ld4mrec tune -m "$@"; }') in script
     standalone = [m for m, mmrec, _ in studies if not mmrec]
     in_mmrec = [m for m, mmrec, _ in studies if mmrec]
     for model, _, space in studies:  # another space of the same model, committed

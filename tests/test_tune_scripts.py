@@ -46,6 +46,9 @@ def test_models_runs_only_the_named_studies_in_the_scripts_order(tmp_path):
     calls.unlink()
     subprocess.run(["bash", "experiments/tune-ml-1m.sh"], cwd=repo, env=env, check=True)
     assert calls.read_text().split() == ["EASE", "BPR", "LD4MRecPaper", "LD4MRec", "SimGCL", "DiffRec", "LightGCN"]
+    typo = subprocess.run(["bash", "experiments/tune-ml-1m.sh"], cwd=repo, env=dict(env, MODELS="SimGLC"),
+                          capture_output=True, text=True)
+    assert typo.returncode == 2 and "has no study of SimGLC" in typo.stderr
 
 
 # A worker stopped by SIGTERM that takes a while to record it, as `tune` marks its trial failed
@@ -66,14 +69,19 @@ time.sleep(120)
 """
 
 
-def test_gpu_workers_stop_at_the_limit_and_their_last_records_come_back(tmp_path):
+def _journal_with_study(repo: Path, study: str = "MGCN-tiktok"):
     optuna = pytest.importorskip("optuna")
     from mmrec_ld4mrec.study.tune import open_storage
 
-    repo, env = _repo_copy(tmp_path, SLOW_TO_STOP_CLI)
     journal = repo / "experiments/results/tune/tiktok/studies.journal"
     journal.parent.mkdir(parents=True)
-    optuna.create_study(study_name="MGCN-tiktok", storage=open_storage(f"journal:{journal}"))
+    optuna.create_study(study_name=study, storage=open_storage(f"journal:{journal}"))
+    return optuna, open_storage
+
+
+def test_gpu_workers_stop_at_the_limit_and_their_last_records_come_back(tmp_path):
+    repo, env = _repo_copy(tmp_path, SLOW_TO_STOP_CLI)
+    optuna, open_storage = _journal_with_study(repo)
     out = tmp_path / "out"
     done = subprocess.run(["bash", "experiments/gpu/tune.sh", "tiktok:MGCN"], cwd=repo,
                           env=dict(env, OUT=str(out), LIMIT="2", WORKERS="1"), capture_output=True, text=True)
@@ -84,8 +92,43 @@ def test_gpu_workers_stop_at_the_limit_and_their_last_records_come_back(tmp_path
     assert (out / "logs.tar.gz").is_file()
 
 
-def test_gpu_workers_refuse_a_pair_without_its_script(tmp_path):
+def test_gpu_workers_that_fail_at_once_are_reported(tmp_path):
+    repo, env = _repo_copy(tmp_path, "import sys\nsys.exit(3)\n")
+    _journal_with_study(repo)
+    done = subprocess.run(["bash", "experiments/gpu/tune.sh", "tiktok:MGCN"], cwd=repo,
+                          env=dict(env, OUT=str(tmp_path / "out"), LIMIT="30", WORKERS="2"), capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "worker tiktok-MGCN-1 ended with code 3" in done.stderr and "tiktok-MGCN-2" in done.stderr
+    assert (tmp_path / "out" / "tiktok-studies.journal").is_file()  # what there is still comes back
+
+
+def test_gpu_workers_refuse_a_bad_pair_before_any_starts(tmp_path):
     repo, env = _repo_copy(tmp_path, RECORDING_CLI)
-    done = subprocess.run(["bash", "experiments/gpu/tune.sh", "amazon:MGCN"], cwd=repo,
-                          env=dict(env, OUT=str(tmp_path / "out")), capture_output=True, text=True)
+    calls = tmp_path / "calls.txt"
+    done = subprocess.run(["bash", "experiments/gpu/tune.sh", "tiktok:MGCN", "amazon:MGCN"], cwd=repo,
+                          env=dict(env, OUT=str(tmp_path / "out"), CALLS=str(calls)), capture_output=True, text=True)
     assert done.returncode == 2 and "amazon:MGCN" in done.stderr and "tune-amazon.sh" in done.stderr
+    assert not calls.exists() and not (tmp_path / "out").exists()
+
+
+def test_gpu_workers_stop_with_the_script_and_their_records_still_come_back(tmp_path):
+    """SIGTERM to the script (a scheduler's limit, Ctrl-C) reaches every worker, as LIMIT does."""
+    import signal
+    import time
+
+    repo, env = _repo_copy(tmp_path, SLOW_TO_STOP_CLI.replace("time.sleep(120)", "print('up', flush=True)\ntime.sleep(120)"))
+    optuna, open_storage = _journal_with_study(repo)
+    out = tmp_path / "out"
+    script = subprocess.Popen(["bash", "experiments/gpu/tune.sh", "tiktok:MGCN"], cwd=repo,
+                              env=dict(env, OUT=str(out), LIMIT="100", WORKERS="1"), stderr=subprocess.PIPE, text=True)
+    log = out / "logs" / "tiktok-MGCN-1.log"
+    deadline = time.time() + 30
+    while time.time() < deadline and not (log.is_file() and "up" in log.read_text()):
+        time.sleep(0.2)
+    started = time.time()
+    script.send_signal(signal.SIGTERM)
+    _, err = script.communicate(timeout=60)
+    assert script.returncode == 0, err
+    assert time.time() - started < 30  # not the 100 s of LIMIT
+    returned = optuna.load_study(study_name="MGCN-tiktok", storage=open_storage(f"journal:{out / 'tiktok-studies.journal'}"))
+    assert len(returned.trials) == 1

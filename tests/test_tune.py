@@ -219,6 +219,24 @@ def test_a_study_from_before_protocols_were_recorded_is_not_resumed(tmp_path):
              run_fn=lambda *a, **k: {})
 
 
+def test_a_study_whose_config_files_changed_since_is_not_resumed(tmp_path):
+    """Trials run the model's YAML beneath their parameters: a study resumed after that YAML
+    changed would mix two configurations, so it is refused, naming the setting."""
+    from mmrec_ld4mrec.study.tune import open_storage
+
+    request = dataclasses.replace(_lr_study(tmp_path, trials=1), dataset="synthetic")
+    run = lambda model, dataset, config, on_evaluation=None: {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}  # noqa: E731
+    tune(request, run_fn=run)
+    study = optuna.load_study(study_name="s", storage=open_storage(request.storage))
+    base = study.user_attrs["base_settings"]
+    assert "learning_rate" not in base and base["steps"] == 5  # the trials' own keys aside
+    tune(dataclasses.replace(request, trials=2), run_fn=run)  # nothing changed: resumed
+    study.set_user_attr("base_settings", {**base, "steps": 10})  # as if LD4MRec.yaml had said T = 10 back then
+    with pytest.raises(UserInputError, match=r"no longer give \(steps 10 → 5\); put the config file back"):
+        tune(dataclasses.replace(request, trials=3), run_fn=run)
+    assert len(_trials(request.storage)) == 2
+
+
 def test_the_objective_averages_the_seeds_and_keeps_test_aside(tmp_path):
     request = TuneRequest(model="LD4MRec", dataset="d", trials=1, storage="", study_name="s", settings={},
                           seeds=[1, 2], space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])

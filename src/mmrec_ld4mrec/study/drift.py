@@ -36,7 +36,8 @@ _FIELDS = frozenset(f.name for f in dataclasses.fields(LD4MRecSettings))
 _FEATURE_KEYS = ("vision_feature_file", "text_feature_file", "extra_feature_files")
 
 
-def _plain(value):
+def plain(value):
+    """``value`` in the JSON form a registry record or a study stores."""
     return json.loads(json.dumps(value, default=str))
 
 
@@ -83,12 +84,12 @@ def changed_settings(recorded: dict, now: dict, model: str = "") -> dict[str, tu
     of ``NOT_SETTINGS``; a grid's list (today's files) matches a record holding one of its points."""
     now = dict(now)
     for key in now.get("hyper_parameters") or []:
-        if isinstance(now.get(key), list) and _plain(recorded.get(key)) in _plain(now[key]):
+        if isinstance(now.get(key), list) and plain(recorded.get(key)) in plain(now[key]):
             now[key] = recorded[key]
     recorded, now = _as_run(model, recorded), _as_run(model, now)
     changed = {}
     for key in sorted((set(recorded) & set(now)) - NOT_SETTINGS):
-        old, new = _plain(recorded[key]), _plain(now[key])
+        old, new = plain(recorded[key]), plain(now[key])
         if old != new:
             changed[key] = (old, new)
     return changed

@@ -338,6 +338,43 @@ def check_protocol(study, request: TuneRequest) -> None:
                              f"({detail}); resume it with the same options or start a new study (--study NAME)")
 
 
+def base_settings(request: TuneRequest) -> dict | None:
+    """What every trial runs with beyond its parameters, as today's config files give it (the
+    standalone engine; None for MMRec's, or where the dataset's config is not found here)."""
+    if request.engine != "standalone":
+        return None
+    from .drift import plain, settings_now
+    from .experiment import RunSpec
+
+    overrides = {k: v for k, v in request.settings.items() if k != "data_path"}
+    now = settings_now(RunSpec(request.dataset, request.model, request.seeds[0], overrides),
+                       request.settings.get("data_path"))
+    if now is None:
+        return None
+    space = {d.name for d in request.space}
+    return {k: v for k, v in plain(now).items() if k not in space}
+
+
+def check_base_settings(study, request: TuneRequest) -> None:
+    """Record what a new study's trials run with beyond their parameters; refuse to resume one
+    whose config files have changed since (its finished trials ran another configuration)."""
+    from .drift import changed_settings
+
+    now = base_settings(request)
+    if now is None:
+        return
+    recorded = study.user_attrs.get("base_settings")
+    if recorded is None:  # a new study, or one from before this record: checked from now on
+        study.set_user_attr("base_settings", now)
+        return
+    changed = changed_settings(recorded, now, request.model)
+    if changed:
+        detail = ", ".join(f"{key} {old!r} → {new!r}" for key, (old, new) in changed.items())
+        raise UserInputError(f"study '{request.study_name}' in {request.storage}: its trials ran with settings that "
+                             f"today's config files no longer give ({detail}); put the config file back, or start "
+                             "a new study (--study NAME)")
+
+
 def trial_settings(request: TuneRequest, params: dict, seed: int) -> dict:
     """A trial's run config: ``--set`` values, the trial's parameters, one seed, no YAML grid."""
     values = {}
@@ -437,6 +474,7 @@ def _tune(request: TuneRequest, run_fn: RunFn | None) -> Any:
             raise UserInputError(f"study '{request.study_name}' in {request.storage} belongs to "
                                  f"{recorded} on {study.user_attrs.get('dataset')}, not {request.model} on {request.dataset}")
         check_protocol(study, request)
+        check_base_settings(study, request)
     failures = 0
     while True:
         with claim_lock(lock):

@@ -21,11 +21,22 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable
+from typing import Protocol
 
 from ..engine.config import Config
 from ..errors import ConfigError
 from ..ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
-from .experiment import RunSpec
+
+
+class Run(Protocol):
+    """What is read of a run's spec (``experiment.RunSpec``; not imported: it imports `tune`)."""
+
+    dataset: str
+    model: str
+    seed: int
+    overrides: dict
+    key: str
+    label: str
 
 # Where a run happened, what the key already holds, or speed and logging alone: never a change
 # of what it computes.
@@ -41,17 +52,17 @@ def plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def settings_now(spec: RunSpec, data_path: str | None) -> dict | None:
-    """The settings ``spec`` resolves to with today's config files (None for an MMRec run, or
-    when its dataset's config cannot be found here)."""
-    if spec.overrides.get("engine", "standalone") != "standalone":
+def settings_now(model: str, dataset: str, seed: int, overrides: dict, data_path: str | None) -> dict | None:
+    """The settings a run resolves to with today's config files (None for an MMRec run, or when
+    its dataset's config cannot be found here)."""
+    if overrides.get("engine", "standalone") != "standalone":
         return None
-    config = {k: v for k, v in spec.overrides.items() if k != "engine"}
-    config["seed"] = spec.seed
+    config = {k: v for k, v in overrides.items() if k != "engine"}
+    config["seed"] = seed
     if data_path:
         config["data_path"] = data_path
     try:
-        return Config(spec.model, spec.dataset, config).final_config_dict
+        return Config(model, dataset, config).final_config_dict
     except ConfigError:
         return None
 
@@ -95,7 +106,7 @@ def changed_settings(recorded: dict, now: dict, model: str = "") -> dict[str, tu
     return changed
 
 
-def changed_runs(specs: Iterable[RunSpec], done: dict[str, dict], data_path: str | None) -> list[tuple[RunSpec, dict]]:
+def changed_runs(specs: Iterable[Run], done: dict[str, dict], data_path: str | None) -> list[tuple[Run, dict]]:
     """The finished runs among ``specs`` (records by key in ``done``) whose settings changed,
     each with its :func:`changed_settings`."""
     out = []
@@ -104,14 +115,14 @@ def changed_runs(specs: Iterable[RunSpec], done: dict[str, dict], data_path: str
         recorded = ((record or {}).get("result") or {}).get("config")
         if not isinstance(recorded, dict):
             continue
-        now = settings_now(spec, data_path)
+        now = settings_now(spec.model, spec.dataset, spec.seed, spec.overrides, data_path)
         changed = changed_settings(recorded, now, spec.model) if now is not None else {}
         if changed:
             out.append((spec, changed))
     return out
 
 
-def describe(spec: RunSpec, changed: dict) -> str:
+def describe(spec: Run, changed: dict) -> str:
     """One line: the run, its key, and each setting as recorded → as the config files give it now."""
     parts = ", ".join(f"{key} {old!r} → {new!r}" for key, (old, new) in changed.items())
     return f"{spec.label} (key {spec.key}): {parts}"

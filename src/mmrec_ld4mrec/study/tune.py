@@ -344,11 +344,9 @@ def base_settings(request: TuneRequest) -> dict | None:
     if request.engine != "standalone":
         return None
     from .drift import plain, settings_now
-    from .experiment import RunSpec
 
     overrides = {k: v for k, v in request.settings.items() if k != "data_path"}
-    now = settings_now(RunSpec(request.dataset, request.model, request.seeds[0], overrides),
-                       request.settings.get("data_path"))
+    now = settings_now(request.model, request.dataset, request.seeds[0], overrides, request.settings.get("data_path"))
     if now is None:
         return None
     space = {d.name for d in request.space}

@@ -19,9 +19,10 @@ COMMON=(-d tiktok --data-path "$DATA" --trials "$TRIALS" --results "$OUT" --stor
         --set epochs=1000 stopping_step=20)
 MMREC=(--engine mmrec --mmrec-root "${MMREC_ROOT:?set MMREC_ROOT to an MMRec checkout with our install}")
 # MODELS="A B" runs only those studies (each still in the order below); a name no line below
-# studies is refused at the end.
-STUDIED=" "
-study() { STUDIED+="$1 "; [[ -z "${MODELS:-}" || " $MODELS " == *" $1 "* ]] || return 0; mmrec-ld4mrec tune -m "$@"; }
+# studies is refused before any runs.
+MODELS=$(echo ${MODELS:-})  # one space between names
+for m in $MODELS; do grep -q "^study $m " "experiments/$(basename "$0")" || { echo "MODELS: $0 has no study of $m" >&2; exit 2; }; done
+study() { [[ -z $MODELS || " $MODELS " == *" $1 "* ]] || return 0; mmrec-ld4mrec tune -m "$@"; }
 study EASE "${COMMON[@]}"
 study BPR "${COMMON[@]}" "${MMREC[@]}"
 study VBPR "${COMMON[@]}" "${MMREC[@]}"
@@ -36,4 +37,3 @@ study MGCN "${COMMON[@]}" "${MMREC[@]}"
 study MMSSL "${COMMON[@]}"
 study DiffMM "${COMMON[@]}"
 study DiffRec "${COMMON[@]}"
-for m in ${MODELS:-}; do [[ $STUDIED == *" $m "* ]] || { echo "MODELS: $0 has no study of $m" >&2; exit 2; }; done

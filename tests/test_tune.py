@@ -235,6 +235,32 @@ def test_a_study_whose_config_files_changed_since_is_not_resumed(tmp_path):
     with pytest.raises(UserInputError, match=r"no longer give \(steps 10 → 5\); put the config file back"):
         tune(dataclasses.replace(request, trials=3), run_fn=run)
     assert len(_trials(request.storage)) == 2
+    tune(dataclasses.replace(request, trials=2), run_fn=run)  # its budget spent: a warning, the profile exported
+
+
+def test_a_study_from_before_settings_were_recorded_is_stamped_with_where_the_check_starts(tmp_path):
+    from mmrec_ld4mrec.study.tune import open_storage
+
+    request = dataclasses.replace(_lr_study(tmp_path, trials=1), dataset="synthetic")
+    run = lambda model, dataset, config, on_evaluation=None: {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}  # noqa: E731
+    tune(request, run_fn=run)
+    study = optuna.load_study(study_name="s", storage=open_storage(request.storage))
+    assert "base_settings_from_trial" not in study.user_attrs  # new: checked from its first trial
+    study.set_user_attr("base_settings", None)  # as a study from before the record
+    tune(dataclasses.replace(request, trials=2), run_fn=run)
+    study = optuna.load_study(study_name="s", storage=open_storage(request.storage))
+    assert study.user_attrs["base_settings_from_trial"] == 1 and study.user_attrs["base_settings"]["steps"] == 5
+
+
+def test_changed_settings_see_what_a_searched_key_leaves_to_the_yaml():
+    """The item graph's source is compared even when its k is a searched key (left out of the
+    settings a study shares), and a record from before the SVD's oversampling ran without it."""
+    from mmrec_ld4mrec.study.drift import changed_settings
+
+    assert changed_settings({"item_graph_source": "interactions"}, {"item_graph_source": "content"}, "LD4MRec") == {
+        "item_graph_source": ("interactions", "content")}
+    assert changed_settings({}, {"svd_oversampling": 100, "svd_power_iterations": 8}, "LD4MRec") == {
+        "svd_oversampling": (0, 100), "svd_power_iterations": (4, 8)}
 
 
 def test_the_objective_averages_the_seeds_and_keeps_test_aside(tmp_path):

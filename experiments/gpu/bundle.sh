@@ -8,14 +8,15 @@
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site FOLDER/whl/*.whl
 #   PYTHONPATH=/tmp/site:$PWD/src PATH=FOLDER/bin:$PATH DATA=FOLDER/D MMREC_ROOT=FOLDER/mmrec \
 #     OUT=results LIMIT=420 bash experiments/gpu/tune.sh tiktok:MGCN ...
-# Relative FOLDER, DATA and MMREC_SRC are read from the current folder. The machine's PyTorch image
+# Relative FOLDER, DATA and MMREC_SRC are read from the current folder (MMREC_SRC may be a git URL). The machine's PyTorch image
 # must hold numpy, scipy, pandas, pyyaml and tqdm (the CUDA images of PyTorch's ecosystem do).
 set -euo pipefail
 FOLDER=${1:?usage: bundle.sh FOLDER [DATASET ...]}; shift
 [ $# -gt 0 ] || set -- tiktok ml-1m
 : "${DATA:?set DATA to the folder holding the prepared datasets}" "${MMREC_SRC:?set MMREC_SRC to an MMRec checkout or git bundle}"
 absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
-FOLDER=$(absolute "$FOLDER"); DATA=$(absolute "$DATA"); MMREC_SRC=$(absolute "$MMREC_SRC")
+FOLDER=$(absolute "$FOLDER"); DATA=$(absolute "$DATA")
+[ ! -e "$MMREC_SRC" ] || MMREC_SRC=$(absolute "$MMREC_SRC")  # a URL stays as it is
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}; TARGET_PY=${TARGET_PY:-3.12}
 mkdir -p "$FOLDER/D" "$FOLDER/whl" "$FOLDER/bin"

@@ -3,12 +3,14 @@
 # one time limit, so that a short GPU lease advances them and what it finished comes back:
 #   DATA=D MMREC_ROOT=M OUT=folder LIMIT=420 WORKERS=2 bash experiments/gpu/tune.sh tiktok:MGCN ml-1m:SimGCL ...
 # Each DATASET:MODEL gets WORKERS copies of experiments/tune-DATASET.sh restricted to MODEL (so the
-# budget is those scripts' own, unchanged), all at once. At LIMIT seconds (or on Ctrl-C / SIGTERM)
+# budget is those scripts' own, unchanged), all at once. At LIMIT seconds (or on SIGTERM, SIGHUP or
+# Ctrl-C in a terminal; a job started with & in a script ignores SIGINT)
 # every worker gets SIGTERM: its running trial is marked failed and queued again with the same
 # parameters; finished trials stay. Workers get up to GRACE seconds (default 90) to record that,
 # then are killed. Each journal is then copied to OUT/DATASET-studies.journal with a budget line
 # per study in OUT/DATASET-studies.txt, and the workers' logs to OUT/logs.tar.gz. Plan a time
-# limit of LIMIT + GRACE + 30 s. The exit code is 1 when a worker ended in an error of its own.
+# limit of LIMIT + GRACE + 30 s (under Slurm, GRACE below its KillWait). The exit code is 1 when
+# a worker ended in an error of its own or a journal or its summary is missing, else 0.
 # PYTHON (default python3) is the interpreter with this package and Optuna; relative DATA,
 # MMREC_ROOT and OUT are read from the current folder.
 # A journal only grows, so back home the returned one replaces the local one when it extends it:
@@ -38,12 +40,13 @@ alive() {
   for f in /proc/[0-9]*/stat; do
     { stat=$(<"$f"); } 2>/dev/null || continue
     set -- ${stat##*) }  # state ppid pgrp ...: the fields after the command's name
-    [[ $groups == *" $3 "* ]] && return 0
+    [[ $1 != Z && $groups == *" $3 "* ]] && return 0  # a zombie has ended; only its reaping is due
   done
   return 1
 }
-stop_all() { local g; for g in $groups; do kill -TERM -- "-$g" 2>/dev/null; done; }
-trap stop_all INT TERM
+signals=0
+stop_all() { local g; signals=$((signals + 1)); for g in $groups; do kill -TERM -- "-$g" 2>/dev/null; done; }
+trap stop_all INT TERM HUP
 
 for pair in "$@"; do
   dataset=${pair%%:*}; model=${pair#*:}
@@ -55,10 +58,13 @@ for pair in "$@"; do
     groups+="$! "; pids+=("$!"); names+=("$dataset-$model-$w")
   done
 done
+[ "$signals" -eq 0 ] || stop_all  # a signal while workers were being started: the later ones too
 errors=0
 for i in "${!pids[@]}"; do
-  wait "${pids[$i]}"; code=$?
-  while [ "$code" -gt 128 ] && kill -0 "${pids[$i]}" 2>/dev/null; do wait "${pids[$i]}"; code=$?; done  # a trapped signal
+  while :; do  # a trapped signal interrupts wait; wait again, which returns the worker's own code
+    seen=$signals; wait "${pids[$i]}"; code=$?
+    [ "$signals" -eq "$seen" ] && break
+  done
   # 0: its study reached its trials; 124: stopped at LIMIT; 143: stopped by a signal to this script
   case $code in 0|124|143) ;; *) echo "worker ${names[$i]} ended with code $code (see its log)" >&2; errors=1 ;; esac
 done
@@ -72,7 +78,7 @@ for dataset in "${datasets[@]}"; do
   journal=experiments/results/tune/$dataset/studies.journal
   [ -f "$journal" ] || { echo "$journal: no journal (no worker started a study)" >&2; errors=1; continue; }
   cp "$journal" "$OUT/$dataset-studies.journal"
-  "${PYTHON:-python3}" - "$journal" > "$OUT/$dataset-studies.txt" <<'EOF'
+  "${PYTHON:-python3}" - "$journal" > "$OUT/$dataset-studies.txt" <<'EOF' || errors=1
 import sys
 import optuna
 from mmrec_ld4mrec.study.tune import budget_row, open_storage
@@ -83,5 +89,5 @@ for summary in optuna.get_all_study_summaries(storage):
 EOF
 done
 tar -czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$OUT/logs"
-cat "$OUT"/*-studies.txt 2>/dev/null
+for dataset in "${datasets[@]}"; do cat "$OUT/$dataset-studies.txt" 2>/dev/null; done
 exit "$errors"

@@ -7,10 +7,11 @@ run today's configuration. Every standalone run's record holds the settings it r
 module compares them with the settings its spec resolves to now, as the model reads them:
 
 * LD4MRec's family is compared through its validated settings (``LD4MRecSettings``), so a key
-  a record predates counts as the code's default for it (new switches arrive off, as the
-  behaviour before them), the content switches are off on a dataset without item features
-  (as the model turns them off) and the item graph's weight and source do not count while
-  the graph is off.
+  a record predates counts as the behaviour before it: the code's default, since new switches
+  arrive off, except where ``BEFORE_KEYS`` says otherwise (the randomized SVD's oversampling
+  and power iterations arrived with new values). The content switches are off on a dataset
+  without item features (as the model turns them off), and the item graph's weight and source
+  do not count while a configured graph is off.
 * Other models are compared on the keys both sides hold: a key added to their config files
   after a run was recorded is not seen.
 * MMRec runs resolve their settings inside the MMRec checkout and are not compared.
@@ -45,6 +46,9 @@ NOT_SETTINGS = frozenset({"data_path", "device", "gpu_id", "use_gpu", "seed", "h
 LD4MREC_FAMILY = ("LD4MRec", "LD4MRecPaper")
 _FIELDS = frozenset(f.name for f in dataclasses.fields(LD4MRecSettings))
 _FEATURE_KEYS = ("vision_feature_file", "text_feature_file", "extra_feature_files")
+# LD4MRec keys that arrived with a value other than the behaviour before them: a record
+# without the key ran this (6dbd0e2: the SVD had q test vectors and 4 power iterations).
+BEFORE_KEYS = {"svd_oversampling": 0, "svd_power_iterations": 4}
 
 
 def plain(value):
@@ -76,15 +80,16 @@ def _as_run(model: str, config: dict) -> dict:
     settings cannot be read (a grid's list, a value today's checks refuse)."""
     if model not in LD4MREC_FAMILY:
         return config
+    with_before = {**BEFORE_KEYS, **config}
     try:
-        s = ld4mrec_settings(lambda key: config.get(key))
+        s = ld4mrec_settings(lambda key: with_before.get(key))
     except (ConfigError, TypeError, ValueError):
         return config
     if not _has_features(config):
         from ..models.ld4mrec import without_content
 
         s = without_content(s)
-    if s.item_graph_k == 0:
+    if s.item_graph_k == 0 and "item_graph_k" in config:  # a graph configured off (not a key left out)
         default = LD4MRecSettings()
         s = dataclasses.replace(s, item_graph_weight=default.item_graph_weight, item_graph_source=default.item_graph_source)
     return {**{k: v for k, v in config.items() if k not in _FIELDS}, **dataclasses.asdict(s)}

@@ -355,22 +355,35 @@ def base_settings(request: TuneRequest) -> dict | None:
 
 def check_base_settings(study, request: TuneRequest) -> None:
     """Record what a new study's trials run with beyond their parameters; refuse to resume one
-    whose config files have changed since (its finished trials ran another configuration)."""
+    whose config files have changed since (its finished trials ran another configuration). A
+    study from before this record is stamped now, with the trial number the check starts at
+    (``base_settings_from_trial``): what its earlier trials ran with is not known. A study whose
+    budget is spent runs nothing more: a change is then a warning, and its profile is exported."""
     from .drift import changed_settings
 
     now = base_settings(request)
     if now is None:
         return
     recorded = study.user_attrs.get("base_settings")
-    if recorded is None:  # a new study, or one from before this record: checked from now on
+    trials = study.get_trials(deepcopy=False)
+    if recorded is None:
         study.set_user_attr("base_settings", now)
+        if trials:
+            study.set_user_attr("base_settings_from_trial", len(trials))
+            log.info("%s: from before studies recorded their settings; checked from trial %d on",
+                     request.study_name, len(trials))
         return
     changed = changed_settings(recorded, now, request.model)
-    if changed:
-        detail = ", ".join(f"{key} {old!r} → {new!r}" for key, (old, new) in changed.items())
-        raise UserInputError(f"study '{request.study_name}' in {request.storage}: its trials ran with settings that "
-                             f"today's config files no longer give ({detail}); put the config file back, or start "
-                             "a new study (--study NAME)")
+    if not changed:
+        return
+    detail = ", ".join(f"{key} {old!r} → {new!r}" for key, (old, new) in changed.items())
+    if sum(t.state in finished_states() for t in trials) >= request.trials:
+        log.warning("%s: its trials ran with settings that today's config files no longer give (%s); its budget "
+                    "is spent, so nothing runs and its profile is exported as it stands", request.study_name, detail)
+        return
+    raise UserInputError(f"study '{request.study_name}' in {request.storage}: its trials ran with settings that "
+                         f"today's config files no longer give ({detail}); put the config file back, or start "
+                         "a new study (--study NAME)")
 
 
 def trial_settings(request: TuneRequest, params: dict, seed: int) -> dict:

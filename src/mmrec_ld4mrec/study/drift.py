@@ -39,6 +39,7 @@ class Run(Protocol):
     key: str
     label: str
 
+
 # Where a run happened, what the key already holds, or speed and logging alone: never a change
 # of what it computes.
 NOT_SETTINGS = frozenset({"data_path", "device", "gpu_id", "use_gpu", "seed", "hyper_parameters", "inference_study",

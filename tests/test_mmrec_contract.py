@@ -157,6 +157,39 @@ def test_mmrec_runs_report_each_validation_and_stop_when_told(checkout):
     assert leftovers == "", leftovers
 
 
+@pytest.mark.parametrize("model, settings", [("LightGCN", {"n_layers": 2, "reg_weight": 0.001, "train_batch_size": 8192}),
+                                             pytest.param("MMSSL", {"embedding_size": 16, "train_batch_size": 8192,
+                                                                    "cl_rate": 0.03, "G_rate": 0.0018},
+                                                          marks=pytest.mark.slow)])
+def test_an_mmrec_run_stopped_between_epochs_resumes_with_the_digits_of_one_never_stopped(checkout, tmp_path, model,
+                                                                                          settings):
+    """A snapshot puts MMRec's Trainer (start_epoch, early stopping, optimizer, scheduler), the
+    loader's orders, the random generators and a plugin model's own optimizer back."""
+    from mmrec_ld4mrec.mmrec.driver import run_in_mmrec
+
+    class Stop(Exception):
+        pass
+
+    config = {"epochs": 3, "stopping_step": 100, "hyper_parameters": [], "seed": 3, **settings}
+    whole = run_in_mmrec(checkout, model, "synthetic", config)
+    file = tmp_path / "run.snapshot"
+
+    def stop_at_1(epoch, valid):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_in_mmrec(checkout, model, "synthetic", config, on_evaluation=stop_at_1, snapshot=file, snapshot_every=0)
+    assert file.is_file()
+    seen = []
+    resumed = run_in_mmrec(checkout, model, "synthetic", config, on_evaluation=lambda e, v: seen.append(e),
+                           snapshot=file, snapshot_every=0)
+    assert seen == [0, 1, 2]  # epoch 0's evaluation passed on again from the snapshot, then 1 and 2
+    assert {k: resumed[k] for k in ("valid", "test", "best_epoch", "epochs_run")} == \
+        {k: whole[k] for k in ("valid", "test", "best_epoch", "epochs_run")}
+    assert not file.exists()
+
+
 @pytest.mark.parametrize("model, settings", [("MMSSL", ["cl_rate=0.03", "G_rate=0.0018"]),
                                              ("DiffMM", ["dims=[64]", "ssl_reg=0.01", "e_loss=0.1"])])
 def test_standalone_and_mmrec_agree_for_the_multimedia_peers(checkout, tmp_path, model, settings):

@@ -3,6 +3,7 @@ without losing or repeating trials, two workers sharing one study, pruning, expo
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -332,6 +333,58 @@ def test_a_trial_stopped_by_ctrl_c_is_retried_by_the_next_run(tmp_path):
     assert states.count(TrialState.COMPLETE) == 3 and states.count(TrialState.FAIL) == 1
     retried = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == 1]
     assert retried[0].params["learning_rate"] == seen[1] == seen[2]
+
+
+def test_a_stopped_trial_resumes_from_its_snapshot_and_finished_trials_leave_none(tmp_path):
+    request = dataclasses.replace(_lr_study(tmp_path, trials=3), snapshot_dir=str(tmp_path / "snapshots"))
+    paths = []
+
+    def run(model, dataset, config, on_evaluation=None, snapshot=None):
+        paths.append(snapshot)
+        if len(paths) == 2:  # the second trial saves its state, then its worker is stopped
+            snapshot.parent.mkdir(parents=True, exist_ok=True)
+            snapshot.write_text("state")
+            raise KeyboardInterrupt
+        return {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}
+
+    with pytest.raises(KeyboardInterrupt):
+        tune(request, run_fn=run)
+    assert paths[1].read_text() == "state"  # kept for the retry
+    study = tune(request, run_fn=run)
+    assert paths[2] == paths[1]  # the retry of trial 1 (same parameters, same seed) finds it
+    assert paths[0] != paths[1] and all(p.parent == tmp_path / "snapshots" / "s" for p in paths)
+    assert not list((tmp_path / "snapshots").rglob("*.snapshot"))  # finished trials leave nothing behind
+    stopped = next(t for t in study.get_trials() if t.state == TrialState.FAIL)
+    assert stopped.user_attrs["wall_seconds"] >= 0  # the stopped attempt's time counts in the budget table
+
+
+def test_a_real_trial_stopped_mid_run_resumes_with_the_value_of_one_never_stopped(tmp_path, data_path, caplog):
+    from mmrec_ld4mrec.engine.quick_start import run as engine_run
+
+    fixed = {"data_path": f"{data_path}/", "epochs": 4, "stopping_step": 100, "embedding_size": 64, "hidden_size": 32,
+             "svd_rank": 16}
+    space = [Dimension("learning_rate", "log_float", 1e-4, 1e-2)]
+
+    def request(name: str, snapshots: bool) -> TuneRequest:
+        return TuneRequest(model="LD4MRec", dataset="synthetic", trials=1, storage=f"sqlite:///{tmp_path / 's.db'}",
+                           study_name=name, settings=fixed, seeds=[1001], space=space, sampler_seed=3,
+                           snapshot_dir=str(tmp_path / "snapshots") if snapshots else None, snapshot_every=0)
+
+    def stopped_at_epoch_2(model, dataset, config, on_evaluation=None, snapshot=None):
+        def stop(epoch, valid):
+            if epoch == 2:
+                raise KeyboardInterrupt
+        return engine_run(model, dataset, config, on_evaluation=stop, snapshot=snapshot, snapshot_every=0)
+
+    caplog.set_level(logging.INFO, logger="mmrec_ld4mrec")
+    never_stopped = tune(request("whole", snapshots=False)).best_trial
+    with pytest.raises(KeyboardInterrupt):
+        tune(request("stopped", snapshots=True), run_fn=stopped_at_epoch_2)
+    resumed = tune(request("stopped", snapshots=True)).best_trial
+    assert "resuming from" in caplog.text and "saved after epoch 1" in caplog.text
+    assert resumed.params == never_stopped.params
+    assert resumed.value == never_stopped.value
+    assert resumed.user_attrs["seed_1001"]["best_epoch"] == never_stopped.user_attrs["seed_1001"]["best_epoch"]
 
 
 def test_a_trial_stopped_by_sigterm_is_queued_again_at_once(tmp_path):

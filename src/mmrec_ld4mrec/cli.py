@@ -246,6 +246,8 @@ def cmd_tune(args) -> int:
     if args.trials < 1 or args.seeds < 1 or args.heartbeat <= 0:
         raise UserInputError(f"--trials and --seeds expect integers >= 1 and --heartbeat seconds > 0, got "
                              f"{args.trials}, {args.seeds}, {args.heartbeat}")
+    if not args.snapshot_every >= 0:
+        raise UserInputError(f"--snapshot-every expects seconds >= 0 (0: no snapshots), got {args.snapshot_every}")
     if args.engine == "mmrec" and not args.mmrec_root:
         raise UserInputError("--engine mmrec needs --mmrec-root PATH (an MMRec checkout)")
     out_dir = Path(args.results)
@@ -269,7 +271,9 @@ def cmd_tune(args) -> int:
                           study_name=study_name, settings=settings, seeds=tuning_seeds(args.seeds), space=space,
                           engine=args.engine, mmrec_root=args.mmrec_root, sampler_seed=args.sampler_seed,
                           warmup_epochs=warmup,
-                          heartbeat_seconds=args.heartbeat, grace_seconds=4 * args.heartbeat)
+                          heartbeat_seconds=args.heartbeat, grace_seconds=4 * args.heartbeat,
+                          snapshot_dir=str(out_dir / "snapshots") if args.snapshot_every else None,
+                          snapshot_every=args.snapshot_every)
     study = tune(request)
     row = budget_row(study)
     print(f"{study_name}: {row['complete']} complete, {row['pruned']} pruned, {row['failed']} failed trial(s), "
@@ -348,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     tun.add_argument("--sampler-seed", type=int, default=0, help="TPE's seed (default 0)")
     tun.add_argument("--heartbeat", type=float, default=30.0,
                      help="seconds between a running trial's heartbeats; a trial silent for 4x this is retried")
+    tun.add_argument("--snapshot-every", type=float, default=120.0, metavar="SECONDS",
+                     help="a running trial saves its training state under RESULTS/snapshots at most this often, "
+                          "so a stopped trial resumes where it was (default 120; 0: trials restart from epoch 0)")
     tun.add_argument("--export", help="best trial as a YAML profile (default RESULTS/STUDY.best.yaml)")
     tun.add_argument("--data-path", help="folder holding <dataset>/")
     tun.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="fixed overrides for every trial")

@@ -55,6 +55,22 @@ class TrainDataLoader:
         self.all_uids.sort()
         random.shuffle(self.all_items)
 
+    def order_state(self) -> dict:
+        """The orders the next epoch's batches depend on (for a snapshot): the shuffled frame,
+        the users and the negative pool."""
+        from .snapshot import frame_order
+
+        return {"frame": frame_order(self.dataset.df, self._original_df, self.dataset.uid_field, self.dataset.iid_field),
+                "users": torch.from_numpy(self.all_uids.astype(np.int64)),
+                "items": torch.tensor(self.all_items, dtype=torch.int64)}
+
+    def load_order_state(self, state: dict) -> None:
+        from .snapshot import reordered
+
+        self.dataset.df = reordered(self._original_df, state["frame"])
+        self.all_uids = state["users"].numpy().astype(self.all_uids.dtype)
+        self.all_items = state["items"].tolist()
+
     def inter_matrix(self, form: str = "coo", value_field=None):
         return _matrix(self.dataset, form)
 

@@ -32,6 +32,7 @@ from .config import Config, grid_points
 from .dataloader import EvalDataLoader, TrainDataLoader
 from .dataset import RecDataset, inject_false_positives
 from .evaluator import evaluate, rank_topk
+from .snapshot import Snapshot, identity_of
 from .trainer import FitResult, Trainer
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,16 @@ def checked_config(model_name: str, dataset_name: str, config_dict: dict | None 
 
 
 def run(model_name: str, dataset_name: str, config_dict: dict | None = None, save_dir: str | None = None,
-        load_dir: str | None = None, on_evaluation: Callable[[int, dict], None] | None = None) -> dict:
+        load_dir: str | None = None, on_evaluation: Callable[[int, dict], None] | None = None,
+        snapshot: str | Path | None = None, snapshot_every: float = 60.0) -> dict:
     """Train (or load) and evaluate; returns the JSON-ready result of the best grid point.
-    ``on_evaluation(epoch, valid_metrics)`` is called after every validation (see ``Trainer``)."""
+    ``on_evaluation(epoch, valid_metrics)`` is called after every validation (see ``Trainer``).
+    ``snapshot``: a file the run saves its training state to (every ``snapshot_every`` seconds,
+    between epochs) and resumes from when it holds this run's state (``engine.snapshot``);
+    removed when the run has finished. One grid point only."""
     config, model_cls = checked_config(model_name, dataset_name, config_dict)
+    if snapshot is not None and (load_dir or len(grid(config)) != 1):
+        raise UserInputError("a snapshot file resumes one training run: it takes one grid point and no --load")
     if save_dir:  # before any work: a run must not end in a checkpoint it cannot write
         check_output_folder(save_dir, "--save")
         if (Path(save_dir) / CHECKPOINT_FILE).exists():
@@ -142,7 +149,9 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
             fit.test, fit.test_topk = evaluate(model, test, config)
         else:
             strategies = _inference_study(config, model)
-            fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=bool(save_dir or strategies))
+            saver = None if snapshot is None else Snapshot(snapshot, _snapshot_identity(config, fingerprint), snapshot_every)
+            fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=bool(save_dir or strategies),
+                                                            snapshot=saver)
             if fit.best_state is not None:
                 model.load_state_dict(fit.best_state)
         study = [] if payload else [{"inference_steps": k, **_evaluate_with_strategy(model, k, valid, test, config)}
@@ -151,6 +160,8 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         runs.append({"idx": idx, "point": point, "fit": fit, "inference_seconds": infer_s, "inference_study": study,
                      "config": config.to_dict(), "test_users": test.get_eval_users()})
 
+    if snapshot is not None:
+        Path(snapshot).unlink(missing_ok=True)  # the run is over: nothing to resume
     metric = config["valid_metric"]
     best = max(runs, key=lambda r: r["fit"].valid.get(metric, -1.0))  # chosen on validation only
     fit = best["fit"]
@@ -180,6 +191,12 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         "history": fit.history,
         **({"inference_study": best["inference_study"]} if best["inference_study"] else {}),
     }
+
+
+def _snapshot_identity(config: Config, fingerprint: str) -> str:
+    """A snapshot's owner: the model, the data (its fingerprint) and every setting but this machine's."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in _MACHINE_KEYS}
+    return identity_of(config["model"], f"{config['dataset']}:{fingerprint}", settings)
 
 
 def _inference_study(config: Config, model) -> list[int]:

@@ -19,6 +19,7 @@ import torch
 from .dataloader import EvalDataLoader, TrainDataLoader
 from .evaluator import evaluate
 from .precision import apply_matmul_precision, precision_context
+from .snapshot import Snapshot, load_model_training_state, model_training_state, rng_state, set_rng_state
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,24 @@ class Trainer:
         self.optimizer.step()
         return loss.detach()
 
-    def fit(self, train: TrainDataLoader, valid: EvalDataLoader, test: EvalDataLoader, keep_state: bool = False) -> FitResult:
+    def fit(self, train: TrainDataLoader, valid: EvalDataLoader, test: EvalDataLoader, keep_state: bool = False,
+            snapshot: Snapshot | None = None) -> FitResult:
+        """Train with early stopping; with ``snapshot``, resume from its file when there is one
+        (its evaluations are passed to ``on_evaluation`` again, in order) and save to it between
+        epochs, at most every ``snapshot.every_seconds``."""
         result = FitResult()
-        best, stale = -np.inf, 0
+        best, stale, first = -np.inf, 0, 0
         trains = getattr(self.model, "needs_training", True)
         epochs = int(self.config["epochs"]) if trains else 1
-        for epoch in range(epochs):
+        saved = snapshot.load() if snapshot is not None and trains else None
+        if saved is not None:
+            first, best, stale = self._restore(saved, result, train)
+            if self.on_evaluation is not None:
+                for entry in result.history:
+                    self.on_evaluation(entry["epoch"], {self.valid_metric: entry["valid_" + self.valid_metric]})
+        for epoch in range(first, epochs):
+            if snapshot is not None and trains and epoch > first and snapshot.due():
+                snapshot.save(self._snapshot_state(epoch, best, stale, result, train))
             loss, seconds = 0.0, 0.0
             if trains:
                 start = time.perf_counter()
@@ -173,6 +186,33 @@ class Trainer:
                          stale, result.best_epoch)
                 break
         return result
+
+    def _snapshot_state(self, next_epoch: int, best: float, stale: int, result: FitResult, train: TrainDataLoader) -> dict:
+        """Everything epoch ``next_epoch`` depends on (see ``engine.snapshot``)."""
+        fit = {"best_epoch": result.best_epoch, "valid": result.valid, "test": result.test,
+               "epochs_run": result.epochs_run, "train_seconds": result.train_seconds, "history": result.history,
+               "best_state": result.best_state,
+               "test_topk": None if result.test_topk is None else torch.from_numpy(np.ascontiguousarray(result.test_topk))}
+        return {"next_epoch": next_epoch, "best": float(best), "stale": stale, "fit": fit,
+                "model": self.model.state_dict(), "model_training_state": model_training_state(self.model),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "loader": train.order_state(), "rng": rng_state()}
+
+    def _restore(self, saved: dict, result: FitResult, train: TrainDataLoader) -> tuple[int, float, int]:
+        """Load a snapshot into the model, optimizer, scheduler, loader, random generators and
+        ``result``; returns (first epoch to run, best score, evaluations without improvement)."""
+        self.model.load_state_dict(saved["model"])
+        load_model_training_state(self.model, saved["model_training_state"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        train.load_order_state(saved["loader"])
+        fit = saved["fit"]
+        result.best_epoch, result.valid, result.test = fit["best_epoch"], fit["valid"], fit["test"]
+        result.epochs_run, result.train_seconds, result.history = fit["epochs_run"], fit["train_seconds"], fit["history"]
+        result.best_state = fit["best_state"]
+        result.test_topk = None if fit["test_topk"] is None else fit["test_topk"].numpy()
+        set_rng_state(saved["rng"])  # last: loading draws nothing, but keep the order obvious
+        return int(saved["next_epoch"]), float(saved["best"]), int(saved["stale"])
 
 
 class CudaGraphSteps:

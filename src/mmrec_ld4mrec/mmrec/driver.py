@@ -68,6 +68,14 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     axes = [v if isinstance(v, list) else [v] for v in (config[k] for k in keys)]
     metric = config["valid_metric"].lower()
     runs = []
+    snapshot = None
+    if request.get("snapshot"):
+        from mmrec_ld4mrec.engine.snapshot import Snapshot
+        from mmrec_ld4mrec.mmrec.resume import run_identity
+
+        if len(list(itertools.product(*axes))) != 1:
+            raise ValueError("a snapshot file resumes one training run: it takes one grid point")
+        snapshot = Snapshot(request["snapshot"], run_identity(config, dataset), float(request.get("snapshot_every", 60)))
     for idx, combo in enumerate(itertools.product(*axes)):
         for key, value in zip(keys, combo):
             config[key] = value
@@ -75,8 +83,15 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         train.pretrain_setup()
         model = get_model(config["model"])(config, train).to(config["device"])
         trainer = get_trainer()(config, model, False)
-        seconds, pre_seconds = [], []
+        seconds, pre_seconds, reported = [], [], []
         train_epoch, pre_epoch = trainer._train_epoch, model.pre_epoch_processing
+        saved = snapshot.load() if snapshot is not None else None
+        if saved is not None:
+            from mmrec_ld4mrec.mmrec.resume import restore
+
+            restore(saved, trainer, model, train, seconds, reported)
+            if request.get("progress"):  # the parent passes them to its pruner again, in order
+                Path(request["progress"]).write_text("".join(line + "\n" for line in reported), encoding="utf-8")
 
         def timed_pre(_inner=pre_epoch, pre_seconds=pre_seconds):
             start = time.perf_counter()
@@ -92,10 +107,17 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
             return out
 
         model.pre_epoch_processing = timed_pre
+        if snapshot is not None:  # saved before the epoch's clock starts
+            from mmrec_ld4mrec.mmrec.resume import saving_before_each_epoch
+
+            model.pre_epoch_processing = saving_before_each_epoch(timed_pre, snapshot, trainer, model, train, seconds,
+                                                                  reported)
         trainer._train_epoch = timed
         if request.get("progress"):
-            trainer._valid_epoch = _reporting(trainer._valid_epoch, valid, seconds, request["progress"])
+            trainer._valid_epoch = _reporting(trainer._valid_epoch, valid, seconds, request["progress"], reported)
         _, best_valid, best_test = trainer.fit(train, valid_data=valid, test_data=test, saved=False)
+        if snapshot is not None:
+            snapshot.discard()  # the run is over: nothing to resume
         start = time.perf_counter()
         with torch.no_grad():
             model.eval()
@@ -122,15 +144,17 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     }
 
 
-def _reporting(valid_epoch, valid, seconds: list, progress: str):
+def _reporting(valid_epoch, valid, seconds: list, progress: str, reported: list):
     """MMRec's ``Trainer._valid_epoch`` that also appends each *validation* result (it is called
-    for the test split too) as a JSON line ``{"epoch", "valid"}`` to ``progress``."""
+    for the test split too) as a JSON line ``{"epoch", "valid"}`` to ``progress`` and to ``reported``."""
 
     def wrapped(data, *args, **kwargs):
         score, result = valid_epoch(data, *args, **kwargs)
         if data is valid:
+            line = json.dumps({"epoch": len(seconds) - 1, "valid": _display(result)})
+            reported.append(line)
             with open(progress, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"epoch": len(seconds) - 1, "valid": _display(result)}) + "\n")
+                f.write(line + "\n")
         return score, result
 
     return wrapped
@@ -287,16 +311,20 @@ def checked_request(mmrec_root: str | Path, model: str, dataset: str, config: di
 
 
 def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict | None = None,
-                 timeout: float | None = None, on_evaluation: Callable[[int, dict], None] | None = None) -> dict:
+                 timeout: float | None = None, on_evaluation: Callable[[int, dict], None] | None = None,
+                 snapshot: str | Path | None = None, snapshot_every: float = 60.0) -> dict:
     """Run ``model`` on ``dataset`` inside the checkout; returns the result dict. Every value is
     checked first (:func:`checked_request`): a bad one is refused in one line, before MMRec starts.
     ``on_evaluation(epoch, valid_metrics)`` is called after each of MMRec's validations, as the
-    standalone engine's; an exception it raises (a pruned trial) stops the run and propagates."""
+    standalone engine's; an exception it raises (a pruned trial) stops the run and propagates.
+    ``snapshot``: a file the run saves its training state to and resumes from (``mmrec.resume``)."""
     root = check_checkout(Path(mmrec_root))
     config = checked_request(root, model, dataset, config)
     with tempfile.TemporaryDirectory() as tmp:
         out, progress = Path(tmp) / "result.json", Path(tmp) / "progress.jsonl"
         request = {"model": model, "dataset": dataset, "config": config, "out": str(out)}
+        if snapshot is not None:
+            request.update(snapshot=str(Path(snapshot).resolve()), snapshot_every=float(snapshot_every))
         if on_evaluation is not None:
             request["progress"] = str(progress)
         proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.mmrec.driver", json.dumps(request)],

@@ -146,10 +146,23 @@ class DiffMM(general_recommender_base()):
             total = total + mse.mean() + self.e_loss * msi.mean()
         return total
 
-    def train_denoisers(self) -> float:
-        """One pass over all users (shuffled); returns the summed loss."""
+    def denoiser_optimizers(self) -> list[torch.optim.Optimizer]:
+        """The denoisers' own Adam optimizers (made on first use)."""
         if self._denoiser_optimizers is None:
             self._denoiser_optimizers = [torch.optim.Adam(d.parameters(), lr=self.denoiser_lr) for d in self.denoisers]
+        return self._denoiser_optimizers
+
+    def training_state(self) -> dict:
+        """Training state beyond the weights, for a snapshot (``engine.snapshot``): the denoisers' optimizers."""
+        return {"denoiser_optimizers": [opt.state_dict() for opt in self.denoiser_optimizers()]}
+
+    def load_training_state(self, state: dict) -> None:
+        for opt, saved in zip(self.denoiser_optimizers(), state["denoiser_optimizers"], strict=True):
+            opt.load_state_dict(saved)
+
+    def train_denoisers(self) -> float:
+        """One pass over all users (shuffled); returns the summed loss."""
+        self.denoiser_optimizers()
         self.denoisers.train()
         with torch.no_grad():
             features = [f.detach() for f in self.modality_features()]

@@ -240,19 +240,32 @@ class MMSSL(general_recommender_base()):
         real = torch.softmax((seen + self.log_log_scale * gumbel) / self.real_data_tau, dim=1)
         return F.normalize(real + self.ui_pre_scale * scores, dim=1)
 
-    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> None:
-        """One WGAN-GP step of the discriminator on detached rows (its own Adam)."""
+    def discriminator_optimizer(self) -> torch.optim.Optimizer:
+        """The discriminator's own Adam (made on first use)."""
         if self._d_optimizer is None:
             self._d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self.d_lr, betas=(0.5, 0.9))
-        self._d_optimizer.zero_grad()
+        return self._d_optimizer
+
+    def training_state(self) -> dict:
+        """Training state beyond the weights, for a snapshot (``engine.snapshot``): the epochs
+        started (the first trains on G_m = R) and the discriminator's optimizer."""
+        return {"epochs_started": self._epochs_started, "discriminator_optimizer": self.discriminator_optimizer().state_dict()}
+
+    def load_training_state(self, state: dict) -> None:
+        self._epochs_started = int(state["epochs_started"])
+        self.discriminator_optimizer().load_state_dict(state["discriminator_optimizer"])
+
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> None:
+        """One WGAN-GP step of the discriminator on detached rows (its own Adam)."""
+        self.discriminator_optimizer().zero_grad()
         alpha = torch.rand(len(real), 1, device=real.device)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
         grad, = torch.autograd.grad(self.discriminator(mixed).sum(), mixed, create_graph=True)
         penalty = ((grad.norm(2, dim=1) - 1.0) ** 2).mean()
         loss = -self.discriminator(real).mean() + self.discriminator(fake).mean() + self.gp_weight * penalty
         loss.backward()
-        self._d_optimizer.step()
-        self._d_optimizer.zero_grad(set_to_none=True)  # MMRec's optimizer then leaves D alone
+        self.discriminator_optimizer().step()
+        self.discriminator_optimizer().zero_grad(set_to_none=True)  # MMRec's optimizer then leaves D alone
 
     def calculate_loss(self, interaction: torch.Tensor) -> torch.Tensor:
         users, pos, neg = interaction[0], interaction[1], interaction[2]

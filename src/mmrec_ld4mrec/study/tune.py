@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -267,6 +268,8 @@ class TuneRequest:
     heartbeat_seconds: float = 30.0
     grace_seconds: float = 120.0
     max_failures: int = 5
+    snapshot_dir: str | None = None  # where trials save their training state (None: trials restart from epoch 0)
+    snapshot_every: float = 120.0
 
 
 TUNING_SEED_BASE = 1000
@@ -398,14 +401,34 @@ def trial_settings(request: TuneRequest, params: dict, seed: int) -> dict:
 
 
 def default_run(request: TuneRequest) -> RunFn:
+    every = request.snapshot_every
     if request.engine == "mmrec":
         from ..mmrec.driver import run_in_mmrec
 
-        return lambda model, dataset, config, on_evaluation=None: run_in_mmrec(request.mmrec_root, model, dataset, config,
-                                                                               on_evaluation=on_evaluation)
+        return lambda model, dataset, config, on_evaluation=None, snapshot=None: run_in_mmrec(
+            request.mmrec_root, model, dataset, config, on_evaluation=on_evaluation, snapshot=snapshot,
+            snapshot_every=every)
     from ..engine.quick_start import run
 
-    return lambda model, dataset, config, on_evaluation=None: run(model, dataset, config, on_evaluation=on_evaluation)
+    return lambda model, dataset, config, on_evaluation=None, snapshot=None: run(
+        model, dataset, config, on_evaluation=on_evaluation, snapshot=snapshot, snapshot_every=every)
+
+
+def snapshot_path(request: TuneRequest, params: dict, seed: int) -> Path | None:
+    """Where a trial's run on ``seed`` keeps its training state: named by the study, the
+    parameters and the seed, so that the trial queued again after a stop finds it."""
+    if request.snapshot_dir is None:
+        return None
+    key = hashlib.sha1(json.dumps({"params": params, "seed": seed}, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(request.snapshot_dir) / request.study_name / f"{key[:16]}.snapshot"
+
+
+def discard_snapshots(request: TuneRequest, params: dict) -> None:
+    """Remove a finished (or pruned, or failed) trial's snapshots: nothing of it is resumed."""
+    for seed in request.seeds:
+        path = snapshot_path(request, params, seed)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
 
 def objective_value(request: TuneRequest, trial, run_fn: RunFn) -> float:
@@ -422,8 +445,9 @@ def objective_value(request: TuneRequest, trial, run_fn: RunFn) -> float:
             raise optuna.TrialPruned()
 
     for k, seed in enumerate(request.seeds):
+        resumable = {} if request.snapshot_dir is None else {"snapshot": snapshot_path(request, params, seed)}
         result = run_fn(request.model, request.dataset, trial_settings(request, params, seed),
-                        on_evaluation=report if k == 0 else None)
+                        on_evaluation=report if k == 0 else None, **resumable)
         values.append(float(result["valid"][metric]))
         tests.append({key: result["test"].get(key) for key in ("Recall@20", "NDCG@20")})
         trial.set_user_attr(f"seed_{seed}", {"valid": values[-1], "test": tests[-1], "best_epoch": result["best_epoch"],
@@ -510,15 +534,19 @@ def _tune(request: TuneRequest, run_fn: RunFn | None) -> Any:
             except optuna.TrialPruned:
                 trial.set_user_attr("wall_seconds", time.time() - started)
                 study.tell(trial, state=TrialState.PRUNED)
+                discard_snapshots(request, trial.params)
                 log.info("trial %d pruned after %.0f s", trial.number, time.time() - started)
                 continue
             except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM: the next run retries its parameters
+                # (from its snapshot, where it has one); the time spent counts in the budget table
+                trial.set_user_attr("wall_seconds", time.time() - started)
                 study.tell(trial, state=TrialState.FAIL)
                 study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
                 raise
             except Exception as exc:  # a configuration that fails (NaN, memory) fails its trial only
                 trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
                 study.tell(trial, state=TrialState.FAIL)
+                discard_snapshots(request, trial.params)
                 failures += 1
                 log.warning("trial %d failed: %s", trial.number, exc)
                 if failures >= request.max_failures:
@@ -527,6 +555,7 @@ def _tune(request: TuneRequest, run_fn: RunFn | None) -> Any:
                 continue
         trial.set_user_attr("wall_seconds", time.time() - started)
         study.tell(trial, value)
+        discard_snapshots(request, trial.params)
         log.info("trial %d: %s = %.4f (%.0f s) %s", trial.number, request.settings.get("valid_metric", "Recall@20"),
                  value, time.time() - started, trial.params)
     return study

@@ -1,0 +1,92 @@
+"""Resumable runs in MMRec's own pipeline (``engine.snapshot`` for the MMRec engine).
+
+MMRec's ``Trainer.fit`` loops from ``self.start_epoch`` and keeps its early-stopping state in
+attributes (``cur_step``, ``best_valid_score``, ``best_valid_result``,
+``best_test_upon_valid``), so a run resumes without touching MMRec's code: the driver saves
+those with the weights, the optimizer, the scheduler, the training loader's orders and the
+random generators at the start of an epoch (before ``pre_epoch_processing``: the previous
+epoch, its evaluation and early stopping are then complete), and puts them back before
+``fit`` starts.
+"""
+
+from __future__ import annotations
+
+from ..engine.checkpoint import dataset_fingerprint
+from ..engine.snapshot import (
+    frame_order,
+    identity_of,
+    load_model_training_state,
+    model_training_state,
+    reordered,
+    rng_state,
+    set_rng_state,
+)
+
+# this machine's keys: a run moved to another device or data folder is the same run
+MACHINE_KEYS = {"data_path", "device", "gpu_id", "use_gpu", "eval_batch_size"}
+
+
+def run_identity(config, dataset) -> str:
+    """The model, the data (its fingerprint) and every setting of MMRec's final config but this machine's."""
+    settings = {k: v for k, v in config.final_config_dict.items() if k not in MACHINE_KEYS}
+    return identity_of(config["model"], f"{config['dataset']}:{dataset_fingerprint(dataset, [])}", settings)
+
+
+def _loader_state(train) -> dict:
+    import numpy as np
+    import torch
+
+    data = train.dataset
+    return {"frame": frame_order(data.df, train.dataset_bk.df, data.uid_field, data.iid_field),
+            "users": torch.from_numpy(np.asarray(train.all_uids).astype(np.int64)),
+            "items": torch.tensor(list(train.all_items), dtype=torch.int64)}
+
+
+def _load_loader_state(train, state: dict) -> None:
+    import numpy as np
+
+    train.dataset = train.dataset_bk.copy(reordered(train.dataset_bk.df, state["frame"]))
+    train.all_uids = state["users"].numpy().astype(np.asarray(train.all_uids).dtype)
+    train.all_items = state["items"].tolist()
+
+
+def training_state(trainer, model, train, seconds: list, reported: list, next_epoch: int) -> dict:
+    """What epoch ``next_epoch`` of MMRec's ``fit`` depends on; ``seconds``: the epochs' times so
+    far, ``reported``: the validation lines written so far (passed to the pruner again on resume)."""
+    return {"next_epoch": next_epoch, "model": model.state_dict(), "model_training_state": model_training_state(model),
+            "optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.lr_scheduler.state_dict(),
+            "trainer": {"cur_step": trainer.cur_step, "best_valid_score": float(trainer.best_valid_score),
+                        "best_valid_result": {k: float(v) for k, v in trainer.best_valid_result.items()},
+                        "best_test_upon_valid": {k: float(v) for k, v in trainer.best_test_upon_valid.items()}},
+            "seconds": list(seconds), "reported": list(reported), "loader": _loader_state(train), "rng": rng_state()}
+
+
+def restore(saved: dict, trainer, model, train, seconds: list, reported: list) -> None:
+    """Put a saved state back: ``fit`` then starts at the saved epoch."""
+    model.load_state_dict(saved["model"])
+    load_model_training_state(model, saved["model_training_state"])
+    trainer.optimizer.load_state_dict(saved["optimizer"])
+    trainer.lr_scheduler.load_state_dict(saved["scheduler"])
+    state = saved["trainer"]
+    trainer.start_epoch = int(saved["next_epoch"])
+    trainer.cur_step, trainer.best_valid_score = int(state["cur_step"]), state["best_valid_score"]
+    trainer.best_valid_result, trainer.best_test_upon_valid = state["best_valid_result"], state["best_test_upon_valid"]
+    seconds[:] = saved["seconds"]
+    reported[:] = saved["reported"]
+    _load_loader_state(train, saved["loader"])
+    set_rng_state(saved["rng"])
+
+
+def saving_before_each_epoch(pre_epoch, snapshot, trainer, model, train, seconds: list, reported: list):
+    """``pre_epoch`` (the model's ``pre_epoch_processing``, which ``fit`` calls first in each
+    epoch) preceded by a save when one is due, except at the epoch the run starts or resumes at.
+    ``seconds`` holds one entry per finished epoch, so its length is the epoch about to start."""
+    first = len(seconds)
+
+    def wrapped():
+        epoch = len(seconds)
+        if epoch > first and snapshot.due():
+            snapshot.save(training_state(trainer, model, train, seconds, reported, epoch))
+        return pre_epoch()
+
+    return wrapped

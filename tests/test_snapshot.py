@@ -1,0 +1,123 @@
+"""Resumable training (engine.snapshot): a run stopped between epochs and started again from its
+snapshot ends with the digits of a run never stopped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mmrec_ld4mrec.engine.quick_start import run
+from mmrec_ld4mrec.engine.snapshot import Snapshot, frame_order, reordered, rng_state, set_rng_state
+from mmrec_ld4mrec.errors import UserInputError
+from mmrec_ld4mrec.study.tune import default_config
+
+
+class Stop(Exception):
+    """Stands for a worker stopped mid-run (SIGTERM, the end of a lease)."""
+
+
+EPOCHS, STOP_AT = 3, 2
+# small and fast; every model that trains, the two with training state beyond their weights included
+BIG_BATCH = {"train_batch_size": 8192}  # the graph models run their whole graph per batch: few batches
+TRAINED = {"LD4MRec": {"embedding_size": 64, "hidden_size": 32, "svd_rank": 16},
+           "SimGCL": {"embedding_size": 16, **BIG_BATCH},
+           "DiffRec": {"dims": [32], "steps": 5},
+           "MMSSL": {"embedding_size": 16, **BIG_BATCH},
+           "DiffMM": {"embedding_size": 16, "steps": 5, **BIG_BATCH}}
+SLOW = {"LD4MRecPaper": {"embedding_size": 64, "hidden_size": 32, "svd_rank": 16}}  # LD4MRec's code path
+
+
+def _config(data_path, settings: dict, model: str = "SimGCL") -> dict:
+    """One grid point: the first value of each of the YAML's grid keys, then ``settings``."""
+    defaults = default_config(model)
+    first = {k: defaults[k][0] for k in defaults["hyper_parameters"] if isinstance(defaults[k], list)}
+    return {"data_path": f"{data_path}/", "epochs": EPOCHS, "stopping_step": 100, "hyper_parameters": [],
+            **first, "seed": 5, **settings}
+
+
+def _comparable(result: dict) -> dict:
+    # the first run in a process may sum an epoch's loss in another order (last digits): loss to 1e-6
+    history = [{k: (pytest.approx(v, rel=1e-6) if k == "loss" else v) for k, v in entry.items() if k != "train_seconds"}
+               for entry in result["history"]]
+    return {"best_epoch": result["best_epoch"], "epochs_run": result["epochs_run"], "valid": result["valid"],
+            "test": result["test"], "history": history}
+
+
+@pytest.mark.parametrize("model", [*sorted(TRAINED), *(pytest.param(m, marks=pytest.mark.slow) for m in SLOW)])
+def test_a_run_stopped_between_epochs_resumes_with_the_digits_of_one_never_stopped(tmp_path, data_path, model):
+    config = _config(data_path, {**TRAINED, **SLOW}[model], model)
+    whole = run(model, "synthetic", config)
+    file = tmp_path / "run.snapshot"
+    seen = []
+
+    def stop_at(epoch, valid):
+        seen.append(epoch)
+        if epoch == STOP_AT:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(model, "synthetic", config, on_evaluation=stop_at, snapshot=file, snapshot_every=0)
+    assert file.is_file()
+    seen.clear()
+    resumed = run(model, "synthetic", config, on_evaluation=lambda e, v: seen.append(e), snapshot=file,
+                  snapshot_every=0)
+    assert _comparable(resumed) == _comparable(whole)
+    # the snapshot was saved before epoch STOP_AT: its evaluations are passed on again, then the rest
+    assert seen == list(range(EPOCHS))
+    assert not file.exists()  # the run finished: nothing is left to resume
+
+
+def test_a_snapshot_made_for_other_settings_is_set_aside_not_loaded(tmp_path, data_path):
+    settings = TRAINED["SimGCL"]
+    file = tmp_path / "run.snapshot"
+
+    def stop(epoch, valid):
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run("SimGCL", "synthetic", _config(data_path, settings), on_evaluation=stop, snapshot=file, snapshot_every=0)
+    other = _config(data_path, {**settings, "learning_rate": 0.01})
+    fresh = run("SimGCL", "synthetic", other)
+    resumed = run("SimGCL", "synthetic", other, snapshot=file, snapshot_every=0)
+    assert _comparable(resumed) == _comparable(fresh)  # started at epoch 0, not from the other run's state
+    assert (tmp_path / "run.snapshot.unused").is_file()
+
+
+def test_an_unreadable_snapshot_is_set_aside_and_the_run_starts_over(tmp_path, caplog):
+    file = tmp_path / "run.snapshot"
+    file.write_bytes(b"not a snapshot")
+    assert Snapshot(file, "x").load() is None
+    assert not file.exists() and (tmp_path / "run.snapshot.unused").read_bytes() == b"not a snapshot"
+    assert "run.snapshot" in caplog.text and "starts from epoch 0" in caplog.text
+
+
+def test_a_snapshot_takes_one_grid_point(data_path, tmp_path):
+    config = {**_config(data_path, TRAINED["SimGCL"]), "hyper_parameters": ["learning_rate"],
+              "learning_rate": [0.01, 0.001]}
+    with pytest.raises(UserInputError, match="one grid point"):
+        run("SimGCL", "synthetic", config, snapshot=tmp_path / "s")
+
+
+def test_random_generators_come_back_exactly():
+    torch.manual_seed(3)
+    np.random.seed(3)
+    state = rng_state()
+    first = (torch.rand(3), np.random.rand(3), np.random.randn(1))
+    torch.rand(5)
+    set_rng_state(state)
+    again = (torch.rand(3), np.random.rand(3), np.random.randn(1))
+    assert torch.equal(first[0], again[0]) and np.array_equal(first[1], again[1]) and np.array_equal(first[2], again[2])
+
+
+def test_a_shuffled_frame_is_saved_as_an_order_and_rebuilt_row_for_row():
+    original = pd.DataFrame({"u": [0, 0, 1, 2, 2, 2], "i": [1, 3, 1, 0, 2, 2], "x_label": [0, 0, 0, 0, 0, 1]})
+    shuffled = original.sample(frac=1, random_state=4).reset_index(drop=True)
+    order = frame_order(shuffled, original, "u", "i")
+    assert order.dtype == torch.int32
+    rebuilt = reordered(original, order)
+    assert rebuilt[["u", "i"]].equals(shuffled[["u", "i"]])
+    with pytest.raises(ValueError, match="rows"):
+        frame_order(shuffled.iloc[:-1], original, "u", "i")

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -85,13 +86,19 @@ def test_gpu_workers_stop_at_the_limit_and_their_last_records_come_back(tmp_path
     repo, env = _repo_copy(tmp_path, SLOW_TO_STOP_CLI)
     optuna, open_storage = _journal_with_study(repo)
     out = tmp_path / "out"
+    stopped = repo / "experiments/results/tune/tiktok/snapshots/MGCN-tiktok/0123.snapshot"
+    stopped.parent.mkdir(parents=True)
+    stopped.write_text("a stopped trial's state")
+    # LIMIT 6 s: the stand-in must be up (Python and Optuna imported) before it, on a loaded machine too
     done = subprocess.run(["bash", "experiments/gpu/tune.sh", "tiktok:MGCN"], cwd=repo,
-                          env=dict(env, OUT=str(out), LIMIT="2", WORKERS="1"), capture_output=True, text=True)
+                          env=dict(env, OUT=str(out), LIMIT="6", WORKERS="1"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     returned = optuna.load_study(study_name="MGCN-tiktok", storage=open_storage(f"journal:{out / 'tiktok-studies.journal'}"))
     assert len(returned.trials) == 1  # written after the worker's bash had gone, and still copied
     assert "MGCN-tiktok" in (out / "tiktok-studies.txt").read_text()
     assert (out / "logs.tar.gz").is_file()
+    with tarfile.open(out / "tiktok-snapshots.tar") as tar:  # the stopped trials' snapshots come back too
+        assert tar.extractfile("snapshots/MGCN-tiktok/0123.snapshot").read() == b"a stopped trial's state"
 
 
 def test_gpu_workers_that_fail_at_once_are_reported(tmp_path):

@@ -16,8 +16,10 @@
 # A journal only grows, so back home the returned one replaces the local one when it extends it:
 #   J=experiments/results/tune/tiktok/studies.journal
 #   cmp -n "$(stat -c %s $J)" $J OUT/tiktok-studies.journal && cp OUT/tiktok-studies.journal $J
-# (run no local worker on that dataset meanwhile), then the same script without the time limit,
-# or `tune` itself, exports each finished study's profile.
+# (run no local worker on that dataset meanwhile), with the stopped trials' snapshots beside it:
+#   tar -xf OUT/tiktok-snapshots.tar -C experiments/results/tune/tiktok
+# then the same script without the time limit, or `tune` itself, resumes the stopped trials from
+# their snapshots and exports each finished study's profile.
 set -uo pipefail
 : "${DATA:?set DATA to the folder holding the prepared datasets}" "${MMREC_ROOT:?set MMREC_ROOT}" "${OUT:?set OUT}"
 absolute() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
@@ -78,6 +80,11 @@ for dataset in "${datasets[@]}"; do
   journal=experiments/results/tune/$dataset/studies.journal
   [ -f "$journal" ] || { echo "$journal: no journal (no worker started a study)" >&2; errors=1; continue; }
   cp "$journal" "$OUT/$dataset-studies.journal"
+  # the stopped trials' training state, so that their retries, here or back home, go on from it
+  snapshots=experiments/results/tune/$dataset/snapshots
+  if [ -d "$snapshots" ] && [ -n "$(ls -A "$snapshots")" ]; then
+    tar -cf "$OUT/$dataset-snapshots.tar" -C "$(dirname "$snapshots")" snapshots || errors=1
+  fi
   "${PYTHON:-python3}" - "$journal" > "$OUT/$dataset-studies.txt" <<'EOF' || errors=1
 import sys
 import optuna

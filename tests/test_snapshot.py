@@ -89,9 +89,25 @@ def test_a_snapshot_made_for_other_settings_is_set_aside_not_loaded(tmp_path, da
 def test_an_unreadable_snapshot_is_set_aside_and_the_run_starts_over(tmp_path, caplog):
     file = tmp_path / "run.snapshot"
     file.write_bytes(b"not a snapshot")
-    assert Snapshot(file, "x").load() is None
+    assert Snapshot(file, "x").load(None, None) is None
     assert not file.exists() and (tmp_path / "run.snapshot.unused").read_bytes() == b"not a snapshot"
     assert "run.snapshot" in caplog.text and "starts from epoch 0" in caplog.text
+
+
+def test_weights_that_do_not_fit_are_set_aside_before_anything_is_loaded(tmp_path, caplog):
+    """The code changed under a stopped trial (a layer's size): a fresh start, not a failed trial."""
+    file = tmp_path / "run.snapshot"
+    then = torch.nn.Linear(2, 3)
+    Snapshot(file, "x").save({"next_epoch": 4, "model": then.state_dict(),
+                              "optimizer": torch.optim.Adam(then.parameters()).state_dict()})
+    now = torch.nn.Linear(2, 4)
+    before = {k: v.clone() for k, v in now.state_dict().items()}
+    (tmp_path / "run.snapshot.unused").write_text("set aside earlier")
+    assert Snapshot(file, "x").load(now, torch.optim.Adam(now.parameters())) is None
+    assert all(torch.equal(before[k], v) for k, v in now.state_dict().items())
+    assert "'weight' has shape (3, 2), here (4, 2)" in caplog.text
+    assert (tmp_path / "run.snapshot.unused").read_text() == "set aside earlier"  # kept, not overwritten
+    assert (tmp_path / "run.snapshot.unused2").is_file()
 
 
 def test_a_snapshot_takes_one_grid_point(data_path, tmp_path):

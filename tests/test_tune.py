@@ -122,6 +122,7 @@ def test_a_study_killed_mid_trial_resumes_without_losing_or_repeating_trials(tmp
         assert after[n].state == TrialState.COMPLETE and after[n].value == before[n].value
         assert after[n].datetime_complete == before[n].datetime_complete
     assert after[2].state == TrialState.FAIL  # the killed trial, failed ...
+    assert after[2].user_attrs["wall_seconds"] > 0  # (the time it ran counts in the budget table)
     retried = [t for t in complete if t.user_attrs.get("retry_of") == 2]
     assert len(retried) == 1 and retried[0].params == before[2].params  # ... and its parameters run again
     runs = [json.loads(line)["lr"] for line in log.read_text().splitlines()]

@@ -82,8 +82,9 @@ for dataset in "${datasets[@]}"; do
   cp "$journal" "$OUT/$dataset-studies.journal"
   # the stopped trials' training state, so that their retries, here or back home, go on from it
   snapshots=experiments/results/tune/$dataset/snapshots
-  if [ -d "$snapshots" ] && [ -n "$(ls -A "$snapshots")" ]; then
-    tar -cf "$OUT/$dataset-snapshots.tar" -C "$(dirname "$snapshots")" snapshots || errors=1
+  if [ -d "$snapshots" ]; then
+    (cd "$(dirname "$snapshots")" && find snapshots -name '*.snapshot' -print0 | sort -z |
+       { mapfile -d '' files; [ ${#files[@]} -eq 0 ] || tar -cf "$OUT/$dataset-snapshots.tar" "${files[@]}"; }) || errors=1
   fi
   "${PYTHON:-python3}" - "$journal" > "$OUT/$dataset-studies.txt" <<'EOF' || errors=1
 import sys

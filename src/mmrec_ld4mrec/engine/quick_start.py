@@ -149,7 +149,8 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
             fit.test, fit.test_topk = evaluate(model, test, config)
         else:
             strategies = _inference_study(config, model)
-            saver = None if snapshot is None else Snapshot(snapshot, _snapshot_identity(config, fingerprint), snapshot_every)
+            saver = None if snapshot is None else Snapshot(snapshot, _snapshot_identity(config, fingerprint), snapshot_every,
+                                                           torch.device(config["device"]).type)
             fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=bool(save_dir or strategies),
                                                             snapshot=saver)
             if fit.best_state is not None:

@@ -50,7 +50,7 @@ def rng_state() -> dict:
              "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
              "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = torch.cuda.get_rng_state()  # the run's own device only: another machine may have fewer
     return state
 
 
@@ -61,7 +61,7 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def frame_order(frame: pd.DataFrame, original: pd.DataFrame, uid_field: str, iid_field: str) -> torch.Tensor:
@@ -97,27 +97,52 @@ def load_model_training_state(model, state: dict | None) -> None:
         model.load_training_state(state)
 
 
+def misfit(payload: dict, model, optimizer) -> str | None:
+    """Why a snapshot's weights or optimizer state cannot go into this run's ``model`` and
+    ``optimizer`` (other names, shapes or parameter groups: the code changed), or None."""
+    try:
+        saved, own = payload["model"], model.state_dict()
+        resizable = set(getattr(model, "resizable_state_keys", ()))
+        if set(saved) != set(own):
+            return f"its weights are named otherwise ({len(set(saved) ^ set(own))} names differ)"
+        shapes = [k for k in own if k not in resizable and tuple(saved[k].shape) != tuple(own[k].shape)]
+        if shapes:
+            return f"its weight {shapes[0]!r} has shape {tuple(saved[shapes[0]].shape)}, here {tuple(own[shapes[0]].shape)}"
+        groups = [len(g["params"]) for g in payload["optimizer"]["param_groups"]]
+        if groups != [len(g["params"]) for g in optimizer.param_groups]:
+            return "its optimizer holds other parameter groups"
+    except (KeyError, TypeError, AttributeError) as exc:
+        return f"it lacks what a resume needs ({type(exc).__name__}: {exc})"
+    return None
+
+
 class Snapshot:
     """One run's snapshot file: ``due()`` says whether ``every_seconds`` have passed since the
     last save (or the run's start), ``save()`` writes atomically, ``load()`` returns the saved
-    state or None, ``discard()`` removes it once the run has finished."""
+    state or None, ``discard()`` removes it once the run has finished.
 
-    def __init__(self, path: str | Path, identity: str, every_seconds: float = 60.0):
+    A resumed run ends with the digits of one never stopped on the same device with the same
+    thread count; resumed elsewhere (a GPU lease's snapshot on a CPU) it goes on correctly, in
+    that device's arithmetic, and says so."""
+
+    def __init__(self, path: str | Path, identity: str, every_seconds: float = 60.0, device: str = "cpu"):
         self.path, self.identity, self.every_seconds = Path(path), identity, float(every_seconds)
+        self.device = str(device)
         self._last = time.monotonic()
 
     def due(self) -> bool:
         return time.monotonic() - self._last >= self.every_seconds
 
     def save(self, state: dict) -> None:
-        payload = {"format": FORMAT, "identity": self.identity, "saved_at": time.time(), **state}
+        payload = {"format": FORMAT, "identity": self.identity, "device": self.device, "saved_at": time.time(), **state}
         atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
         self._last = time.monotonic()
 
-    def load(self) -> dict | None:
+    def load(self, model, optimizer) -> dict | None:
         """The saved state, or None where there is none. A file this run cannot use (unreadable,
-        another format, made for other settings) is renamed aside with a warning: a fresh start
-        is always correct, a wrong resume never is."""
+        another format, made for other settings, weights or optimizer state that do not fit
+        ``model`` and ``optimizer``) is renamed aside with a warning, before anything is loaded:
+        a fresh start is always correct, a wrong resume never is."""
         if not self.path.is_file():
             return None
         try:
@@ -128,11 +153,21 @@ class Snapshot:
             return self._set_aside("not a snapshot of this version")
         if payload.get("identity") != self.identity:
             return self._set_aside("made for another model, dataset or settings")
+        problem = misfit(payload, model, optimizer)
+        if problem:
+            return self._set_aside(f"does not fit this run: {problem}")
+        if payload.get("device") != self.device:
+            log.warning("%s was saved on %s and resumes on %s: the run goes on in this device's arithmetic, "
+                        "so its digits will differ from a run never stopped", self.path, payload.get("device"),
+                        self.device)
         log.info("resuming from %s (saved after epoch %d)", self.path, int(payload["next_epoch"]) - 1)
         return payload
 
     def _set_aside(self, why: str) -> None:
-        aside = self.path.with_name(self.path.name + ".unused")
+        aside, n = self.path.with_name(self.path.name + ".unused"), 1
+        while aside.exists():  # an earlier one set aside is kept too
+            n += 1
+            aside = self.path.with_name(f"{self.path.name}.unused{n}")
         os.replace(self.path, aside)
         log.warning("%s: %s; it is kept as %s and this run starts from epoch 0", self.path, why, aside)
         return None

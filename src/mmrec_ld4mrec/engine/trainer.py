@@ -132,15 +132,17 @@ class Trainer:
         best, stale, first = -np.inf, 0, 0
         trains = getattr(self.model, "needs_training", True)
         epochs = int(self.config["epochs"]) if trains else 1
-        saved = snapshot.load() if snapshot is not None and trains else None
+        evaluations: list[list] = []  # [epoch, validation metrics] as on_evaluation got them, for a resume
+        saved = snapshot.load(self.model, self.optimizer) if snapshot is not None and trains else None
         if saved is not None:
             first, best, stale = self._restore(saved, result, train)
+            evaluations = saved["evaluations"]
             if self.on_evaluation is not None:
-                for entry in result.history:
-                    self.on_evaluation(entry["epoch"], {self.valid_metric: entry["valid_" + self.valid_metric]})
+                for epoch, valid_result in evaluations:
+                    self.on_evaluation(epoch, valid_result)
         for epoch in range(first, epochs):
             if snapshot is not None and trains and epoch > first and snapshot.due():
-                snapshot.save(self._snapshot_state(epoch, best, stale, result, train))
+                snapshot.save(self._snapshot_state(epoch, best, stale, result, train, evaluations))
             loss, seconds = 0.0, 0.0
             if trains:
                 start = time.perf_counter()
@@ -179,6 +181,7 @@ class Trainer:
             log.info("epoch %3d  loss %.6f  train %.2fs  valid %s %.4f  eval %.2fs%s", epoch, loss, seconds,
                      self.valid_metric, valid_result[self.valid_metric], time.perf_counter() - start,
                      "  *best" if improved else "")
+            evaluations.append([epoch, valid_result])
             if self.on_evaluation is not None:
                 self.on_evaluation(epoch, valid_result)
             if stale > int(self.config["stopping_step"]):
@@ -187,13 +190,14 @@ class Trainer:
                 break
         return result
 
-    def _snapshot_state(self, next_epoch: int, best: float, stale: int, result: FitResult, train: TrainDataLoader) -> dict:
+    def _snapshot_state(self, next_epoch: int, best: float, stale: int, result: FitResult, train: TrainDataLoader,
+                        evaluations: list) -> dict:
         """Everything epoch ``next_epoch`` depends on (see ``engine.snapshot``)."""
         fit = {"best_epoch": result.best_epoch, "valid": result.valid, "test": result.test,
                "epochs_run": result.epochs_run, "train_seconds": result.train_seconds, "history": result.history,
                "best_state": result.best_state,
                "test_topk": None if result.test_topk is None else torch.from_numpy(np.ascontiguousarray(result.test_topk))}
-        return {"next_epoch": next_epoch, "best": float(best), "stale": stale, "fit": fit,
+        return {"next_epoch": next_epoch, "best": float(best), "stale": stale, "fit": fit, "evaluations": evaluations,
                 "model": self.model.state_dict(), "model_training_state": model_training_state(self.model),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "loader": train.order_state(), "rng": rng_state()}

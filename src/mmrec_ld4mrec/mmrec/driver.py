@@ -75,7 +75,8 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
 
         if len(list(itertools.product(*axes))) != 1:
             raise ValueError("a snapshot file resumes one training run: it takes one grid point")
-        snapshot = Snapshot(request["snapshot"], run_identity(config, dataset), float(request.get("snapshot_every", 60)))
+        snapshot = Snapshot(request["snapshot"], run_identity(config, dataset), float(request.get("snapshot_every", 60)),
+                            torch.device(config["device"]).type)
     for idx, combo in enumerate(itertools.product(*axes)):
         for key, value in zip(keys, combo):
             config[key] = value
@@ -85,7 +86,7 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         trainer = get_trainer()(config, model, False)
         seconds, pre_seconds, reported = [], [], []
         train_epoch, pre_epoch = trainer._train_epoch, model.pre_epoch_processing
-        saved = snapshot.load() if snapshot is not None else None
+        saved = snapshot.load(model, trainer.optimizer) if snapshot is not None else None
         if saved is not None:
             from mmrec_ld4mrec.mmrec.resume import restore
 

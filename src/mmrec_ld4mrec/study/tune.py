@@ -242,6 +242,9 @@ def requeue_stale_trials(study, storage, grace: float) -> list[int]:
         beat = trial.user_attrs.get("heartbeat", trial.datetime_start.timestamp() if trial.datetime_start else now)
         if now - float(beat) > grace:
             try:
+                if trial.datetime_start is not None:  # the time it ran until its last heartbeat counts in the budget
+                    storage.set_trial_user_attr(trial._trial_id, "wall_seconds",
+                                                max(0.0, float(beat) - trial.datetime_start.timestamp()))
                 storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             except Exception:  # another worker got there first
                 continue

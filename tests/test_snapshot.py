@@ -110,6 +110,15 @@ def test_weights_that_do_not_fit_are_set_aside_before_anything_is_loaded(tmp_pat
     assert (tmp_path / "run.snapshot.unused2").is_file()
 
 
+def test_a_snapshot_lacking_an_entry_the_run_needs_is_set_aside(tmp_path, caplog):
+    file = tmp_path / "run.snapshot"
+    model = torch.nn.Linear(2, 3)
+    optimizer = torch.optim.Adam(model.parameters())
+    Snapshot(file, "x").save({"next_epoch": 4, "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+    assert Snapshot(file, "x").load(model, optimizer, ("next_epoch", "evaluations")) is None
+    assert "no 'evaluations'" in caplog.text and (tmp_path / "run.snapshot.unused").is_file()
+
+
 def test_a_snapshot_takes_one_grid_point(data_path, tmp_path):
     config = {**_config(data_path, TRAINED["SimGCL"]), "hyper_parameters": ["learning_rate"],
               "learning_rate": [0.01, 0.001]}

@@ -97,9 +97,13 @@ def load_model_training_state(model, state: dict | None) -> None:
         model.load_training_state(state)
 
 
-def misfit(payload: dict, model, optimizer) -> str | None:
-    """Why a snapshot's weights or optimizer state cannot go into this run's ``model`` and
-    ``optimizer`` (other names, shapes or parameter groups: the code changed), or None."""
+def misfit(payload: dict, model, optimizer, required: tuple[str, ...] = ()) -> str | None:
+    """Why a snapshot cannot be put back into this run: an entry of ``required`` it lacks, or
+    weights or optimizer state that do not fit ``model`` and ``optimizer`` (other names, shapes or
+    parameter groups: the code changed); None when it fits."""
+    missing = [key for key in ("model", "optimizer", *required) if key not in payload]
+    if missing:
+        return f"it has no {', '.join(map(repr, missing))} (written by other code)"
     try:
         saved, own = payload["model"], model.state_dict()
         resizable = set(getattr(model, "resizable_state_keys", ()))
@@ -138,7 +142,7 @@ class Snapshot:
         atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
         self._last = time.monotonic()
 
-    def load(self, model, optimizer) -> dict | None:
+    def load(self, model, optimizer, required: tuple[str, ...] = ()) -> dict | None:
         """The saved state, or None where there is none. A file this run cannot use (unreadable,
         another format, made for other settings, weights or optimizer state that do not fit
         ``model`` and ``optimizer``) is renamed aside with a warning, before anything is loaded:
@@ -153,7 +157,7 @@ class Snapshot:
             return self._set_aside("not a snapshot of this version")
         if payload.get("identity") != self.identity:
             return self._set_aside("made for another model, dataset or settings")
-        problem = misfit(payload, model, optimizer)
+        problem = misfit(payload, model, optimizer, required)
         if problem:
             return self._set_aside(f"does not fit this run: {problem}")
         if payload.get("device") != self.device:

@@ -60,6 +60,11 @@ def build_optimizer(config, model, capturable: bool = False) -> torch.optim.Opti
     return learner(params, lr=lr, weight_decay=wd, foreach=True)
 
 
+# what _snapshot_state writes and _restore reads
+SNAPSHOT_KEYS = ("next_epoch", "best", "stale", "fit", "evaluations", "model", "model_training_state", "optimizer",
+                 "scheduler", "loader", "rng")
+
+
 class Trainer:
     def __init__(self, config, model, on_evaluation: Callable[[int, dict], None] | None = None):
         """``on_evaluation(epoch, valid_metrics)`` is called after each validation (``tune``
@@ -133,7 +138,7 @@ class Trainer:
         trains = getattr(self.model, "needs_training", True)
         epochs = int(self.config["epochs"]) if trains else 1
         evaluations: list[list] = []  # [epoch, validation metrics] as on_evaluation got them, for a resume
-        saved = snapshot.load(self.model, self.optimizer) if snapshot is not None and trains else None
+        saved = snapshot.load(self.model, self.optimizer, SNAPSHOT_KEYS) if snapshot is not None and trains else None
         if saved is not None:
             first, best, stale = self._restore(saved, result, train)
             evaluations = saved["evaluations"]

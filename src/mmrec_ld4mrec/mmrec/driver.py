@@ -51,6 +51,8 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     from utils.utils import get_model, get_trainer, init_seed
 
     from mmrec_ld4mrec.engine.quick_start import peak_rss_mb
+    from mmrec_ld4mrec.engine.snapshot import Snapshot
+    from mmrec_ld4mrec.mmrec.resume import SNAPSHOT_KEYS, restore, run_identity, saving_before_each_epoch
 
     config = Config(request["model"], request["dataset"], request["config"])
     init_logger(config)
@@ -70,9 +72,6 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     runs = []
     snapshot = None
     if request.get("snapshot"):
-        from mmrec_ld4mrec.engine.snapshot import Snapshot
-        from mmrec_ld4mrec.mmrec.resume import run_identity
-
         if len(list(itertools.product(*axes))) != 1:
             raise ValueError("a snapshot file resumes one training run: it takes one grid point")
         snapshot = Snapshot(request["snapshot"], run_identity(config, dataset), float(request.get("snapshot_every", 60)),
@@ -86,10 +85,8 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         trainer = get_trainer()(config, model, False)
         seconds, pre_seconds, reported = [], [], []
         train_epoch, pre_epoch = trainer._train_epoch, model.pre_epoch_processing
-        saved = snapshot.load(model, trainer.optimizer) if snapshot is not None else None
+        saved = snapshot.load(model, trainer.optimizer, SNAPSHOT_KEYS) if snapshot is not None else None
         if saved is not None:
-            from mmrec_ld4mrec.mmrec.resume import restore
-
             restore(saved, trainer, model, train, seconds, reported)
             if request.get("progress"):  # the parent passes them to its pruner again, in order
                 Path(request["progress"]).write_text("".join(line + "\n" for line in reported), encoding="utf-8")
@@ -109,8 +106,6 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
 
         model.pre_epoch_processing = timed_pre
         if snapshot is not None:  # saved before the epoch's clock starts
-            from mmrec_ld4mrec.mmrec.resume import saving_before_each_epoch
-
             model.pre_epoch_processing = saving_before_each_epoch(timed_pre, snapshot, trainer, model, train, seconds,
                                                                   reported)
         trainer._train_epoch = timed

@@ -50,6 +50,11 @@ def _load_loader_state(train, state: dict) -> None:
     train.all_items = state["items"].tolist()
 
 
+# what training_state writes and restore reads
+SNAPSHOT_KEYS = ("next_epoch", "model", "model_training_state", "optimizer", "scheduler", "trainer", "seconds",
+                 "reported", "loader", "rng")
+
+
 def training_state(trainer, model, train, seconds: list, reported: list, next_epoch: int) -> dict:
     """What epoch ``next_epoch`` of MMRec's ``fit`` depends on; ``seconds``: the epochs' times so
     far, ``reported``: the validation lines written so far (passed to the pruner again on resume)."""

@@ -160,7 +160,7 @@ class Snapshot:
         problem = misfit(payload, model, optimizer, required)
         if problem:
             return self._set_aside(f"does not fit this run: {problem}")
-        if payload.get("device") != self.device:
+        if payload.get("device", self.device) != self.device:
             log.warning("%s was saved on %s and resumes on %s: the run goes on in this device's arithmetic, "
                         "so its digits will differ from a run never stopped", self.path, payload.get("device"),
                         self.device)

@@ -10,7 +10,6 @@ import torch
 
 from mmrec_ld4mrec.engine.quick_start import run
 from mmrec_ld4mrec.engine.snapshot import Snapshot, frame_order, reordered, rng_state, set_rng_state
-from mmrec_ld4mrec.errors import UserInputError
 from mmrec_ld4mrec.study.tune import default_config
 
 
@@ -119,11 +118,57 @@ def test_a_snapshot_lacking_an_entry_the_run_needs_is_set_aside(tmp_path, caplog
     assert "no 'evaluations'" in caplog.text and (tmp_path / "run.snapshot.unused").is_file()
 
 
-def test_a_snapshot_takes_one_grid_point(data_path, tmp_path):
-    config = {**_config(data_path, TRAINED["SimGCL"]), "hyper_parameters": ["learning_rate"],
+def test_a_run_of_several_grid_points_is_not_resumable_and_says_so(data_path, tmp_path, caplog):
+    config = {**_config(data_path, TRAINED["LD4MRec"], "LD4MRec"), "epochs": 2, "hyper_parameters": ["learning_rate"],
               "learning_rate": [0.01, 0.001]}
-    with pytest.raises(UserInputError, match="one grid point"):
-        run("SimGCL", "synthetic", config, snapshot=tmp_path / "s")
+    result = run("LD4MRec", "synthetic", config, snapshot=tmp_path / "s", snapshot_every=0)
+    assert len(result["grid"]) == 2
+    assert "2 grid points" in caplog.text and "not resumable" in caplog.text
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_sweep_stopped_mid_run_resumes_the_run_from_its_snapshot(tmp_path, data_path):
+    """`reproduce` interrupted (Ctrl-C) while a run trains: the next sweep resumes that run and
+    records the digits of an uninterrupted sweep."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mmrec_ld4mrec.cli import main
+    from mmrec_ld4mrec.study.registry import Registry
+
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("name: resume\ndatasets: [synthetic]\nseeds: [1]\nbase: {epochs: 12, stopping_step: 50}\n"
+                   "models:\n  LD4MRec: {embedding_size: 64, hidden_size: 32, svd_rank: 16}\n")
+
+    def sweep(results, *extra):
+        return [*map(str, ["reproduce", exp, "--results", results, "--data-path", data_path, *extra])]
+
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.cli", *sweep(stopped, "--snapshot-every", "0.001")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline and not list((stopped / "snapshots").glob("*.snapshot")):
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()[1]
+    os.killpg(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert list((stopped / "snapshots").glob("*.snapshot"))  # kept for the next sweep
+    assert main(sweep(stopped, "--snapshot-every", "0.001")) == 0
+    assert main(sweep(tmp_path / "whole", "--snapshot-every", "0")) == 0
+    logs = "".join(p.read_text() for p in (stopped / "logs").glob("*.log"))
+    assert "resuming from" in logs
+    assert not list((stopped / "snapshots").glob("*.snapshot"))
+
+    def recorded(results):
+        with Registry(results, readonly=True) as registry:
+            (record,) = registry.records()
+        return {k: record["result"][k] for k in ("valid", "test", "best_epoch", "epochs_run")}
+
+    assert recorded(stopped) == recorded(tmp_path / "whole")
 
 
 def test_random_generators_come_back_exactly():

@@ -192,8 +192,10 @@ def cmd_reproduce(args) -> int:
     counts = None
     if not args.report_only:
         only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+        if not args.snapshot_every >= 0:
+            raise UserInputError(f"--snapshot-every expects seconds >= 0 (0: no snapshots), got {args.snapshot_every}")
         counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root, only_models=only,
-                           rerun_changed=args.rerun_changed)
+                           rerun_changed=args.rerun_changed, snapshot_every=args.snapshot_every)
     with Registry(results, readonly=True) as registry:  # reading only: another sweep may be running
         written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
     if counts:
@@ -396,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--report-only", action="store_true", help="rebuild the report from the registry, run nothing")
     rep.add_argument("--rerun-changed", action="store_true", help="run again the finished runs whose recorded "
                      "settings today's config files no longer give (refused otherwise)")
+    rep.add_argument("--snapshot-every", type=float, default=120.0, metavar="SECONDS",
+                     help="a running run saves its training state under RESULTS/snapshots at most this often, so a "
+                          "stopped sweep's runs resume where they were (default 120; 0: they restart)")
     rep.set_defaults(func=cmd_reproduce)
     res = sub.add_parser("results", help="read a results registry: list, show KEY, export")
     res.add_argument("action", choices=("list", "show", "export"))

@@ -94,10 +94,13 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
     ``on_evaluation(epoch, valid_metrics)`` is called after every validation (see ``Trainer``).
     ``snapshot``: a file the run saves its training state to (every ``snapshot_every`` seconds,
     between epochs) and resumes from when it holds this run's state (``engine.snapshot``);
-    removed when the run has finished. One grid point only."""
+    removed when the run has finished. It applies to a run of one grid point that trains (not
+    ``--load``); elsewhere it is ignored, with a warning."""
     config, model_cls = checked_config(model_name, dataset_name, config_dict)
     if snapshot is not None and (load_dir or len(grid(config)) != 1):
-        raise UserInputError("a snapshot file resumes one training run: it takes one grid point and no --load")
+        log.warning("%s: a snapshot resumes one training run; this one (%d grid points%s) is not resumable",
+                    snapshot, len(grid(config)), ", --load" if load_dir else "")
+        snapshot = None
     if save_dir:  # before any work: a run must not end in a checkpoint it cannot write
         check_output_folder(save_dir, "--save")
         if (Path(save_dir) / CHECKPOINT_FILE).exists():

@@ -72,10 +72,13 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     runs = []
     snapshot = None
     if request.get("snapshot"):
-        if len(list(itertools.product(*axes))) != 1:
-            raise ValueError("a snapshot file resumes one training run: it takes one grid point")
-        snapshot = Snapshot(request["snapshot"], run_identity(config, dataset), float(request.get("snapshot_every", 60)),
-                            torch.device(config["device"]).type)
+        points = len(list(itertools.product(*axes)))
+        if points != 1:
+            logging.getLogger().warning("%s: a snapshot resumes one training run; this one (%d grid points) is "
+                                        "not resumable", request["snapshot"], points)
+        else:
+            snapshot = Snapshot(request["snapshot"], run_identity(config, dataset),
+                                float(request.get("snapshot_every", 60)), torch.device(config["device"]).type)
     for idx, combo in enumerate(itertools.product(*axes)):
         for key, value in zip(keys, combo):
             config[key] = value

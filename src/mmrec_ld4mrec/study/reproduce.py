@@ -3,8 +3,9 @@
 Every run the experiment needs (:meth:`Experiment.all_runs`) that the registry does not hold
 as finished is started in its own process (``run_worker``), ``jobs`` at a time; each outcome,
 finished or failed, is committed to the registry as it arrives. A run that failed before is
-tried again; a finished one is never recomputed. The tables and figures are then rebuilt
-from the registry (:mod:`.report`).
+tried again; a finished one is never recomputed. A run stopped with its sweep (Ctrl-C, a
+killed process) resumes at its last saved epoch (``RESULTS/snapshots``, ``engine.snapshot``).
+The tables and figures are then rebuilt from the registry (:mod:`.report`).
 
 One sweep at a time per results folder: a sweep holds an exclusive lock on ``RESULTS/.lock``
 from before it prepares anything until its last run is recorded, and a second sweep on the
@@ -40,6 +41,7 @@ from .registry import Registry, code_version, environment, jsonable, record_prob
 
 LOG_DIR = "logs"
 WORK_DIR = "work"
+SNAPSHOT_DIR = "snapshots"  # a run's training state while it runs (engine.snapshot): a stopped sweep resumes it
 LOCK_FILE = ".lock"
 
 
@@ -157,15 +159,20 @@ def check_mmrec(exp: Experiment, mmrec_root: str | None, models: list[str]) -> s
     return str(root)
 
 
-def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int, mmrec_root: str | None) -> _Running:
+def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int, mmrec_root: str | None,
+           snapshot_every: float = 120.0) -> _Running:
     work, logs = results / WORK_DIR, results / LOG_DIR
     work.mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     spec_file, out = work / f"{spec.key}.spec.json", work / f"{spec.key}.out.json"
     out.unlink(missing_ok=True)
     config = {**spec.overrides, "seed": spec.seed, "data_path": exp.data_path}
+    snapshot = results / SNAPSHOT_DIR / f"{spec.key}.snapshot" if snapshot_every else None  # outside work/,
+    # which a stopped sweep clears
     spec_file.write_text(json.dumps({"model": spec.model, "dataset": spec.dataset, "config": config,
-                                     "threads": threads, "mmrec_root": mmrec_root}), encoding="utf-8")
+                                     "threads": threads, "mmrec_root": mmrec_root,
+                                     "snapshot": str(snapshot) if snapshot else None, "snapshot_every": snapshot_every}),
+                         encoding="utf-8")
     log = logs / f"{spec.key}.log"
     with open(log, "w", encoding="utf-8") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.study.run_worker", str(spec_file), str(out)],
@@ -198,10 +205,11 @@ def _record(job: _Running, results: Path, context: dict) -> dict:
 
 def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | None = None,
               poll_seconds: float = 0.2, mmrec_root: str | None = None, only_models: list[str] | None = None,
-              rerun_changed: bool = False) -> dict:
+              rerun_changed: bool = False, snapshot_every: float = 120.0) -> dict:
     """Run what the registry lacks (of ``only_models``' runs, when given); returns counts
     {total, skipped, done, failed}. Everything that can be checked is checked before the
-    results folder is locked and touched."""
+    results folder is locked and touched. Runs save their training state every
+    ``snapshot_every`` seconds (0: never) and resume from it."""
     stream = stream or sys.stderr
     if jobs < 1:
         raise UserInputError(f"--jobs: expected at least 1, got {jobs}")
@@ -217,7 +225,7 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
         prepare_datasets(exp, stream)
         check_runs(exp, [d for d in exp.datasets if d not in known])
         specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]
-        return _sweep(exp, results, specs, jobs, stream, poll_seconds, mmrec_root, rerun_changed)
+        return _sweep(exp, results, specs, jobs, stream, poll_seconds, mmrec_root, rerun_changed, snapshot_every)
 
 
 def _forget(job: _Running, results: Path) -> None:
@@ -227,7 +235,7 @@ def _forget(job: _Running, results: Path) -> None:
 
 
 def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stream: TextIO, poll_seconds: float,
-           mmrec_root: str | None, rerun_changed: bool = False) -> dict:
+           mmrec_root: str | None, rerun_changed: bool = False, snapshot_every: float = 120.0) -> dict:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = {"experiment": exp.name, "jobs": jobs, "code": code_version(),
                "environment": {**environment(), "torch_threads": threads}}
@@ -258,7 +266,7 @@ def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stre
         try:
             while todo or running:
                 while todo and len(running) < jobs:
-                    running.append(_start(todo.popleft(), exp, results, threads, mmrec_root))
+                    running.append(_start(todo.popleft(), exp, results, threads, mmrec_root, snapshot_every))
                 time.sleep(poll_seconds)
                 for job in [j for j in running if j.proc.poll() is not None]:
                     running.remove(job)

@@ -2,7 +2,8 @@
 
 A fresh process per run keeps peak memory a per-run number and a crash (or an out-of-memory
 kill) confined to that run. The spec file holds ``{model, dataset, config, threads}`` (and
-``mmrec_root`` for a config with ``engine: mmrec``); the outcome is
+``mmrec_root`` for a config with ``engine: mmrec``, and ``snapshot``: the file the run saves
+its training state to, so that a run stopped with its sweep resumes, ``engine.snapshot``); the outcome is
 written to OUT.json by rename, so the sweep reads either a whole file or none.
 """
 
@@ -41,14 +42,16 @@ def main(argv: list[str]) -> int:
         if threads:
             torch.set_num_threads(threads)
         config = dict(spec["config"])
+        resumable = {"snapshot": spec["snapshot"], "snapshot_every": float(spec.get("snapshot_every") or 120)} \
+            if spec.get("snapshot") else {}
         if config.pop("engine", "standalone") == "mmrec":
             from ..mmrec.driver import run_in_mmrec
 
-            result = run_in_mmrec(spec["mmrec_root"], spec["model"], spec["dataset"], config)
+            result = run_in_mmrec(spec["mmrec_root"], spec["model"], spec["dataset"], config, **resumable)
         else:
             from ..engine.quick_start import run
 
-            result = run(spec["model"], spec["dataset"], config)
+            result = run(spec["model"], spec["dataset"], config, **resumable)
         outcome = {"status": "done", "result": result}
         code = 0
     except Exception as exc:  # the sweep records it and goes on

@@ -63,6 +63,7 @@ def test_a_run_stopped_between_epochs_resumes_with_the_digits_of_one_never_stopp
     resumed = run(model, "synthetic", config, on_evaluation=lambda e, v: seen.append(e), snapshot=file,
                   snapshot_every=0)
     assert _comparable(resumed) == _comparable(whole)
+    assert resumed["resumed_from_epoch"] == STOP_AT and "resumed_from_epoch" not in whole  # the record says so
     # the snapshot was saved before epoch STOP_AT: its evaluations are passed on again, then the rest
     assert seen == list(range(EPOCHS))
     assert not file.exists()  # the run finished: nothing is left to resume
@@ -107,6 +108,29 @@ def test_weights_that_do_not_fit_are_set_aside_before_anything_is_loaded(tmp_pat
     assert "'weight' has shape (3, 2), here (4, 2)" in caplog.text
     assert (tmp_path / "run.snapshot.unused").read_text() == "set aside earlier"  # kept, not overwritten
     assert (tmp_path / "run.snapshot.unused2").is_file()
+
+
+def test_a_restore_failing_part_way_sets_the_snapshot_aside_and_fails_this_attempt_only(tmp_path, caplog):
+    file = tmp_path / "run.snapshot"
+    file.write_text("state")
+    with pytest.raises(KeyError), Snapshot(file, "x").restoring():
+        raise KeyError("rng")
+    assert not file.exists() and (tmp_path / "run.snapshot.unused").is_file()  # the next attempt starts over
+    assert "could not be put back" in caplog.text
+
+
+def test_a_model_whose_training_state_beyond_its_weights_changed_is_not_resumed(tmp_path, caplog):
+    class WithState(torch.nn.Linear):
+        def training_state(self) -> dict:
+            return {}
+
+    file = tmp_path / "run.snapshot"
+    plain = torch.nn.Linear(2, 3)
+    Snapshot(file, "x").save({"model": plain.state_dict(), "model_training_state": None,
+                              "optimizer": torch.optim.Adam(plain.parameters()).state_dict()})
+    now = WithState(2, 3)
+    assert Snapshot(file, "x").load(now, torch.optim.Adam(now.parameters())) is None
+    assert "training state beyond the weights" in caplog.text
 
 
 def test_a_snapshot_lacking_an_entry_the_run_needs_is_set_aside(tmp_path, caplog):

@@ -193,6 +193,7 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         "grid": [{"point": r["point"], "best_epoch": r["fit"].best_epoch, "valid": r["fit"].valid,
                   "test": r["fit"].test} for r in runs],
         "history": fit.history,
+        **({"resumed_from_epoch": fit.resumed_from_epoch} if fit.resumed_from_epoch is not None else {}),
         **({"inference_study": best["inference_study"]} if best["inference_study"] else {}),
     }
 

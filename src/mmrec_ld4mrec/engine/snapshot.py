@@ -17,12 +17,14 @@ settings); a snapshot made for anything else is set aside with a warning, never 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +114,8 @@ def misfit(payload: dict, model, optimizer, required: tuple[str, ...] = ()) -> s
         shapes = [k for k in own if k not in resizable and tuple(saved[k].shape) != tuple(own[k].shape)]
         if shapes:
             return f"its weight {shapes[0]!r} has shape {tuple(saved[shapes[0]].shape)}, here {tuple(own[shapes[0]].shape)}"
+        if (payload.get("model_training_state") is None) != (getattr(model, "training_state", None) is None):
+            return "its model's training state beyond the weights (a second optimizer) is not this model's"
         groups = [len(g["params"]) for g in payload["optimizer"]["param_groups"]]
         if groups != [len(g["params"]) for g in optimizer.param_groups]:
             return "its optimizer holds other parameter groups"
@@ -152,14 +156,14 @@ class Snapshot:
         try:
             payload = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a truncated or foreign file: torch raises many types
-            return self._set_aside(f"not readable ({type(exc).__name__})")
+            return self.set_aside(f"not readable ({type(exc).__name__})")
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            return self._set_aside("not a snapshot of this version")
+            return self.set_aside("not a snapshot of this version")
         if payload.get("identity") != self.identity:
-            return self._set_aside("made for another model, dataset or settings")
+            return self.set_aside("made for another model, dataset or settings")
         problem = misfit(payload, model, optimizer, required)
         if problem:
-            return self._set_aside(f"does not fit this run: {problem}")
+            return self.set_aside(f"does not fit this run: {problem}")
         if payload.get("device", self.device) != self.device:
             log.warning("%s was saved on %s and resumes on %s: the run goes on in this device's arithmetic, "
                         "so its digits will differ from a run never stopped", self.path, payload.get("device"),
@@ -167,7 +171,8 @@ class Snapshot:
         log.info("resuming from %s (saved after epoch %d)", self.path, int(payload["next_epoch"]) - 1)
         return payload
 
-    def _set_aside(self, why: str) -> None:
+    def set_aside(self, why: str) -> None:
+        """Rename the file ``*.unused`` (never over an earlier one), with a warning saying ``why``."""
         aside, n = self.path.with_name(self.path.name + ".unused"), 1
         while aside.exists():  # an earlier one set aside is kept too
             n += 1
@@ -176,5 +181,17 @@ class Snapshot:
         log.warning("%s: %s; it is kept as %s and this run starts from epoch 0", self.path, why, aside)
         return None
 
+    @contextlib.contextmanager
+    def restoring(self) -> Iterator[None]:
+        """Context of a restore: if putting the state back fails part-way, the file is set aside
+        (the run's next attempt starts from epoch 0) and the error goes on."""
+        try:
+            yield
+        except Exception as exc:
+            if self.path.is_file():
+                self.set_aside(f"could not be put back ({type(exc).__name__}: {exc})")
+            raise
+
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
+

@@ -35,6 +35,7 @@ class FitResult:
     best_state: dict | None = None
     test_topk: np.ndarray | None = None
     stopped_on_nan: bool = False
+    resumed_from_epoch: int | None = None  # where a run stopped part-way went on from its snapshot
 
     @property
     def train_seconds_per_epoch(self) -> float:
@@ -140,8 +141,10 @@ class Trainer:
         evaluations: list[list] = []  # [epoch, validation metrics] as on_evaluation got them, for a resume
         saved = snapshot.load(self.model, self.optimizer, SNAPSHOT_KEYS) if snapshot is not None and trains else None
         if saved is not None:
-            first, best, stale = self._restore(saved, result, train)
+            with snapshot.restoring():
+                first, best, stale = self._restore(saved, result, train)
             evaluations = saved["evaluations"]
+            result.resumed_from_epoch = first
             if self.on_evaluation is not None:
                 for epoch, valid_result in evaluations:
                     self.on_evaluation(epoch, valid_result)

@@ -90,7 +90,8 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         train_epoch, pre_epoch = trainer._train_epoch, model.pre_epoch_processing
         saved = snapshot.load(model, trainer.optimizer, SNAPSHOT_KEYS) if snapshot is not None else None
         if saved is not None:
-            restore(saved, trainer, model, train, seconds, reported)
+            with snapshot.restoring():
+                restore(saved, trainer, model, train, seconds, reported)
             if request.get("progress"):  # the parent passes them to its pruner again, in order
                 Path(request["progress"]).write_text("".join(line + "\n" for line in reported), encoding="utf-8")
 
@@ -128,7 +129,8 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         runs.append({"idx": idx, "point": dict(zip(keys, combo)), "valid": _display(best_valid),
                      "test": _display(best_test), "best_epoch": len(seconds) - 1 - trainer.cur_step * int(config["eval_step"]),
                      "epochs_run": len(seconds), "train_seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0,
-                     "inference_seconds": inference})
+                     "inference_seconds": inference,
+                     **({"resumed_from_epoch": int(saved["next_epoch"])} if saved is not None else {})})
     valid_key = next(iter(_display({metric: 0})))
     best = max(runs, key=lambda r: r["valid"].get(valid_key, -1.0))
     final = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in config.final_config_dict.items()}
@@ -138,6 +140,7 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         "hyper_parameters": best["point"], "best_epoch": best["best_epoch"], "epochs_run": best["epochs_run"],
         "valid": best["valid"], "test": best["test"], "train_seconds_per_epoch": best["train_seconds_per_epoch"],
         "inference_seconds": best["inference_seconds"], "peak_rss_mb": peak_rss_mb(),
+        **({"resumed_from_epoch": best["resumed_from_epoch"]} if "resumed_from_epoch" in best else {}),
         "selection": f"best {config['valid_metric']} on validation across {len(runs)} grid point(s)",
         "grid": [{k: r[k] for k in ("point", "best_epoch", "valid", "test")} for r in runs],
     }
@@ -335,6 +338,9 @@ def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict 
 
 
 if __name__ == "__main__":
+    from mmrec_ld4mrec.process import die_with_parent
+
+    die_with_parent()
     sys.path.insert(0, os.getcwd())
     req = json.loads(sys.argv[1])
     result = _child(req)

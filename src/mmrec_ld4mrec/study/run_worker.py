@@ -9,25 +9,16 @@ written to OUT.json by rename, so the sweep reads either a whole file or none.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
-import signal
 import sys
 import time
 import traceback
 from pathlib import Path
 
+from ..process import die_with_parent
 from .registry import jsonable
-
-
-def die_with_parent() -> None:
-    """On Linux, have the kernel end this process when the sweep that started it dies."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def main(argv: list[str]) -> int:

@@ -1,11 +1,14 @@
 """Writing outputs so that an interrupted or failed command leaves no partial file behind,
 and checking output paths before any work starts, so that a long run never ends in an
-output it cannot write."""
+output it cannot write; child processes that end with their parent, so that none writes
+into a folder after the command that owns it has gone."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import stat
 import tempfile
 from collections.abc import Callable
@@ -97,3 +100,13 @@ def write_json(path: Path, data) -> None:
     """``data`` as indented JSON at ``path``, atomically (numpy scalars written as floats)."""
     text = json.dumps(data, indent=2, default=float)
     atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def die_with_parent() -> None:
+    """On Linux, have the kernel end this process when the one that started it dies (a run's
+    worker with its sweep, MMRec's run with its worker): no orphan goes on training and writing
+    into a results folder that a later command uses."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

@@ -338,7 +338,7 @@ def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict 
 
 
 if __name__ == "__main__":
-    from mmrec_ld4mrec.process import die_with_parent
+    from mmrec_ld4mrec.files import die_with_parent
 
     die_with_parent()
     sys.path.insert(0, os.getcwd())

@@ -17,7 +17,7 @@ import time
 import traceback
 from pathlib import Path
 
-from ..process import die_with_parent
+from ..files import die_with_parent
 from .registry import jsonable
 
 

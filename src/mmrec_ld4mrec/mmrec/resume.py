@@ -27,9 +27,13 @@ MACHINE_KEYS = {"data_path", "device", "gpu_id", "use_gpu", "eval_batch_size"}
 
 
 def run_identity(config, dataset) -> str:
-    """The model, the data (its fingerprint) and every setting of MMRec's final config but this machine's."""
+    """The model, the data (the interactions' and feature files' fingerprint) and every setting
+    of MMRec's final config but this machine's."""
+    from ..engine.quick_start import feature_paths
+
     settings = {k: v for k, v in config.final_config_dict.items() if k not in MACHINE_KEYS}
-    return identity_of(config["model"], f"{config['dataset']}:{dataset_fingerprint(dataset, [])}", settings)
+    fingerprint = dataset_fingerprint(dataset, feature_paths(config))
+    return identity_of(config["model"], f"{config['dataset']}:{fingerprint}", settings)
 
 
 def _loader_state(train) -> dict:

@@ -56,7 +56,7 @@ def test_tune_passes_its_pruner_to_mmrec_runs(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_run_in_mmrec(root, model, dataset, config, on_evaluation=None):
+    def fake_run_in_mmrec(root, model, dataset, config, on_evaluation=None, snapshot=None, snapshot_every=None):
         calls.append(on_evaluation)
         for epoch in range(5):
             on_evaluation(epoch, {"Recall@20": 0.1 if len(calls) < 6 else 0.01})

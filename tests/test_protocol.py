@@ -122,7 +122,7 @@ def test_grid_point_is_chosen_on_validation_when_test_disagrees(monkeypatch, dat
         def __init__(self, config, model, on_evaluation=None):
             self.config = config
 
-        def fit(self, train, valid, test, keep_state=False):
+        def fit(self, train, valid, test, keep_state=False, snapshot=None):
             v, t = scores[self.config["soft_prob"]]
             return FitResult(best_epoch=0, valid={"Recall@20": v}, test={"Recall@20": t}, epochs_run=1,
                              test_topk=np.zeros((1, 1), dtype=np.int64))

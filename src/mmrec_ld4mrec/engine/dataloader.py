@@ -58,11 +58,10 @@ class TrainDataLoader:
     def order_state(self) -> dict:
         """The orders the next epoch's batches depend on (for a snapshot): the shuffled frame,
         the users and the negative pool."""
-        from .snapshot import frame_order
+        from .snapshot import loader_orders
 
-        return {"frame": frame_order(self.dataset.df, self._original_df, self.dataset.uid_field, self.dataset.iid_field),
-                "users": torch.from_numpy(self.all_uids.astype(np.int64)),
-                "items": torch.tensor(self.all_items, dtype=torch.int64)}
+        data = self.dataset
+        return loader_orders(data.df, self._original_df, data.uid_field, data.iid_field, self.all_uids, self.all_items)
 
     def load_order_state(self, state: dict) -> None:
         from .snapshot import reordered

@@ -88,6 +88,14 @@ def reordered(original: pd.DataFrame, order: torch.Tensor) -> pd.DataFrame:
     return original.iloc[order.numpy().astype(np.int64)].reset_index(drop=True)
 
 
+def loader_orders(frame: pd.DataFrame, original: pd.DataFrame, uid_field: str, iid_field: str, users, items) -> dict:
+    """A training loader's orders (both engines' loaders hold the same three): the shuffled
+    frame as positions in ``original``, the users and the negative pool."""
+    return {"frame": frame_order(frame, original, uid_field, iid_field),
+            "users": torch.from_numpy(np.asarray(users).astype(np.int64)),
+            "items": torch.tensor(list(items), dtype=torch.int64)}
+
+
 def model_training_state(model) -> dict | None:
     """A model's training state beyond its weights (``training_state()``), if it has any."""
     getter = getattr(model, "training_state", None)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from ..engine.checkpoint import dataset_fingerprint
 from ..engine.snapshot import (
-    frame_order,
     identity_of,
     load_model_training_state,
+    loader_orders,
     model_training_state,
     reordered,
     rng_state,
@@ -37,13 +37,8 @@ def run_identity(config, dataset) -> str:
 
 
 def _loader_state(train) -> dict:
-    import numpy as np
-    import torch
-
     data = train.dataset
-    return {"frame": frame_order(data.df, train.dataset_bk.df, data.uid_field, data.iid_field),
-            "users": torch.from_numpy(np.asarray(train.all_uids).astype(np.int64)),
-            "items": torch.tensor(list(train.all_items), dtype=torch.int64)}
+    return loader_orders(data.df, train.dataset_bk.df, data.uid_field, data.iid_field, train.all_uids, train.all_items)
 
 
 def _load_loader_state(train, state: dict) -> None:

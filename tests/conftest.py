@@ -9,6 +9,10 @@ from mmrec_ld4mrec.data.synthetic import ensure_synthetic
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 os.environ.setdefault("MMREC_LD4MREC_STANDALONE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per test worker, for it and the processes it starts: workers share the cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -280,6 +280,32 @@ def test_a_prepared_dataset_runs_through_the_mmrec_engine(checkout, tmp_path, so
     assert _git(checkout, "status", "--porcelain", "--untracked-files=all") == before
 
 
+def test_a_truncated_graph_cache_is_named_and_a_rebuilt_one_is_whole(checkout, tmp_path):
+    """MGCN caches its kNN graphs beside the dataset: a file a stopped run left truncated is refused
+    in one line naming it; deleted, the next run rebuilds it, written whole (`mmrec.cache_files`)."""
+    import torch
+
+    from .prepare_fixtures import write_diffmm
+
+    write_diffmm(tmp_path / "src")
+    assert _cli("prepare", "diffmm", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "data" / "mine")
+                ).returncode == 0
+    cache = tmp_path / "data" / "mine" / "image_adj_10_True.pt"
+    cache.write_bytes(b"PK\x03\x04")  # the start of a zip that a killed torch.save left behind
+    run = ["run", "--engine", "mmrec", "--mmrec-root", str(checkout), "-m", "MGCN", "-d", "mine", "--data-path",
+           str(tmp_path / "data"), "--set", "epochs=1", "knn_k=10", "cl_loss=0.001", "topk=[5,10]",
+           "valid_metric=Recall@10", "--out", str(tmp_path / "result.json")]
+    proc = _cli(*run)
+    assert proc.returncode != 0
+    named = [line for line in proc.stderr.splitlines() if line.startswith("error: ") and str(cache) in line]
+    assert named and "delete it" in named[0], proc.stderr[-3000:]
+    cache.unlink()
+    proc = _cli(*run)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.load(cache).layout == torch.sparse_coo
+    assert not [p.name for p in cache.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
 # ---- bad values for --engine mmrec: refused in one line before MMRec starts (no child process) ----------------
 
 MMREC_REFUSALS = {

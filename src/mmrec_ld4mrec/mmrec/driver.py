@@ -44,6 +44,10 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     apply()
     import numpy as np
     import torch
+
+    from mmrec_ld4mrec.mmrec.cache_files import guard_torch_files
+
+    guard_torch_files(torch)  # the graphs MMRec's models cache beside the dataset
     from utils.configurator import Config
     from utils.dataloader import EvalDataLoader, TrainDataLoader
     from utils.dataset import RecDataset
@@ -343,5 +347,9 @@ if __name__ == "__main__":
     die_with_parent()
     sys.path.insert(0, os.getcwd())
     req = json.loads(sys.argv[1])
-    result = _child(req)
+    try:
+        result = _child(req)
+    except UserInputError as exc:  # one line naming the file, not MMRec's traceback
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
     Path(req["out"]).write_text(json.dumps(result, indent=2, default=float))

@@ -1,6 +1,8 @@
 """The graphs MMRec's models cache beside a dataset: a stopped writer leaves nothing half-written,
 and an unreadable cache is named with how to recover (`mmrec.cache_files`; no checkout needed)."""
 
+import io
+import pickle
 import signal
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import types
 import pytest
 import torch
 
+from mmrec_ld4mrec.data.layout import foreign_entry
 from mmrec_ld4mrec.errors import UserInputError
 from mmrec_ld4mrec.mmrec.cache_files import guard_torch_files
 
@@ -50,8 +53,9 @@ torch.save([torch.ones(1000), Slow()], sys.argv[1])
 
 @pytest.mark.parametrize("mode", ["plain", "guarded"])
 def test_a_writer_killed_mid_save(tmp_path, mode):
-    """Plain torch.save leaves an empty file that every later load fails on (the hazard); guarded,
-    the target is never created, so the next run builds the graph again."""
+    """Plain torch.save leaves a file that every later load fails on (the hazard); guarded, the
+    target is never created, so the next run builds the graph again, and the temporary the kill
+    left ends in .pt, a cache `prepare --overwrite` and `uninstall` sweep (`foreign_entry`)."""
     target = tmp_path / "image_adj_10_True.pt"
     proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(target), mode], stdout=subprocess.PIPE,
                             text=True)
@@ -60,11 +64,14 @@ def test_a_writer_killed_mid_save(tmp_path, mode):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     if mode == "plain":
-        assert target.is_file() and target.stat().st_size == 0
-        with pytest.raises(EOFError):
+        assert target.is_file()
+        with pytest.raises((EOFError, RuntimeError, pickle.UnpicklingError)):
             torch.load(target)
     else:
         assert not target.exists()
+        left = [p.name for p in tmp_path.iterdir()]
+        assert len(left) == 1 and left[0].startswith(".image_adj_10_True.pt.") and left[0].endswith(".pt"), left
+        assert foreign_entry(tmp_path) is None
 
 
 @pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip"])
@@ -82,11 +89,25 @@ def test_file_objects_and_missing_files_pass_through(tmp_path, guarded):
         guarded.save({"a": torch.arange(4)}, f)
     with open(tmp_path / "x.pt", "rb") as f:
         assert torch.equal(guarded.load(f)["a"], torch.arange(4))
+    with pytest.raises(EOFError):
+        guarded.load(io.BytesIO(b""))  # not a file on disk: nothing to name or delete
     with pytest.raises(FileNotFoundError):
         guarded.load(str(tmp_path / "absent.pt"))
 
 
+class _Pickled:
+    pass
+
+
+def test_a_whole_file_refused_for_another_reason_is_not_called_truncated(tmp_path, guarded):
+    """weights_only refusing a class is not truncation: deleting and rebuilding would not help."""
+    target = tmp_path / "mm_adj_10.pt"
+    torch.save(_Pickled(), target)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only"):
+        guarded.load(str(target), weights_only=True)
+
+
 def test_guarding_twice_wraps_once(guarded):
-    save = guarded.save
+    save, load = guarded.save, guarded.load
     guard_torch_files(guarded)
-    assert guarded.save is save
+    assert guarded.save is save and guarded.load is load

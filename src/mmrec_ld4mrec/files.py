@@ -75,15 +75,17 @@ def check_output_folder(path: str | Path, what: str) -> Path:
     return path
 
 
-def atomic_write(path: Path, write: Callable[[str], object]) -> None:
+def atomic_write(path: Path, write: Callable[[str], object], suffix: str = "") -> None:
     """Call ``write(tmp_path)`` then rename over ``path``; nothing partial is left on failure.
+    ``suffix`` ends the temporary's name, for a process killed before its cleanup: the leftover
+    ``.NAME.XXXX<suffix>`` is then what code that sweeps ``*<suffix>`` files expects.
 
     A target that exists and is not a regular file (a link, a device such as /dev/null, a
     folder) is refused rather than replaced by the rename."""
     path = Path(path)
     _refuse_non_regular(path, "output")  # a rename would replace it; mkstemp reports the rest
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

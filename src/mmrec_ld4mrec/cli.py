@@ -208,8 +208,21 @@ def cmd_reproduce(args) -> int:
 def cmd_results(args) -> int:
     from .files import check_output_file
     from .study.registry import Registry
-    from .study.results_view import export_text, list_text
+    from .study.results_view import export_text, list_text, records_from_csv
 
+    if args.action == "import":
+        if not args.key:
+            raise UserInputError("results import needs the CSV file `results export` wrote")
+        if args.cpus is not None and args.cpus < 1:
+            raise UserInputError(f"--cpus must be a core count of 1 or more, got {args.cpus}")
+        records = records_from_csv(Path(args.key), cpus=args.cpus)
+        with Registry(Path(args.results)) as registry:
+            added = sum(registry.put(r) for r in records if registry.get(r["key"]) is None)
+        print(f"imported {added} run(s) from {args.key} into {registry.path}; "
+              f"{len(records) - added} already there, kept as they were")
+        print("imported runs hold their metrics, not the settings they resolved to: `reproduce` reuses them by "
+              "key without checking them against today's config files")
+        return 0
     if args.out:
         check_output_file(args.out, "--out")
     with Registry(Path(args.results), readonly=True) as registry:
@@ -402,13 +415,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a running run saves its training state under RESULTS/snapshots at most this often, so a "
                           "stopped sweep's runs resume where they were (default 120; 0: they restart)")
     rep.set_defaults(func=cmd_reproduce)
-    res = sub.add_parser("results", help="read a results registry: list, show KEY, export")
-    res.add_argument("action", choices=("list", "show", "export"))
-    res.add_argument("key", nargs="?", help="run key or its first characters (show)")
+    res = sub.add_parser("results", help="read a results registry: list, show KEY, export; import FILE.csv")
+    res.add_argument("action", choices=("list", "show", "export", "import"))
+    res.add_argument("key", nargs="?", metavar="KEY|FILE",
+                     help="run key or its first characters (show); a CSV that `results export` wrote (import: its "
+                          "runs join the registry, those already there are kept)")
     res.add_argument("--results", required=True, help="results folder holding registry.lmdb")
     res.add_argument("--status", choices=("done", "failed"), help="only runs with this status")
     res.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="export format")
     res.add_argument("--out", help="export to this file (default: standard output)")
+    res.add_argument("--cpus", type=int, metavar="N",
+                     help="import: the core count of the machine the file's CPU runs ran on, for rows that do not "
+                          "record it (exports before the column), so that tables pair them with that machine's runs")
     res.set_defaults(func=cmd_results)
     return parser
 

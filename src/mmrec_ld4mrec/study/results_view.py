@@ -1,17 +1,24 @@
-"""``mmrec-ld4mrec results list|show|export``: reading the registry without training."""
+"""``mmrec-ld4mrec results list|show|export|import``: reading the registry without training, and
+rebuilding one from the runs a ``results export`` CSV holds."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
+from pathlib import Path
 
+from ..errors import UserInputError
 from .summarize import COLUMNS
 
 FLAT_FIELDS = ("key", "status", "experiment", "model", "dataset", "seed", "overrides", "best_epoch", "epochs_run",
                *[f"valid {c}" for c in COLUMNS], *[f"test {c}" for c in COLUMNS],
                "train_seconds_per_epoch", "inference_seconds", "peak_rss_mb", "peak_gpu_mb", "device", "jobs",
-               "commit", "finished_at", "wall_seconds", "error")
+               "commit", "finished_at", "wall_seconds", "error", "cpus")
+# what an import needs of a row; the rest may be blank or absent (older exports have no 'cpus')
+REQUIRED_FIELDS = ("key", "status", "experiment", "model", "dataset", "seed", "overrides",
+                   *[f"{split} {c}" for split in ("valid", "test") for c in COLUMNS])
 
 
 def flatten(record: dict) -> dict:
@@ -26,7 +33,8 @@ def flatten(record: dict) -> dict:
            "peak_gpu_mb": result.get("peak_gpu_mb"),
            "device": record.get("environment", {}).get("accelerator") or "CPU", "jobs": record.get("jobs"),
            "commit": (record.get("code") or {}).get("commit"), "finished_at": record.get("finished_at"),
-           "wall_seconds": record.get("wall_seconds"), "error": record.get("error", "")}
+           "wall_seconds": record.get("wall_seconds"), "error": record.get("error", ""),
+           "cpus": record.get("environment", {}).get("cpus")}
     for split in ("valid", "test"):
         for c in COLUMNS:
             row[f"{split} {c}"] = result.get(split, {}).get(c)
@@ -54,3 +62,98 @@ def export_text(records: list[dict], fmt: str) -> str:
     for r in records:
         writer.writerow(flatten(r))
     return buf.getvalue()
+
+
+def _number(path: Path, line: int, column: str, text: str | None, whole: bool = False, required: bool = False):
+    if text is None or text == "":
+        if required:
+            raise UserInputError(f"{path} line {line}: '{column}' is blank; a finished run needs it")
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or (whole and value != int(value)):
+        raise UserInputError(f"{path} line {line}: '{column}' must be {'a whole' if whole else 'a'} number, "
+                             f"got {text!r:.60}")
+    return int(value) if whole else value
+
+
+def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) -> dict:
+    """The registry record a row of ``export`` came from, as far as the row holds it: its spec,
+    metrics, cost, device, commit and times, not the settings it resolved to (``result.config``)
+    nor its log, checkpoint or per-strategy figures (Fig. 3's ``inference_study``). Marked
+    ``imported_from``. ``cpus``: the core count of a CPU run whose row has none (exports before
+    the column), so that its tables pair it with runs of the same machine."""
+    status = row["status"]
+    if status not in ("done", "failed"):
+        raise UserInputError(f"{path} line {line}: 'status' must be done or failed, got {status!r:.60}")
+    seed = _number(path, line, "seed", row["seed"], whole=True, required=True)
+    try:
+        overrides = json.loads(row["overrides"] or "{}")
+    except ValueError:
+        overrides = None
+    if not isinstance(overrides, dict):
+        raise UserInputError(f"{path} line {line}: 'overrides' must be a JSON mapping, got {row['overrides']!r:.60}")
+    for field in ("model", "dataset", "experiment"):
+        if not row[field]:
+            raise UserInputError(f"{path} line {line}: '{field}' is blank")
+    from .experiment import RunSpec  # not at the top: it imports `tune` (Optuna), which list and show do not need
+
+    key = RunSpec(row["dataset"], row["model"], seed, overrides).key
+    if row["key"] != key:
+        raise UserInputError(f"{path} line {line}: 'key' {row['key']!r:.30} is not the key of its dataset, model, "
+                             f"seed and overrides ({key}); the row was edited or belongs to another version")
+    done = status == "done"
+    result = {split: {c: _number(path, line, f"{split} {c}", row[f"{split} {c}"], required=done) for c in COLUMNS}
+              for split in ("valid", "test")} if done else {}
+    if done:
+        for field, whole in (("best_epoch", True), ("epochs_run", True), ("train_seconds_per_epoch", False),
+                             ("inference_seconds", False), ("peak_rss_mb", False), ("peak_gpu_mb", False)):
+            value = _number(path, line, field, row.get(field), whole=whole)
+            if value is not None:
+                result[field] = value
+    device = row.get("device") or "CPU"
+    recorded_cpus = _number(path, line, "cpus", row.get("cpus"), whole=True)
+    record = {"key": key, "status": status, "experiment": row["experiment"],
+              "spec": {"dataset": row["dataset"], "model": row["model"], "seed": seed, "overrides": overrides},
+              "environment": {"accelerator": None if device == "CPU" else device,
+                              "cpus": cpus if recorded_cpus is None and device == "CPU" else recorded_cpus},
+              "code": {"commit": row.get("commit") or None}, "imported_from": f"{path.name} line {line}"}
+    if done:
+        record["result"] = result
+    jobs = _number(path, line, "jobs", row.get("jobs"), whole=True)
+    if jobs is not None:
+        record["jobs"] = jobs
+    wall = _number(path, line, "wall_seconds", row.get("wall_seconds"))
+    if wall is not None:
+        record["wall_seconds"] = wall
+    if row.get("finished_at"):
+        record["finished_at"] = row["finished_at"]
+    if row.get("error"):
+        record["error"] = row["error"]
+    return record
+
+
+def records_from_csv(path: Path, cpus: int | None = None) -> list[dict]:
+    """Every row of a ``results export`` CSV as a registry record (:func:`_record_of_row`);
+    errors name the file, the line and the column. All rows are read before any is returned."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{path}: cannot read it as a CSV of runs ({getattr(exc, 'strerror', None) or exc})"
+                             ) from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [f for f in REQUIRED_FIELDS if f not in (reader.fieldnames or [])]
+    if missing:
+        raise UserInputError(f"{path}: not a `results export` CSV: no column(s) {', '.join(map(repr, missing))}")
+    records = []
+    try:
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise UserInputError(f"{path} line {reader.line_num}: {len(reader.fieldnames)} columns expected")
+            records.append(_record_of_row(path, reader.line_num, row, cpus))
+    except csv.Error as exc:
+        raise UserInputError(f"{path} line {reader.line_num}: {exc}") from None
+    return records

@@ -334,6 +334,7 @@ def test_tiny_profile_builds_every_table_and_figure(tmp_path, data_path, capsys)
                  "heatmap-pgamma-synthetic"):
         assert (rebuilt / "report" / f"{stem}.csv").read_text() == (report / f"{stem}.csv").read_text(), stem
     assert list(csv.DictReader((rebuilt / "report" / "fig3-inference-synthetic.csv").open())) == []
+    assert "No run here holds the strategies' metrics: 2 of its runs were imported" in (rebuilt / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ def _record(seed: int, recall20: float = 0.2, status: str = "done") -> dict:
     spec = RunSpec("synthetic", "EASE", seed, {"reg_weight": 250.0})
     record = {"key": spec.key, "status": status, "experiment": "exp",
               "spec": {"dataset": "synthetic", "model": "EASE", "seed": seed, "overrides": {"reg_weight": 250.0}},
-              "environment": {"accelerator": None, "cpus": 2}, "code": {"commit": "abc"}, "jobs": 1}
+              "environment": {"accelerator": None, "cpus": 2}, "code": {"commit": "abc", "dirty": True}, "jobs": 1}
     if status == "done":
         record["result"] = {"valid": dict(METRICS), "test": {**METRICS, "Recall@20": recall20}, "best_epoch": 0,
                             "epochs_run": 1, "train_seconds_per_epoch": 0.5, "inference_seconds": 0.1}
@@ -48,20 +48,21 @@ def test_import_keeps_what_the_registry_holds_and_adds_the_rest(tmp_path, capsys
     assert runs[1]["result"]["test"]["Recall@20"] == 0.9 and "imported_from" not in runs[1]
     assert runs[2]["result"]["test"]["Recall@20"] == 0.3 and runs[2]["imported_from"] == "runs.csv line 3"
     assert runs[3]["status"] == "failed" and runs[3]["error"] == "boom"
-    assert runs[2]["environment"]["cpus"] == 2
+    assert runs[2]["environment"]["cpus"] == 2 and runs[2]["code"] == {"commit": "abc", "dirty": True}
 
 
-def test_rows_without_a_core_count_take_the_one_given(tmp_path):
+def test_rows_of_an_older_export_take_the_core_count_given_and_leave_local_changes_unknown(tmp_path):
     out = _export(tmp_path, [_record(1)])
     rows = list(csv.DictReader(out.open()))
-    del rows[0]["cpus"]
+    del rows[0]["cpus"], rows[0]["code_dirty"]
     old = tmp_path / "old.csv"
     with old.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     assert records_from_csv(old)[0]["environment"]["cpus"] is None
-    assert records_from_csv(old, cpus=2)[0]["environment"]["cpus"] == 2
+    imported = records_from_csv(old, cpus=2)[0]
+    assert imported["environment"]["cpus"] == 2 and imported["code"] == {"commit": "abc", "dirty": None}
 
 
 def _edited(tmp_path, column, value):
@@ -84,6 +85,7 @@ def _edited(tmp_path, column, value):
     ("overrides", '{"reg_weight": 100.0}', "is not the key of its dataset, model, seed and overrides"),
     ("status", "running", "'status' must be done or failed"),
     ("best_epoch", "inf", "'best_epoch' must be a whole number"),
+    ("code_dirty", "yes", "'code_dirty' must be True, False or blank"),
 ])
 def test_a_bad_row_is_refused_naming_its_line_and_column(tmp_path, column, value, needle):
     bad = _edited(tmp_path, column, value)

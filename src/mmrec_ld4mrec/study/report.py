@@ -162,14 +162,20 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
         for study, stem, title, runs_of, to_csv, plot in studies:
             if study in exp.studies:
                 groups = {k: _done(done, v) for k, v in runs_of(dataset).items()}
+                note = ""
                 if study == "inference":  # one run per seed holds every strategy: a group per strategy
+                    imported = sum("imported_from" in r for runs in groups.values() for r in runs)
                     groups = figures.inference_groups(
                         groups, {m: exp.model_steps(dataset, m) for m in exp.study_models("inference")})
-                figure_specs.append((f"{stem}-{dataset}", title.format(dataset), to_csv(groups), plot, groups))
-    for stem, title, csv_text, plot, groups in figure_specs:
+                    if imported and not any(groups.values()):
+                        note = (f"No run here holds the strategies' metrics: {imported} of its runs were imported "
+                                "from a `results export` CSV, which does not carry them (`results import`, "
+                                "docs/reproduce.md); they come back when those runs run again.")
+                figure_specs.append((f"{stem}-{dataset}", title.format(dataset), to_csv(groups), plot, groups, note))
+    for stem, title, csv_text, plot, groups, note in figure_specs:
         put(f"{stem}.csv", csv_text)
         png = assets / f"{stem}.png"
-        lines += [f"## {title}", ""]
+        lines += [f"## {title}", ""] + ([note, ""] if note else [])
         if plot(groups, title, png):
             written.append(png)
             lines += [f"![{title}]({assets.name}/{png.name})", ""]
@@ -186,9 +192,13 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
 
 def _machine(record: dict) -> str:
     env, code = record.get("environment") or {}, record.get("code") or {}
-    commit = code.get("commit")
-    version = f"{commit[:10]}{' + local changes' if code.get('dirty') else ''}" if commit else "not in git"
-    return f"{env.get('accelerator') or 'CPU'} with {env.get('cpus')} CPU(s), code {version}"
+    commit, dirty = code.get("commit"), code.get("dirty")
+    # an imported run (results import) holds "dirty": None, its CSV having no such column
+    changes = " + local changes" if dirty else " (local changes not recorded)" if "dirty" in code and dirty is None else ""
+    version = f"{commit[:10]}{changes}" if commit else "not in git"
+    cpus = env.get("cpus")
+    return f"{env.get('accelerator') or 'CPU'} with {cpus if cpus is not None else 'an unrecorded number of'} " \
+           f"CPU(s), code {version}"
 
 
 def _csv_as_markdown(text: str) -> str:

@@ -15,7 +15,7 @@ from .summarize import COLUMNS
 FLAT_FIELDS = ("key", "status", "experiment", "model", "dataset", "seed", "overrides", "best_epoch", "epochs_run",
                *[f"valid {c}" for c in COLUMNS], *[f"test {c}" for c in COLUMNS],
                "train_seconds_per_epoch", "inference_seconds", "peak_rss_mb", "peak_gpu_mb", "device", "jobs",
-               "commit", "finished_at", "wall_seconds", "error", "cpus")
+               "commit", "finished_at", "wall_seconds", "error", "cpus", "code_dirty")
 # what an import needs of a row; the rest may be blank or absent (older exports have no 'cpus')
 REQUIRED_FIELDS = ("key", "status", "experiment", "model", "dataset", "seed", "overrides",
                    *[f"{split} {c}" for split in ("valid", "test") for c in COLUMNS])
@@ -34,7 +34,7 @@ def flatten(record: dict) -> dict:
            "device": record.get("environment", {}).get("accelerator") or "CPU", "jobs": record.get("jobs"),
            "commit": (record.get("code") or {}).get("commit"), "finished_at": record.get("finished_at"),
            "wall_seconds": record.get("wall_seconds"), "error": record.get("error", ""),
-           "cpus": record.get("environment", {}).get("cpus")}
+           "cpus": record.get("environment", {}).get("cpus"), "code_dirty": (record.get("code") or {}).get("dirty")}
     for split in ("valid", "test"):
         for c in COLUMNS:
             row[f"{split} {c}"] = result.get(split, {}).get(c)
@@ -79,6 +79,14 @@ def _number(path: Path, line: int, column: str, text: str | None, whole: bool = 
     return int(value) if whole else value
 
 
+def _flag(path: Path, line: int, column: str, text: str | None) -> bool | None:
+    if text is None or text == "":
+        return None
+    if text not in ("True", "False"):
+        raise UserInputError(f"{path} line {line}: '{column}' must be True, False or blank, got {text!r:.60}")
+    return text == "True"
+
+
 def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) -> dict:
     """The registry record a row of ``export`` came from, as far as the row holds it: its spec,
     metrics, cost, device, commit and times, not the settings it resolved to (``result.config``)
@@ -119,7 +127,8 @@ def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) ->
               "spec": {"dataset": row["dataset"], "model": row["model"], "seed": seed, "overrides": overrides},
               "environment": {"accelerator": None if device == "CPU" else device,
                               "cpus": cpus if recorded_cpus is None and device == "CPU" else recorded_cpus},
-              "code": {"commit": row.get("commit") or None}, "imported_from": f"{path.name} line {line}"}
+              "code": {"commit": row.get("commit") or None, "dirty": _flag(path, line, "code_dirty", row.get("code_dirty"))},
+              "imported_from": f"{path.name} line {line}"}
     if done:
         record["result"] = result
     jobs = _number(path, line, "jobs", row.get("jobs"), whole=True)

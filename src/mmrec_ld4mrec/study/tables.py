@@ -174,7 +174,8 @@ COST_HEADERS = ("train s/epoch", "full inference s", "peak RSS MB", "peak GPU MB
 def device_of(record: dict) -> str:
     """The accelerator a run used, else its CPU core count."""
     env = record.get("environment") or {}
-    return env.get("accelerator") or f"CPU ({env.get('cpus')} cores)"
+    cpus = env.get("cpus")
+    return env.get("accelerator") or (f"CPU ({cpus} cores)" if cpus is not None else "CPU (cores not recorded)")
 
 
 def cost_rows(runs_by_model: dict[tuple[str, str], list[dict]]) -> list[dict]:

@@ -14,10 +14,13 @@ from mmrec_ld4mrec.study.results_view import records_from_csv
 METRICS = {"Recall@10": 0.1, "Recall@20": 0.2, "NDCG@10": 0.05, "NDCG@20": 0.07}
 
 
+OVERRIDES = {"reg_weight": 250.0, "epochs": 3, "use_pg": False, "dims": [200, 600], "note": "a, \"b\"\nc"}
+
+
 def _record(seed: int, recall20: float = 0.2, status: str = "done") -> dict:
-    spec = RunSpec("synthetic", "EASE", seed, {"reg_weight": 250.0})
+    spec = RunSpec("synthetic", "EASE", seed, OVERRIDES)
     record = {"key": spec.key, "status": status, "experiment": "exp",
-              "spec": {"dataset": "synthetic", "model": "EASE", "seed": seed, "overrides": {"reg_weight": 250.0}},
+              "spec": {"dataset": "synthetic", "model": "EASE", "seed": seed, "overrides": dict(OVERRIDES)},
               "environment": {"accelerator": None, "cpus": 2}, "code": {"commit": "abc", "dirty": True}, "jobs": 1}
     if status == "done":
         record["result"] = {"valid": dict(METRICS), "test": {**METRICS, "Recall@20": recall20}, "best_epoch": 0,
@@ -46,9 +49,64 @@ def test_import_keeps_what_the_registry_holds_and_adds_the_rest(tmp_path, capsys
     with Registry(target, readonly=True) as reg:
         runs = {r["spec"]["seed"]: r for r in reg.records()}
     assert runs[1]["result"]["test"]["Recall@20"] == 0.9 and "imported_from" not in runs[1]
-    assert runs[2]["result"]["test"]["Recall@20"] == 0.3 and runs[2]["imported_from"] == "runs.csv line 3"
+    line = next(n for n, text in enumerate(out.read_text().split("\n"), 1) if text.startswith(runs[2]["key"]))
+    assert runs[2]["result"]["test"]["Recall@20"] == 0.3 and runs[2]["imported_from"] == f"runs.csv line {line}"
     assert runs[3]["status"] == "failed" and runs[3]["error"] == "boom"
     assert runs[2]["environment"]["cpus"] == 2 and runs[2]["code"] == {"commit": "abc", "dirty": True}
+    assert runs[2]["spec"]["overrides"] == OVERRIDES and type(runs[2]["spec"]["overrides"]["epochs"]) is int
+    assert runs[2]["label"] == "EASE@synthetic seed 2"
+
+
+def test_a_finished_row_replaces_a_failed_run_but_never_a_finished_one(tmp_path):
+    out = _export(tmp_path, [_record(1, 0.2), _record(2, status="failed")])
+    target = tmp_path / "target"
+    with Registry(target) as reg:
+        reg.put(_record(1, status="failed"))
+        reg.put(_record(2, 0.9))
+    assert main(["results", "import", str(out), "--results", str(target)]) == 0
+    with Registry(target, readonly=True) as reg:
+        runs = {r["spec"]["seed"]: r for r in reg.records()}
+    assert runs[1]["status"] == "done" and runs[1]["result"]["test"]["Recall@20"] == 0.2
+    assert runs[2]["status"] == "done" and runs[2]["result"]["test"]["Recall@20"] == 0.9
+
+
+def test_spreadsheet_csvs_and_cells_over_several_lines(tmp_path):
+    """A byte-order mark is read past; a failed run's error spanning lines keeps its line breaks,
+    and each row is named by the line it starts on."""
+    failed = _record(1, status="failed")
+    failed["error"] = "line one\r\nline two"
+    out = _export(tmp_path, [failed, _record(2)])
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + out.read_bytes())
+    records = records_from_csv(bom)
+    error = next(r for r in records if r["status"] == "failed")
+    assert error["error"] == "line one\r\nline two"
+    # the second row starts on line 3 after a one-line row, on line 4 after the two-line one
+    assert [r["imported_from"] for r in records] == ["bom.csv line 2", "bom.csv line " +
+                                                     ("4" if records[0] is error else "3")]
+
+
+def test_a_metric_the_run_did_not_compute_stays_out_and_nan_is_kept(tmp_path):
+    record = _record(1)
+    del record["result"]["valid"]["Recall@10"], record["result"]["test"]["Recall@10"]
+    record["result"]["test"]["NDCG@10"] = float("nan")
+    imported = records_from_csv(_export(tmp_path, [record]))[0]["result"]
+    assert "Recall@10" not in imported["valid"] and "Recall@10" not in imported["test"]
+    assert imported["test"]["NDCG@10"] != imported["test"]["NDCG@10"]  # NaN
+
+
+def test_imports_leave_out_fig3_runs_when_asked_and_refuse_a_bad_core_count(tmp_path, capsys):
+    study = _record(2)
+    study["spec"]["overrides"] = {**OVERRIDES, "inference_study": [0, 1]}
+    study["key"] = RunSpec("synthetic", "EASE", 2, study["spec"]["overrides"]).key
+    out = _export(tmp_path, [_record(1), study])
+    target = tmp_path / "target"
+    assert main(["results", "import", str(out), "--results", str(target), "--without-inference-runs"]) == 0
+    assert "1 run(s) of Fig. 3's inference study left out" in capsys.readouterr().out
+    with Registry(target, readonly=True) as reg:
+        assert [r["spec"]["seed"] for r in reg.records()] == [1]
+    assert main(["results", "import", str(out), "--results", str(target), "--cpus", "0"]) == 2
+    assert "--cpus" in capsys.readouterr().err
 
 
 def test_rows_of_an_older_export_take_the_core_count_given_and_leave_local_changes_unknown(tmp_path):
@@ -67,8 +125,11 @@ def test_rows_of_an_older_export_take_the_core_count_given_and_leave_local_chang
 
 def _edited(tmp_path, column, value):
     out = _export(tmp_path, [_record(1), _record(2)])
-    rows = list(csv.DictReader(out.open()))
-    rows[1][column] = value
+    rows = list(csv.DictReader(out.open(newline="")))
+    if value is None:  # the first row again
+        rows[1] = dict(rows[0])
+    else:
+        rows[1][column] = value
     bad = tmp_path / "bad.csv"
     with bad.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -79,19 +140,29 @@ def _edited(tmp_path, column, value):
 
 @pytest.mark.parametrize("column, value, needle", [
     ("test Recall@20", "high", "'test Recall@20' must be a number"),
-    ("test Recall@20", "", "'test Recall@20' is blank"),
+    ("jobs", "two", "'jobs' must be a whole number"),
     ("seed", "1.5", "'seed' must be a whole number"),
     ("overrides", "[1]", "'overrides' must be a JSON mapping"),
     ("overrides", '{"reg_weight": 100.0}', "is not the key of its dataset, model, seed and overrides"),
     ("status", "running", "'status' must be done or failed"),
     ("best_epoch", "inf", "'best_epoch' must be a whole number"),
     ("code_dirty", "yes", "'code_dirty' must be True, False or blank"),
+    ("key", None, "the run of line 2 again"),
 ])
 def test_a_bad_row_is_refused_naming_its_line_and_column(tmp_path, column, value, needle):
     bad = _edited(tmp_path, column, value)
     with pytest.raises(UserInputError) as err:
         records_from_csv(bad)
     assert str(bad) in str(err.value) and "line 3" in str(err.value) and needle in str(err.value)
+
+
+def test_a_row_with_a_missing_cell_is_refused_naming_its_line(tmp_path):
+    out = _export(tmp_path, [_record(1), _record(2)])
+    lines = out.read_text().split("\n")
+    short = tmp_path / "short.csv"
+    short.write_text("\n".join([lines[0], lines[1], lines[2].rsplit(",", 1)[0]] + lines[3:]))
+    with pytest.raises(UserInputError, match=r"short.csv line \d+: \d+ columns expected"):
+        records_from_csv(short)
 
 
 def test_a_file_that_is_not_an_export_is_refused_and_nothing_is_imported(tmp_path, capsys):

@@ -216,10 +216,13 @@ def cmd_results(args) -> int:
         if args.cpus is not None and args.cpus < 1:
             raise UserInputError(f"--cpus must be a core count of 1 or more, got {args.cpus}")
         records = records_from_csv(Path(args.key), cpus=args.cpus)
+        left_out = [r for r in records if args.without_inference_runs and "inference_study" in r["spec"]["overrides"]]
+        records = [r for r in records if r not in left_out]
         with Registry(Path(args.results)) as registry:
-            added = sum(registry.put(r) for r in records if registry.get(r["key"]) is None)
+            added = sum(registry.put_new(r) for r in records)
         print(f"imported {added} run(s) from {args.key} into {registry.path}; "
-              f"{len(records) - added} already there, kept as they were")
+              f"{len(records) - added} already there, kept as they were"
+              + (f"; {len(left_out)} run(s) of Fig. 3's inference study left out, to run again" if left_out else ""))
         print("imported runs hold their metrics, not the settings they resolved to: `reproduce` reuses them by "
               "key without checking them against today's config files")
         return 0
@@ -427,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--cpus", type=int, metavar="N",
                      help="import: the core count of the machine the file's CPU runs ran on, for rows that do not "
                           "record it (exports before the column), so that tables pair them with that machine's runs")
+    res.add_argument("--without-inference-runs", action="store_true",
+                     help="import: leave out the runs that hold Fig. 3's inference study (a CSV does not carry its "
+                          "per-strategy metrics), so that `reproduce` runs them again and the figure comes back")
     res.set_defaults(func=cmd_results)
     return parser
 

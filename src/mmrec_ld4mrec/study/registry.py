@@ -119,6 +119,24 @@ class Registry:
             raise self._damaged(f"cannot write ({exc})") from None
         return True
 
+    def put_new(self, record: dict) -> bool:
+        """Store ``record`` only where the registry has no finished run of its key (nothing, or a
+        failed run that a finished one replaces), in one transaction: a run a sweep stores
+        meanwhile is never replaced. Returns whether it was stored."""
+        problem = record_problem(record, record.get("key")) if isinstance(record, dict) else "not a mapping"
+        if problem:
+            raise ValueError(f"not a registry record: {problem}")
+        key = _PREFIX + record["key"].encode()
+        try:
+            with self.env.begin(write=True) as txn:
+                old = txn.get(key)
+                if old is not None and (record["status"] == "failed" or self._decode(key, old)["status"] == "done"):
+                    return False
+                txn.put(key, json.dumps(record, sort_keys=True, default=jsonable).encode())
+        except lmdb.Error as exc:
+            raise self._damaged(f"cannot write ({exc})") from None
+        return True
+
     def _decode(self, key: bytes, data: bytes) -> dict:
         """One stored record, checked: every field a reader uses is there with its type."""
         name = key[len(_PREFIX):].decode(errors="replace")

@@ -107,6 +107,11 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
              "epochs and grid points were chosen on validation Recall@20.", ""]
     for machine, n in sorted(machines.items()):
         lines.append(f"- {n} run(s) on {machine}")
+    imported = sum("imported_from" in r for r in done.values() if r["key"] in needed_keys)
+    if imported:
+        lines.append(f"- {imported} of these run(s) were imported from a `results export` CSV (`results import`): "
+                     "their metrics as recorded, without the settings they ran with, so they were not checked "
+                     "against today's config files")
     lines.append("")
     changed = changed_runs(needed, done, exp.data_path)
     if changed:
@@ -164,13 +169,15 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
                 groups = {k: _done(done, v) for k, v in runs_of(dataset).items()}
                 note = ""
                 if study == "inference":  # one run per seed holds every strategy: a group per strategy
-                    imported = sum("imported_from" in r for runs in groups.values() for r in runs)
+                    bare = sum("imported_from" in r and "inference_study" not in r.get("result", {})
+                               for runs in groups.values() for r in runs)
                     groups = figures.inference_groups(
                         groups, {m: exp.model_steps(dataset, m) for m in exp.study_models("inference")})
-                    if imported and not any(groups.values()):
-                        note = (f"No run here holds the strategies' metrics: {imported} of its runs were imported "
-                                "from a `results export` CSV, which does not carry them (`results import`, "
-                                "docs/reproduce.md); they come back when those runs run again.")
+                    if bare:
+                        note = (f"{bare} run(s) of this figure were imported from a `results export` CSV, which does "
+                                "not carry the strategies' metrics, and are missing from it; `results import "
+                                "--without-inference-runs` leaves them out so that `reproduce` runs them again "
+                                "(docs/reproduce.md).")
                 figure_specs.append((f"{stem}-{dataset}", title.format(dataset), to_csv(groups), plot, groups, note))
     for stem, title, csv_text, plot, groups, note in figure_specs:
         put(f"{stem}.csv", csv_text)

@@ -31,10 +31,10 @@ def flatten(record: dict) -> dict:
            "train_seconds_per_epoch": result.get("train_seconds_per_epoch"),
            "inference_seconds": result.get("inference_seconds"), "peak_rss_mb": result.get("peak_rss_mb"),
            "peak_gpu_mb": result.get("peak_gpu_mb"),
-           "device": record.get("environment", {}).get("accelerator") or "CPU", "jobs": record.get("jobs"),
+           "device": (record.get("environment") or {}).get("accelerator") or "CPU", "jobs": record.get("jobs"),
            "commit": (record.get("code") or {}).get("commit"), "finished_at": record.get("finished_at"),
            "wall_seconds": record.get("wall_seconds"), "error": record.get("error", ""),
-           "cpus": record.get("environment", {}).get("cpus"), "code_dirty": (record.get("code") or {}).get("dirty")}
+           "cpus": (record.get("environment") or {}).get("cpus"), "code_dirty": (record.get("code") or {}).get("dirty")}
     for split in ("valid", "test"):
         for c in COLUMNS:
             row[f"{split} {c}"] = result.get(split, {}).get(c)
@@ -64,16 +64,16 @@ def export_text(records: list[dict], fmt: str) -> str:
     return buf.getvalue()
 
 
-def _number(path: Path, line: int, column: str, text: str | None, whole: bool = False, required: bool = False):
+def _number(path: Path, line: int, column: str, text: str | None, whole: bool = False, nan: bool = False):
+    """The number a cell holds, None where it is blank; ``nan``: a metric, which may be NaN."""
     if text is None or text == "":
-        if required:
-            raise UserInputError(f"{path} line {line}: '{column}' is blank; a finished run needs it")
         return None
     try:
         value = float(text)
     except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or (whole and value != int(value)):
+        value = None
+    if value is None or (math.isinf(value) or (math.isnan(value) and not nan)) or (
+            whole and not (math.isfinite(value) and value == int(value))):
         raise UserInputError(f"{path} line {line}: '{column}' must be {'a whole' if whole else 'a'} number, "
                              f"got {text!r:.60}")
     return int(value) if whole else value
@@ -96,26 +96,31 @@ def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) ->
     status = row["status"]
     if status not in ("done", "failed"):
         raise UserInputError(f"{path} line {line}: 'status' must be done or failed, got {status!r:.60}")
-    seed = _number(path, line, "seed", row["seed"], whole=True, required=True)
+    seed = _number(path, line, "seed", row["seed"], whole=True)
     try:
         overrides = json.loads(row["overrides"] or "{}")
     except ValueError:
         overrides = None
     if not isinstance(overrides, dict):
         raise UserInputError(f"{path} line {line}: 'overrides' must be a JSON mapping, got {row['overrides']!r:.60}")
-    for field in ("model", "dataset", "experiment"):
+    for field in ("model", "dataset"):
         if not row[field]:
             raise UserInputError(f"{path} line {line}: '{field}' is blank")
+    if seed is None:
+        raise UserInputError(f"{path} line {line}: 'seed' is blank")
     from .experiment import RunSpec  # not at the top: it imports `tune` (Optuna), which list and show do not need
 
-    key = RunSpec(row["dataset"], row["model"], seed, overrides).key
+    spec = RunSpec(row["dataset"], row["model"], seed, overrides)
+    key = spec.key
     if row["key"] != key:
         raise UserInputError(f"{path} line {line}: 'key' {row['key']!r:.30} is not the key of its dataset, model, "
                              f"seed and overrides ({key}); the row was edited or belongs to another version")
     done = status == "done"
-    result = {split: {c: _number(path, line, f"{split} {c}", row[f"{split} {c}"], required=done) for c in COLUMNS}
-              for split in ("valid", "test")} if done else {}
-    if done:
+    result = {}
+    if done:  # a metric the run did not compute (its own topk or metrics) is blank: left out, as export wrote it
+        for split in ("valid", "test"):
+            values = {c: _number(path, line, f"{split} {c}", row[f"{split} {c}"], nan=True) for c in COLUMNS}
+            result[split] = {c: v for c, v in values.items() if v is not None}
         for field, whole in (("best_epoch", True), ("epochs_run", True), ("train_seconds_per_epoch", False),
                              ("inference_seconds", False), ("peak_rss_mb", False), ("peak_gpu_mb", False)):
             value = _number(path, line, field, row.get(field), whole=whole)
@@ -123,12 +128,14 @@ def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) ->
                 result[field] = value
     device = row.get("device") or "CPU"
     recorded_cpus = _number(path, line, "cpus", row.get("cpus"), whole=True)
-    record = {"key": key, "status": status, "experiment": row["experiment"],
+    record = {"key": key, "status": status, "label": spec.label,
               "spec": {"dataset": row["dataset"], "model": row["model"], "seed": seed, "overrides": overrides},
               "environment": {"accelerator": None if device == "CPU" else device,
                               "cpus": cpus if recorded_cpus is None and device == "CPU" else recorded_cpus},
               "code": {"commit": row.get("commit") or None, "dirty": _flag(path, line, "code_dirty", row.get("code_dirty"))},
               "imported_from": f"{path.name} line {line}"}
+    if row["experiment"]:
+        record["experiment"] = row["experiment"]
     if done:
         record["result"] = result
     jobs = _number(path, line, "jobs", row.get("jobs"), whole=True)
@@ -148,21 +155,28 @@ def records_from_csv(path: Path, cpus: int | None = None) -> list[dict]:
     """Every row of a ``results export`` CSV as a registry record (:func:`_record_of_row`);
     errors name the file, the line and the column. All rows are read before any is returned."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # utf-8-sig: a CSV saved again by a spreadsheet starts with a byte-order mark
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserInputError(f"{path}: cannot read it as a CSV of runs ({getattr(exc, 'strerror', None) or exc})"
                              ) from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     missing = [f for f in REQUIRED_FIELDS if f not in (reader.fieldnames or [])]
     if missing:
         raise UserInputError(f"{path}: not a `results export` CSV: no column(s) {', '.join(map(repr, missing))}")
-    records = []
+    records, first_line, start = [], {}, reader.line_num + 1
     try:
-        for row in reader:
+        for row in reader:  # a quoted cell may span lines: a row is named by the line it starts on
+            line, start = start, reader.line_num + 1
             if None in row or any(v is None for v in row.values()):
-                raise UserInputError(f"{path} line {reader.line_num}: {len(reader.fieldnames)} columns expected")
-            records.append(_record_of_row(path, reader.line_num, row, cpus))
+                raise UserInputError(f"{path} line {line}: {len(reader.fieldnames)} columns expected, as in its header")
+            record = _record_of_row(path, line, row, cpus)
+            if record["key"] in first_line:
+                raise UserInputError(f"{path} line {line}: the run of line {first_line[record['key']]} again "
+                                     f"(key {record['key']}); an export holds each run once")
+            first_line[record["key"]] = line
+            records.append(record)
     except csv.Error as exc:
-        raise UserInputError(f"{path} line {reader.line_num}: {exc}") from None
+        raise UserInputError(f"{path} line {start}: not valid CSV ({exc})") from None
     return records

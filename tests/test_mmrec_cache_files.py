@@ -111,3 +111,18 @@ def test_guarding_twice_wraps_once(guarded):
     save, load = guarded.save, guarded.load
     guard_torch_files(guarded)
     assert guarded.save is save and guarded.load is load
+
+
+def test_a_truncated_snapshot_in_mmrecs_process_is_set_aside_naming_torchs_error(tmp_path, monkeypatch, caplog):
+    """Snapshots load through the same guarded torch.load there: still set aside, and the warning
+    names torch's error, not the guard's."""
+    from mmrec_ld4mrec.engine.snapshot import Snapshot
+
+    monkeypatch.setattr(torch, "save", torch.save)  # restored after the test, guard and all
+    monkeypatch.setattr(torch, "load", torch.load)
+    guard_torch_files(torch)
+    path = tmp_path / "run.snapshot"
+    path.write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        assert Snapshot(path, "identity").load(torch.nn.Linear(1, 1), None) is None
+    assert "not readable (EOFError)" in caplog.text and not path.exists()

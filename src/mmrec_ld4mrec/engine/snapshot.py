@@ -164,7 +164,8 @@ class Snapshot:
         try:
             payload = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:  # a truncated or foreign file: torch raises many types
-            return self.set_aside(f"not readable ({type(exc).__name__})")
+            # in MMRec's process torch.load names the file (mmrec.cache_files): show torch's own error type
+            return self.set_aside(f"not readable ({type(exc.__cause__ or exc).__name__})")
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             return self.set_aside("not a snapshot of this version")
         if payload.get("identity") != self.identity:

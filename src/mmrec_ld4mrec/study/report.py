@@ -200,7 +200,7 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
 def _machine(record: dict) -> str:
     env, code = record.get("environment") or {}, record.get("code") or {}
     commit, dirty = code.get("commit"), code.get("dirty")
-    # an imported run (results import) holds "dirty": None, its CSV having no such column
+    # a run imported from an export that did not record it (results import) holds "dirty": None
     changes = " + local changes" if dirty else " (local changes not recorded)" if "dirty" in code and dirty is None else ""
     version = f"{commit[:10]}{changes}" if commit else "not in git"
     cpus = env.get("cpus")

@@ -101,38 +101,28 @@ class Registry:
     def put(self, record: dict) -> bool:
         """Store one run's record atomically, replacing an earlier record of the same key,
         except that a failed run never replaces a finished one; returns whether it was stored."""
+        return self._store(record, keep_existing=False)
+
+    def put_new(self, record: dict) -> bool:
+        """Store ``record`` only where the registry has no finished run of its key (nothing, or a
+        failed run that a finished one replaces), in one transaction: a run a sweep stores
+        meanwhile is never replaced. Returns whether it was stored."""
+        return self._store(record, keep_existing=True)
+
+    def _store(self, record: dict, keep_existing: bool) -> bool:
         if not isinstance(record, dict) or not isinstance(record.get("key"), str) or not record["key"]:
             raise ValueError("a registry record needs a 'key'")
         problem = record_problem(record, record["key"])
         if problem:
             raise ValueError(f"not a registry record: {problem}")
         data = json.dumps(record, sort_keys=True, default=jsonable).encode()
-        key = _PREFIX + record["key"].encode()
+        key, failed = _PREFIX + record["key"].encode(), record["status"] == "failed"
         try:
             with self.env.begin(write=True) as txn:
-                if record["status"] == "failed":
-                    old = txn.get(key)
-                    if old is not None and self._decode(key, old)["status"] == "done":
-                        return False
-                txn.put(key, data)
-        except lmdb.Error as exc:
-            raise self._damaged(f"cannot write ({exc})") from None
-        return True
-
-    def put_new(self, record: dict) -> bool:
-        """Store ``record`` only where the registry has no finished run of its key (nothing, or a
-        failed run that a finished one replaces), in one transaction: a run a sweep stores
-        meanwhile is never replaced. Returns whether it was stored."""
-        problem = record_problem(record, record.get("key")) if isinstance(record, dict) else "not a mapping"
-        if problem:
-            raise ValueError(f"not a registry record: {problem}")
-        key = _PREFIX + record["key"].encode()
-        try:
-            with self.env.begin(write=True) as txn:
-                old = txn.get(key)
-                if old is not None and (record["status"] == "failed" or self._decode(key, old)["status"] == "done"):
+                old = txn.get(key) if failed or keep_existing else None
+                if old is not None and (keep_existing and failed or self._decode(key, old)["status"] == "done"):
                     return False
-                txn.put(key, json.dumps(record, sort_keys=True, default=jsonable).encode())
+                txn.put(key, data)
         except lmdb.Error as exc:
             raise self._damaged(f"cannot write ({exc})") from None
         return True

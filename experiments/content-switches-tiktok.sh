@@ -24,6 +24,9 @@ declare -A SWITCH=(
   [graph20]="item_graph_k=20 item_graph_weight=0.5"
   [graph10w1]="item_graph_k=10 item_graph_weight=1.0"
   [graph10again]="item_graph_k=10 item_graph_weight=0.5"  # graph10 on today's code (its product on the batch)
+  [graph10w1again]="item_graph_k=10 item_graph_weight=1.0"  # LD4MRec.yaml as it stands, on today's code
+  [ema95]="item_graph_k=10 item_graph_weight=1.0 ema_decay=0.95"  # third screen: on top of LD4MRec.yaml
+  [ema99]="item_graph_k=10 item_graph_weight=1.0 ema_decay=0.99"
   [featin]="item_features_input=true"
   [featout]="item_features=true"
 )

@@ -58,6 +58,7 @@ class LD4MRecSettings:
     item_graph_weight: float = 0.5  # w in W + w S W (cnet.ItemGraph)
     item_graph_source: str = "content"  # content | interactions | both: what S's neighbours are drawn from
     step_zero_prob: float = 0.0  # share of training rows at t = 0 (uncorrupted, SinEmb(0)), as inference sees
+    ema_decay: float = 0.0  # 0 = off; d in (0, 1): rank with an EMA of the weights (weight_average.py)
 
 
 GATE_INPUTS = ("step", "step_state")
@@ -156,6 +157,7 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         item_graph_weight=_float("item_graph_weight", val("item_graph_weight"), 0.0, math.inf),
         item_graph_source=_choice("item_graph_source", val("item_graph_source"), ITEM_GRAPH_SOURCES),
         step_zero_prob=_float("step_zero_prob", val("step_zero_prob"), 0.0, 1.0),
+        ema_decay=_float("ema_decay", val("ema_decay"), 0.0, 1.0),
     )
     if s.noise_min > s.noise_max:
         raise ConfigError(f"config keys 'noise_min'/'noise_max': noise_min ({s.noise_min}) exceeds noise_max ({s.noise_max})")

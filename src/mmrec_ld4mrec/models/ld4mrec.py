@@ -35,6 +35,7 @@ from ..ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
 from ..ld4mrec.signals import cached_signals, normalize_features, standardized_columns
 from ..ld4mrec.soft_target import soft_reconstruction_target, soft_reconstruction_target_padded
 from ..ld4mrec.step_sampler import ImportanceStepSampler
+from ..ld4mrec.weight_average import WeightAverage
 from ..mmrec.host import config_get, general_recommender_base
 from .modalities import item_modalities
 from .rows import DeviceRows, batch_users
@@ -55,10 +56,11 @@ class LD4MRec(general_recommender_base()):
             s = content_off(s)
         self.settings = s
         # Static-shape training batches on a GPU (CUDA-graph capturable), compact ones on a CPU;
-        # step_zero_prob's per-row update of the step sampler has a data-dependent shape, and the
-        # item graph's sparse backward has not been checked under capture yet.
+        # step_zero_prob's per-row update of the step sampler has a data-dependent shape, the
+        # item graph's sparse backward has not been checked under capture yet, and the weight
+        # average's catch-up is decided on the host.
         self.static_batches = torch.device(self.device).type == "cuda" and s.step_zero_prob == 0 \
-            and s.item_graph_k == 0
+            and s.item_graph_k == 0 and s.ema_decay == 0
 
         if s.svd_rank > min(X.shape):
             raise ConfigError(f"config key 'svd_rank': expected at most min(|U|, |I|) = {min(X.shape)}, got {s.svd_rank}")
@@ -99,6 +101,9 @@ class LD4MRec(general_recommender_base()):
             input_feature_dims=feature_dims if s.item_features_input else [],
         ).to(self.device)
         self.to(self.device)
+        # built last: it averages every parameter above
+        self.weight_average = WeightAverage(self, s.ema_decay) if s.ema_decay > 0 else None
+        self._average_behind = False  # an optimiser step may have followed the last calculate_loss
 
     @staticmethod
     def check_settings(get: Callable[[str], Any]) -> None:
@@ -158,6 +163,8 @@ class LD4MRec(general_recommender_base()):
         compact draws over the batch's own CSR."""
         users = batch_users(interaction).to(self.device)
         s = self.settings
+        self._catch_up_average()
+        self._average_behind = self.weight_average is not None
         if self.static_batches:
             cols, valid = self.rows.padded(users)
             ones = valid.float()
@@ -200,6 +207,18 @@ class LD4MRec(general_recommender_base()):
             self.step_sampler.update(t[sampled], per_user[sampled])
         return (per_user * weights).mean()  # Eq. 8 weighting 1 / (T p_t)
 
+    def _catch_up_average(self) -> None:
+        """Fold the optimiser's last step into the weight average (``ema_decay``): the model does
+        not see the step itself, so it folds it in at the next batch or the next ranking."""
+        if self._average_behind:
+            self.weight_average.update(self)
+            self._average_behind = False
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """A loaded state (the best epoch's, a checkpoint) brings its own weight average."""
+        self._average_behind = False
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     @contextlib.contextmanager
     def inference_strategy(self, steps: int) -> Iterator[None]:
         """Rank with ``steps`` (0 = forward-free, k = k-step inference of Fig. 3) inside the
@@ -216,8 +235,16 @@ class LD4MRec(general_recommender_base()):
         """Algorithm 2 (forward-free): x_hat = C-Net(x_u, SinEmb(0) + e_in(u)) in one pass.
 
         With ``inference_steps`` = k > 0: corrupt x_u to step k, then k reverse steps with the
-        DDPM posterior mean of the predicted x_0 (no sampling noise), as in Fig. 3.
+        DDPM posterior mean of the predicted x_0 (no sampling noise), as in Fig. 3. With
+        ``ema_decay`` > 0 it ranks with the average of the weights.
         """
+        self._catch_up_average()
+        if self.weight_average is not None:
+            with self.weight_average.swapped_in(self):
+                return self._rank(interaction)
+        return self._rank(interaction)
+
+    def _rank(self, interaction) -> torch.Tensor:
         users = interaction[0].to(self.device)
         x = self._rows(users, normalized=self.settings.input_norm == "l2")
         k = self.settings.inference_steps

@@ -55,20 +55,25 @@ def test_models_runs_only_the_named_studies_in_the_scripts_order(tmp_path):
 
 
 # A worker stopped by SIGTERM that takes a while to record it, as `tune` marks its trial failed
-# and queues it again: here, two seconds, then a trial in the study of the journal.
+# and queues it again: here, two seconds, then a trial in the study of the journal. The handler
+# only notes the signal and is set before the slow imports (Optuna), so a loaded machine cannot
+# deliver the limit's SIGTERM before it, and a second signal cannot interrupt the recording.
 SLOW_TO_STOP_CLI = """import signal, sys, time
+
+stopping = []
+signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
 import optuna
 from mmrec_ld4mrec.study.tune import open_storage
 
-def stop(signum, frame):
+JOURNAL = "experiments/results/tune/tiktok/studies.journal"
+deadline = time.time() + 120
+while not stopping and time.time() < deadline:
+    time.sleep(0.05)
+if stopping:
     time.sleep(2)
     study = optuna.load_study(study_name="MGCN-tiktok", storage=open_storage("journal:" + JOURNAL))
     study.enqueue_trial({"learning_rate": 0.01})
     sys.exit(1)
-
-JOURNAL = "experiments/results/tune/tiktok/studies.journal"
-signal.signal(signal.SIGTERM, stop)
-time.sleep(120)
 """
 
 
@@ -89,7 +94,7 @@ def test_gpu_workers_stop_at_the_limit_and_their_last_records_come_back(tmp_path
     stopped = repo / "experiments/results/tune/tiktok/snapshots/MGCN-tiktok/0123.snapshot"
     stopped.parent.mkdir(parents=True)
     stopped.write_text("a stopped trial's state")
-    # LIMIT 6 s: the stand-in must be up (Python and Optuna imported) before it, on a loaded machine too
+    # LIMIT 6 s: the stand-in must be up (Python started, its handler set) before it, on a loaded machine too
     done = subprocess.run(["bash", "experiments/gpu/tune.sh", "tiktok:MGCN"], cwd=repo,
                           env=dict(env, OUT=str(out), LIMIT="6", WORKERS="1"), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -127,7 +132,7 @@ def test_gpu_workers_stop_with_the_script_and_their_records_still_come_back(tmp_
     import signal
     import time
 
-    repo, env = _repo_copy(tmp_path, SLOW_TO_STOP_CLI.replace("time.sleep(120)", "print('up', flush=True)\ntime.sleep(120)"))
+    repo, env = _repo_copy(tmp_path, SLOW_TO_STOP_CLI.replace("JOURNAL = ", "print('up', flush=True)\nJOURNAL = "))
     optuna, open_storage = _journal_with_study(repo)
     out = tmp_path / "out"
     # a terminal's job takes Ctrl-C; one started by a shell without job control inherits SIGINT ignored

@@ -368,7 +368,7 @@ def test_a_killed_sweep_resumes_without_recomputing(tmp_path, data_path):
     exp = _experiment(tmp_path, f"""
 name: killed
 datasets: [synthetic]
-seeds: [1, 2, 3, 4, 5, 6]
+seeds: [1, 2, 3, 4]
 base: {{epochs: 2}}
 models:
   LD4MRec: {SMALL}
@@ -386,7 +386,7 @@ models:
                 finished_before = reg.done()
     os.killpg(sweep.pid, signal.SIGKILL)  # the sweep and the run it had started, mid-way
     sweep.wait()
-    assert 2 <= len(finished_before) < 6, "the sweep should have been killed part-way"
+    assert 2 <= len(finished_before) < 4, "the sweep should have been killed part-way"
     with Registry(results, readonly=True) as reg:
         finished_before = reg.done()
     logs_before = {k: (results / r["log"]).stat().st_mtime_ns for k, r in finished_before.items()}
@@ -397,12 +397,12 @@ models:
     with Registry(results, readonly=True) as reg:
         records = list(reg.records())
     keys = [r["key"] for r in records]
-    assert len(keys) == len(set(keys)) == 6 and all(r["status"] == "done" for r in records)
+    assert len(keys) == len(set(keys)) == 4 and all(r["status"] == "done" for r in records)
     for key, before in finished_before.items():  # untouched: same record, same log, not rerun
         after = next(r for r in records if r["key"] == key)
         assert after == before
         assert (results / before["log"]).stat().st_mtime_ns == logs_before[key]
-    assert sorted(r["spec"]["seed"] for r in records) == [1, 2, 3, 4, 5, 6]
+    assert sorted(r["spec"]["seed"] for r in records) == [1, 2, 3, 4]
 
 
 # ---- the robustness study's noise, and the sweep's options ---------------------------------------

@@ -65,20 +65,24 @@ def test_a_network_that_is_not_the_averaged_one_is_refused():
 def test_ld4mrec_ranks_with_the_average_of_every_step_and_trains_on_its_weights(data_path):
     model, loader = build(data_path, ema_decay=0.5)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    expected = [p.detach().clone() for p in model.parameters()]  # the average, by hand: from the initial weights
     model.train()
     steps = 0
     for users in loader:
         optimizer.zero_grad()
         model.calculate_loss(users).backward()
         optimizer.step()
+        d = min(0.5, (1 + steps) / (10 + steps))
+        expected = [d * e + (1 - d) * p.detach() for e, p in zip(expected, model.parameters())]  # after the step
         steps += 1
     assert steps >= 2
     weights = copy.deepcopy({k: v for k, v in model.state_dict().items() if not k.startswith("weight_average")})
     model.eval()
     users = [torch.arange(6)]
     scores = model.full_sort_predict(users)
-    # the last step was folded in at ranking: one update per optimiser step
+    # the last step was folded in at ranking: one update per optimiser step, each with the weights after it
     assert int(model.weight_average.updates) == steps
+    assert all(torch.allclose(s, e, atol=1e-6) for s, e in zip(model.weight_average._shadows(), expected))
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items() if k in weights)
     reference, _ = build(data_path)  # the same model without the average, given the averaged weights
     averaged = dict(zip(model.weight_average.names, model.weight_average._shadows()))

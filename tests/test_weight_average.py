@@ -54,6 +54,7 @@ def test_swapped_in_computes_with_the_average_and_gives_the_weights_back():
     with pytest.raises(RuntimeError), average.swapped_in(net):
         raise RuntimeError("a ranking that fails")
     assert all(torch.equal(own[k], v) for k, v in net.state_dict().items())  # given back on failure too
+    assert torch.all(average.shadow_0 == 2.0) and torch.all(average.shadow_1 == -1.0)  # the average is kept
 
 
 def test_a_network_that_is_not_the_averaged_one_is_refused():

@@ -51,15 +51,16 @@ class WeightAverage(nn.Module):
 
     @contextlib.contextmanager
     def swapped_in(self, network: nn.Module) -> Iterator[None]:
-        """``network`` computes with the averaged weights inside the block, its own after."""
-        params = self._parameters_of(network)
-        kept = [p.detach().clone() for p in params]
-        with torch.no_grad():
-            for p, s in zip(params, self._shadows()):
-                p.copy_(s)
+        """``network`` computes with the averaged weights inside the block, its own after. The
+        storages are exchanged, not copied: ranking calls this once per batch of users."""
+        pairs = list(zip(self._parameters_of(network), self._shadows()))
+
+        def exchange() -> None:
+            for p, s in pairs:
+                p.data, s.data = s.data, p.data
+
+        exchange()
         try:
             yield
         finally:
-            with torch.no_grad():
-                for p, k in zip(params, kept):
-                    p.copy_(k)
+            exchange()

@@ -4,7 +4,8 @@
 # back on) against the same configuration with one switch on, each on the tuning seeds 1001-1003 (apart
 # from the reported seeds 1-10), the same early stopping as the comparisons (patience 20).
 # Validation decides; test metrics are recorded beside it and not used. Resumable: a finished
-# run's JSON is kept.
+# run's JSON is kept. The variants of the switches that did not carry (docs/findings.md) ran at
+# commit 8aa543d; their results stay in experiments/results/content-switches/.
 # SEEDS picks tuning seeds (default all three), so two copies can share the cores.
 #   DATA=D [SEEDS="1001 1002"] bash experiments/content-switches-tiktok.sh [VARIANT ...]
 set -euo pipefail
@@ -15,20 +16,10 @@ mkdir -p "$OUT"
 declare -A SWITCH=(
   [base]=""
   [graph10]="item_graph_k=10 item_graph_weight=0.5"
-  [inact]="input_activation=true"
-  [cstd]="collab_scale=standard"
-  [step0]="step_zero_prob=0.1"
-  [graph10step0]="item_graph_k=10 item_graph_weight=0.5 step_zero_prob=0.1"
-  [igraph10]="item_graph_k=10 item_graph_weight=0.5 item_graph_source=interactions"
-  [both10]="item_graph_k=10 item_graph_weight=0.5 item_graph_source=both"
   [graph20]="item_graph_k=20 item_graph_weight=0.5"
   [graph10w1]="item_graph_k=10 item_graph_weight=1.0"
   [graph10again]="item_graph_k=10 item_graph_weight=0.5"  # graph10 on today's code (its product on the batch)
   [graph10w1again]="item_graph_k=10 item_graph_weight=1.0"  # LD4MRec.yaml as it stands, on today's code
-  [ema95]="item_graph_k=10 item_graph_weight=1.0 ema_decay=0.95"  # third screen: on top of LD4MRec.yaml
-  [ema99]="item_graph_k=10 item_graph_weight=1.0 ema_decay=0.99"
-  [featin]="item_features_input=true"
-  [featout]="item_features=true"
 )
 VARIANTS=("$@"); [ ${#VARIANTS[@]} -eq 0 ] && VARIANTS=(base graph10)
 for seed in ${SEEDS:-1001 1002 1003}; do

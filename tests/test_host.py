@@ -6,7 +6,7 @@ import textwrap
 
 
 def _fake_checkout(root):
-    """The two files by which host.py recognises an MMRec ``src`` folder (no MMRec code)."""
+    """The two files by which models/base.py recognises an MMRec ``src`` folder (no MMRec code)."""
     (root / "common").mkdir()
     (root / "utils").mkdir()
     (root / "common" / "__init__.py").write_text("")
@@ -32,9 +32,9 @@ def test_inside_mmrec_the_base_is_the_hosts(tmp_path):
     assert _base_of("Pop", tmp_path) == "common.abstract_recommender"
 
 
-def test_outside_mmrec_the_base_is_the_engines(tmp_path):
-    assert _base_of("LD4MRec", tmp_path) == "mmrec_ld4mrec.engine.recommender"
+def test_outside_mmrec_the_base_is_the_standalone_one(tmp_path):
+    assert _base_of("LD4MRec", tmp_path) == "mmrec_ld4mrec.models.base"
     (tmp_path / "common").mkdir()  # a 'common' package that is not MMRec's
     (tmp_path / "common" / "__init__.py").write_text("")
     (tmp_path / "common" / "abstract_recommender.py").write_text("class GeneralRecommender: pass\n")
-    assert _base_of("LD4MRec", tmp_path) == "mmrec_ld4mrec.engine.recommender"
+    assert _base_of("LD4MRec", tmp_path) == "mmrec_ld4mrec.models.base"

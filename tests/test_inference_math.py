@@ -71,7 +71,7 @@ def test_k_step_posterior_gets_x0_on_the_inputs_scale_under_the_multinomial_loss
     to 1. Under MSE it is the raw prediction."""
     multinomial, _ = build(data_path, inference_steps=3, steps=5, loss="multinomial", input_norm="l2")
     seen, _ = _record_k_step(multinomial, monkeypatch)
-    mass = multinomial._rows(torch.arange(12), normalized=True).to_dense().sum(dim=1)
+    mass = multinomial.rows.sparse(torch.arange(12), normalized=True).to_dense().sum(dim=1)
     assert (mass > 1.5).all()  # l2-normalised rows of several items: far from 1
     for x0 in seen["x0"]:
         assert torch.allclose(x0.sum(dim=1), mass, atol=1e-4) and (x0 >= 0).all()
@@ -128,8 +128,12 @@ def test_inference_study_ranks_one_trained_state_with_every_strategy(data_path, 
     assert two_step["test"]["Recall@20"] != result["test"]["Recall@20"]
 
 
-def test_inference_study_steps_beyond_t_are_refused(data_path):
+@pytest.mark.parametrize("study", [[0, 9], [1, 1], "2"])
+def test_inference_study_steps_beyond_t_are_refused_before_training(data_path, small_ld4mrec, monkeypatch, study):
+    from mmrec_ld4mrec.engine import quick_start
     from mmrec_ld4mrec.errors import ConfigError
 
+    monkeypatch.setattr(quick_start.Trainer, "fit", lambda *a, **k: pytest.fail("trained before the check"))
     with pytest.raises(ConfigError, match="inference_study"):
-        build(data_path, steps=5, inference_study=[0, 9])
+        quick_start.run("LD4MRec", "synthetic", {"data_path": f"{data_path}/", **small_ld4mrec, "steps": 5,
+                                                 "inference_study": study})

@@ -1,6 +1,6 @@
-"""The house rules of the source tree and the docs: one folder per concern, a thin CLI that
-nothing imports, the model math free of MMRec and the engine, no import circles, and no
-relative link in the README or docs/ that leads nowhere."""
+"""The house rules of the source tree and the docs: one folder per concern, folders that depend
+one way, a thin CLI that nothing imports, the model math free of MMRec and the engine, no import
+circles, and no relative link in the README or docs/ that leads nowhere."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "mmrec_ld4mrec"
 CONCERNS = {"ld4mrec", "models", "engine", "mmrec", "data", "study"}
+# The folders from the bottom up: each imports only from the folders before it (lazy imports
+# included) and from the top-level helpers (errors, files, resources); the CLI sits above all.
+FOLDER_ORDER = ["data", "ld4mrec", "models", "engine", "mmrec", "study"]
+HELPERS = {"errors", "files", "resources"}
 
 
 def module_name(path: Path) -> str:
@@ -67,6 +71,37 @@ def test_model_math_imports_nothing_from_mmrec_the_engine_or_the_harness():
             assert not outside, f"{module} imports {outside}"
             text = FILES[module].read_text(encoding="utf-8")
             assert not re.search(r"^\s*(from|import) (common|utils|models)\b", text, re.M), module
+
+
+def rank(module: str) -> int:
+    """A module's place in the folder order: -1 for the top-level helpers, the CLI above every folder."""
+    part = module.split(".")[1]
+    if part in HELPERS:
+        return -1
+    return len(FOLDER_ORDER) if part == "cli" else FOLDER_ORDER.index(part)
+
+
+def folder_order_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a module from a folder above its own."""
+    return sorted(f"{m} imports {d}" for m, deps in graph.items() if m != "mmrec_ld4mrec"
+                  for d in deps if rank(d) > rank(m))
+
+
+def test_folders_depend_one_way():
+    assert set(FOLDER_ORDER) == CONCERNS
+    assert folder_order_violations(GRAPH) == []
+
+
+def test_an_upward_import_breaks_the_folder_order():
+    def planted(module: str, dep: str) -> list[str]:
+        graph = {**GRAPH, module: GRAPH[module] | {dep}}
+        return sorted(set(folder_order_violations(graph)) - set(folder_order_violations(GRAPH)))
+
+    pop, trainer = "mmrec_ld4mrec.models.pop", "mmrec_ld4mrec.engine.trainer"
+    assert planted(pop, trainer) == [f"{pop} imports {trainer}"]
+    assert planted("mmrec_ld4mrec.errors", "mmrec_ld4mrec.data.layout") == [
+        "mmrec_ld4mrec.errors imports mmrec_ld4mrec.data.layout"]
+    assert planted("mmrec_ld4mrec.study.bench", "mmrec_ld4mrec.engine.trainer") == []  # downward: allowed
 
 
 def test_no_import_circles():

@@ -4,8 +4,9 @@ import torch
 from mmrec_ld4mrec.engine.config import Config
 from mmrec_ld4mrec.engine.dataloader import TrainDataLoader
 from mmrec_ld4mrec.engine.dataset import RecDataset
-from mmrec_ld4mrec.engine.recommender import GeneralRecommender
+from mmrec_ld4mrec.models.base import GeneralRecommender
 from mmrec_ld4mrec.models.ld4mrec import LD4MRec
+from mmrec_ld4mrec.models.rows import PaddedBatches
 
 
 def build(data_path, **overrides):
@@ -79,11 +80,11 @@ def test_without_modalities_there_are_no_pg_blocks(data_path):
 
 
 def test_dense_input_gives_the_same_scores(data_path):
-    sparse_model, _ = build(data_path)
-    dense_model, _ = build(data_path, sparse_input=False)
-    dense_model.load_state_dict(sparse_model.state_dict())
+    model, _ = build(data_path)
     users = torch.arange(20)
-    assert torch.allclose(sparse_model.full_sort_predict([users]), dense_model.full_sort_predict([users]), atol=1e-5)
+    rows = model.rows.dense(users, normalized=model.settings.input_norm == "l2")
+    dense = model.denoise(rows, torch.zeros(20, dtype=torch.long), users)
+    assert torch.allclose(model.full_sort_predict([users]), dense, atol=1e-5)
 
 
 def test_static_shape_batches_train_like_the_compact_ones(data_path):
@@ -91,8 +92,8 @@ def test_static_shape_batches_train_like_the_compact_ones(data_path):
     target distribution, so the loss of a batch agrees with the compact path's on average."""
     compact, loader = build(data_path, input_dropout=0.2)
     static, _ = build(data_path, input_dropout=0.2)
-    assert compact.static_batches is False  # a CPU model draws compact batches
-    static.static_batches = True
+    assert compact.batches.static is False  # a CPU model draws compact batches
+    static.batches = PaddedBatches(static.rows)
     users = next(iter(loader))
     losses = {}
     for name, model in (("compact", compact), ("static", static)):

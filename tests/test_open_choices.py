@@ -7,17 +7,20 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from mmrec_ld4mrec.engine.config import Config
+from mmrec_ld4mrec.engine.quick_start import grid
 from mmrec_ld4mrec.errors import ConfigError
-from mmrec_ld4mrec.ld4mrec.cnet import CGBlock, CNet, ItemOutput
+from mmrec_ld4mrec.ld4mrec.cnet import CNet
 from mmrec_ld4mrec.ld4mrec.loss import step_loss
 from mmrec_ld4mrec.ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
+from mmrec_ld4mrec.models.base import config_get
 
 from .test_ld4mrec import build
 
 
 def test_defaults_are_the_papers_reading():
     s = LD4MRecSettings()
-    assert (s.loss, s.item_features, s.gate_input, s.gate_bias, s.residual) == ("mse", False, "step", 0.0, False)
+    assert (s.loss, s.input_norm, s.residual, s.input_dropout) == ("mse", "none", False, 0.0)
 
 
 def test_mse_is_eq5_and_multinomial_is_the_softmax_likelihood():
@@ -27,15 +30,6 @@ def test_mse_is_eq5_and_multinomial_is_the_softmax_likelihood():
     assert torch.allclose(step_loss(x_hat, target, "multinomial"), expected, atol=1e-5)
     # shifting every logit of a user leaves the multinomial loss unchanged (ranking-only)
     assert torch.allclose(step_loss(x_hat + 5.0, target, "multinomial"), expected, atol=1e-4)
-
-
-def test_item_output_starts_as_plain_fc_out_and_learns_from_features():
-    torch.manual_seed(0)
-    out = ItemOutput(6, 4, [3])
-    h, feats = torch.randn(2, 4), [torch.randn(6, 3)]
-    assert torch.allclose(out(h, feats), F.linear(h, out.weight, out.bias))
-    out(h, feats).sum().backward()
-    assert out.projections[0].weight.grad.abs().sum() > 0
 
 
 def test_residual_adds_the_skip_and_only_that():
@@ -48,27 +42,20 @@ def test_residual_adds_the_skip_and_only_that():
     assert torch.allclose(skip(x, e, c, p) - plain(x, e, c, p), extra.T, atol=1e-5)
 
 
-def test_gate_reads_the_collaborative_signal_and_starts_at_its_bias():
-    block = CGBlock(4, 3, 2, 5, gate_input="step_state", gate_bias=-2.0)
-    assert block.gate.in_features == 2 + 5
-    assert torch.allclose(block.gate.bias, torch.full((3,), -2.0))
-
-
-@pytest.mark.parametrize("key, value", [("loss", "bpr"), ("gate_input", "h"), ("residual", "yes"),
-                                        ("item_features", 1), ("gate_bias", float("nan"))])
+@pytest.mark.parametrize("key, value", [("loss", "bpr"), ("residual", "yes"), ("input_norm", "l1"),
+                                        ("input_dropout", float("nan"))])
 def test_bad_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
         ld4mrec_settings(lambda k: value if k == key else None)
 
 
 def test_every_switch_on_trains_and_predicts(data_path):
-    model, loader = build(data_path, loss="multinomial", item_features=True, gate_input="step_state",
-                          gate_bias=-1.0, residual=True, input_dropout=0.5, inference_steps=2, input_norm="l2")
+    model, loader = build(data_path, loss="multinomial", residual=True, input_dropout=0.5, inference_steps=2,
+                          input_norm="l2")
     model.train()
     loss = model.calculate_loss(next(iter(loader)))
     loss.backward()
     assert torch.isfinite(loss)
-    assert all(p.grad is not None for n, p in model.named_parameters() if "projections" in n)
     model.eval()
     scores = model.full_sort_predict([torch.arange(4)])
     assert scores.shape == (4, model.n_items) and torch.isfinite(scores).all()
@@ -77,8 +64,8 @@ def test_every_switch_on_trains_and_predicts(data_path):
 def test_l2_input_norm_scales_sparse_inference_rows_like_dense_training_rows(data_path):
     model, _ = build(data_path, input_norm="l2")
     users = torch.arange(6)
-    sparse = model._rows(users, normalized=True)
-    plain = model._rows(users)
+    sparse = model.rows.sparse(users, normalized=True)
+    plain = model.rows.sparse(users)
     assert torch.allclose(sparse.to_dense(), F.normalize(plain.to_dense(), dim=1))
     dense = model.rows.dense(users, normalized=True)
     assert torch.equal(dense, sparse.to_dense())
@@ -86,10 +73,6 @@ def test_l2_input_norm_scales_sparse_inference_rows_like_dense_training_rows(dat
 
 
 def test_ld4mrec_runs_tuned_and_ld4mrecpaper_the_papers_reading(data_path):
-    from mmrec_ld4mrec.engine.config import Config
-    from mmrec_ld4mrec.engine.quick_start import grid
-    from mmrec_ld4mrec.mmrec.host import config_get
-
     tuned = Config("LD4MRec", "synthetic", {"data_path": f"{data_path}/"})
     paper = Config("LD4MRecPaper", "synthetic", {"data_path": f"{data_path}/"})
     assert len(grid(tuned)) == 1 and len(grid(paper)) == 25

@@ -552,7 +552,7 @@ def test_ld4mrec_settings_are_compared_as_the_model_reads_them():
     from mmrec_ld4mrec.study.drift import changed_settings
 
     before = {"learning_rate": 0.001, "vision_feature_file": "image_feat.npy"}  # no item_graph_* keys yet
-    today = {**before, "item_graph_k": 10, "item_graph_weight": 1.0, "item_graph_source": "content"}
+    today = {**before, "item_graph_k": 10, "item_graph_weight": 1.0}
     changed = changed_settings(before, today, "LD4MRec")
     assert changed == {"item_graph_k": (0, 10), "item_graph_weight": (0.5, 1.0)}
     no_features = {"vision_feature_file": "", "text_feature_file": ""}

@@ -65,16 +65,14 @@ def test_every_model_of_ours_has_a_valid_search_space(model):
     assert dims and len({d.name for d in dims}) == len(dims)
 
 
-def test_the_multimodal_space_of_ld4mrec_is_its_default_space_plus_the_content_switches():
+def test_the_multimodal_space_of_ld4mrec_is_its_default_space_plus_the_item_graph():
     plain = {d.name: d for d in load_space(search_space_path("LD4MRec"), "LD4MRec")}
     path = search_space_path("LD4MRec").with_name("LD4MRec-multimodal.yaml")
     multimodal = {d.name: d for d in load_space(path, "LD4MRec")}
     assert {k: multimodal[k] for k in plain} == plain  # the same ranges: one search, more keys
     extra = set(multimodal) - set(plain)
-    assert extra == {"item_graph_k", "item_graph_weight", "item_features", "item_features_input",
-                     "input_activation", "collab_scale", "step_zero_prob"}
-    off = {"item_graph_k": 0, "item_features": False, "item_features_input": False, "input_activation": False,
-           "collab_scale": "none", "step_zero_prob": 0.0}
+    assert extra == {"item_graph_k", "item_graph_weight"}
+    off = {"item_graph_k": 0}
     assert all(off[k] in multimodal[k].choices for k in off)  # the paper's reading stays reachable
 
 
@@ -255,12 +253,12 @@ def test_a_study_from_before_settings_were_recorded_is_stamped_with_where_the_ch
 
 
 def test_changed_settings_see_what_a_searched_key_leaves_to_the_yaml():
-    """The item graph's source is compared even when its k is a searched key (left out of the
+    """The item graph's weight is compared even when its k is a searched key (left out of the
     settings a study shares), and a record from before the SVD's oversampling ran without it."""
     from mmrec_ld4mrec.study.drift import changed_settings
 
-    assert changed_settings({"item_graph_source": "interactions"}, {"item_graph_source": "content"}, "LD4MRec") == {
-        "item_graph_source": ("interactions", "content")}
+    assert changed_settings({"item_graph_weight": 0.3}, {"item_graph_weight": 1.0}, "LD4MRec") == {
+        "item_graph_weight": (0.3, 1.0)}
     assert changed_settings({}, {"svd_oversampling": 100, "svd_power_iterations": 8}, "LD4MRec") == {
         "svd_oversampling": (0, 100), "svd_power_iterations": (4, 8)}
 

@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     summ.set_defaults(func=cmd_summarize)
     bench = sub.add_parser("bench", help="training s/epoch, full inference s and peak memory, side by side")
     bench.add_argument("-d", "--dataset", default="tiktok")
-    bench.add_argument("-m", "--models", default="LD4MRec,LD4MRec:sparse_input=false",
+    bench.add_argument("-m", "--models", default="LD4MRec,LD4MRecPaper",
                        help="comma-separated; the first is the reference; MODEL:key=value overrides one model")
     bench.add_argument("--data-path", help="folder holding <dataset>/ (default for tiktok: prepared from --src)")
     bench.add_argument("--src", default="../shared/data/tiktok", help="DiffMM-format TikTok folder")

@@ -9,7 +9,12 @@ class UserInputError(ValueError):
 
 
 class ConfigError(UserInputError):
-    """A configuration key is unknown or its value is out of range."""
+    """A configuration key is unknown or its value is out of range; ``key`` names it where one
+    key is at fault (a caller adds where the value came from without parsing the message)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(UserInputError):

@@ -32,6 +32,7 @@ from .config import Config, grid_points
 from .dataloader import EvalDataLoader, TrainDataLoader
 from .dataset import RecDataset, inject_false_positives
 from .evaluator import evaluate, rank_topk
+from .run_result import PointResult, RunResult, resumable, run_grid
 from .snapshot import Snapshot, identity_of
 from .trainer import FitResult, Trainer
 
@@ -97,10 +98,7 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
     removed when the run has finished. It applies to a run of one grid point that trains (not
     ``--load``); elsewhere it is ignored, with a warning."""
     config, model_cls = checked_config(model_name, dataset_name, config_dict)
-    if snapshot is not None and (load_dir or len(grid(config)) != 1):
-        log.warning("%s: a snapshot resumes one training run; this one (%d grid points%s) is not resumable",
-                    snapshot, len(grid(config)), ", --load" if load_dir else "")
-        snapshot = None
+    snapshot = resumable(snapshot, len(grid(config)), loading=bool(load_dir))
     if save_dir:  # before any work: a run must not end in a checkpoint it cannot write
         check_output_folder(save_dir, "--save")
         if (Path(save_dir) / CHECKPOINT_FILE).exists():
@@ -123,35 +121,36 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         try:
             config.validate()
         except ConfigError as exc:
-            raise ConfigError(f"{checkpoint_path(Path(load_dir))}: its stored config is not valid here: {exc}") from None
+            raise ConfigError(f"{checkpoint_path(Path(load_dir))}: its stored config is not valid here: {exc}",
+                              key=exc.key) from None
         points = [{k: config[k] for k in config["hyper_parameters"]}]
     if max(config["topk"]) > dataset.get_item_num():
         raise ConfigError(f"config key 'topk': {max(config['topk'])} exceeds the number of items "
-                          f"({dataset.get_item_num()}) of '{dataset_name}'")
+                          f"({dataset.get_item_num()}) of '{dataset_name}'", key="topk")
 
     train = TrainDataLoader(config, train_ds, int(config["train_batch_size"]), shuffle=True)
     valid = EvalDataLoader(config, valid_ds, train_ds, int(config["eval_batch_size"]))
     test = EvalDataLoader(config, test_ds, train_ds, int(config["eval_batch_size"]))
-    runs = []
     on_gpu = torch.device(config["device"]).type == "cuda"
     if on_gpu:
         torch.empty(1, device=config["device"])  # the allocator must exist before its peak can be reset
         torch.cuda.reset_peak_memory_stats(config["device"])
-    for idx, point in enumerate(points):
+    kept: dict[int, tuple[FitResult, list]] = {}  # per point: the fit (best state, top-k) and the test users
+
+    def fit_point(idx: int, point: dict) -> PointResult:
         for key, value in point.items():
             config[key] = value
-        log.info("run %d/%d of %s on %s: %s", idx + 1, len(points), model_name, dataset_name, point)
         init_seed(int(config["seed"]))
         train.batch_size = int(config["train_batch_size"])
         train.pretrain_setup()
         model = model_cls(config, train).to(config["device"])
+        strategies = _inference_study(config, model)
         if payload:
             load_state(model, payload["state_dict"], checkpoint_path(Path(load_dir)), model_name)
             fit = FitResult(best_epoch=int(payload.get("best_epoch", -1)), epochs_run=0)
             fit.valid, _ = evaluate(model, valid, config)
             fit.test, fit.test_topk = evaluate(model, test, config)
         else:
-            strategies = _inference_study(config, model)
             saver = None if snapshot is None else Snapshot(snapshot, _snapshot_identity(config, fingerprint), snapshot_every,
                                                            torch.device(config["device"]).type)
             fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=bool(save_dir or strategies),
@@ -159,43 +158,30 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
             if fit.best_state is not None:
                 model.load_state_dict(fit.best_state)
         study = [] if payload else [{"inference_steps": k, **_evaluate_with_strategy(model, k, valid, test, config)}
-                                    for k in _inference_study(config, model)]
-        infer_s = time_full_inference(model, train, config)
-        runs.append({"idx": idx, "point": point, "fit": fit, "inference_seconds": infer_s, "inference_study": study,
-                     "config": config.to_dict(), "test_users": test.get_eval_users()})
+                                    for k in strategies]
+        kept[idx] = (fit, test.get_eval_users())
+        return PointResult(point=point, best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, valid=fit.valid,
+                           test=fit.test, train_seconds_per_epoch=fit.train_seconds_per_epoch,
+                           inference_seconds=time_full_inference(model, train, config), config=config.to_dict(),
+                           resumed_from_epoch=fit.resumed_from_epoch,
+                           extra={"history": fit.history, **({"inference_study": study} if study else {})})
 
+    result = RunResult(model_name, dataset_name, config["valid_metric"],
+                       run_grid(points, fit_point, f"{model_name} on {dataset_name}"), peak_rss_mb())
     if snapshot is not None:
         Path(snapshot).unlink(missing_ok=True)  # the run is over: nothing to resume
-    metric = config["valid_metric"]
-    best = max(runs, key=lambda r: r["fit"].valid.get(metric, -1.0))  # chosen on validation only
-    fit = best["fit"]
+    result.extra = {"peak_gpu_mb": torch.cuda.max_memory_allocated(config["device"]) / 2**20 if on_gpu else None,
+                    "dropped_cold_users": train_ds.dropped_cold_users}
+    best = result.best
+    fit, test_users = kept[result.points.index(best)]
     if save_dir and fit.test_topk is not None:
         state = fit.best_state if fit.best_state is not None else (payload or {}).get("state_dict")
         if state is not None:
-            save_checkpoint(Path(save_dir), state, best["config"], fingerprint,
+            save_checkpoint(Path(save_dir), state, best.config, fingerprint,
                             {"model": model_name, "dataset": dataset_name, "best_epoch": fit.best_epoch})
-        save_topk_csv(Path(save_dir), model_name, dataset_name, best["idx"], best["test_users"], fit.test_topk[:, :50])
-    return {
-        "model": model_name,
-        "dataset": dataset_name,
-        "config": best["config"],
-        "hyper_parameters": best["point"],
-        "best_epoch": fit.best_epoch,
-        "epochs_run": fit.epochs_run,
-        "valid": fit.valid,
-        "test": fit.test,
-        "train_seconds_per_epoch": fit.train_seconds_per_epoch,
-        "inference_seconds": best["inference_seconds"],
-        "peak_rss_mb": peak_rss_mb(),
-        "peak_gpu_mb": torch.cuda.max_memory_allocated(config["device"]) / 2**20 if on_gpu else None,
-        "dropped_cold_users": train_ds.dropped_cold_users,
-        "selection": f"best {metric} on validation across {len(runs)} grid point(s)",
-        "grid": [{"point": r["point"], "best_epoch": r["fit"].best_epoch, "valid": r["fit"].valid,
-                  "test": r["fit"].test} for r in runs],
-        "history": fit.history,
-        **({"resumed_from_epoch": fit.resumed_from_epoch} if fit.resumed_from_epoch is not None else {}),
-        **({"inference_study": best["inference_study"]} if best["inference_study"] else {}),
-    }
+        save_topk_csv(Path(save_dir), model_name, dataset_name, result.points.index(best), test_users,
+                      fit.test_topk[:, :50])
+    return result.to_dict()
 
 
 def _snapshot_identity(config: Config, fingerprint: str) -> str:
@@ -205,9 +191,18 @@ def _snapshot_identity(config: Config, fingerprint: str) -> str:
 
 
 def _inference_study(config: Config, model) -> list[int]:
-    """``inference_study`` steps of a model that can switch its inference strategy, else []."""
+    """``inference_study`` steps of a model that can switch its inference strategy, else [];
+    each strategy is checked against the model before it trains."""
     steps = config["inference_study"] if "inference_study" in config else None
-    return list(steps or []) if hasattr(model, "inference_strategy") else []
+    if not steps or not hasattr(model, "inference_strategy"):
+        return []
+    if not isinstance(steps, list) or len(set(map(repr, steps))) != len(steps) \
+            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in steps):
+        raise ConfigError(f"config key 'inference_study': expected a list of distinct integers >= 0, got {steps!r}")
+    for k in steps:
+        with model.inference_strategy(k):  # refuses a strategy the model does not have
+            pass
+    return steps
 
 
 def _evaluate_with_strategy(model, steps: int, valid: EvalDataLoader, test: EvalDataLoader, config: Config) -> dict:

@@ -19,7 +19,7 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leakyre
 
 
 class ItemGraph(nn.Module):
-    """Neighbours' weights (open choices ``item_graph_k``, ``item_graph_source``; off in the paper's reading):
+    """Neighbours' weights (open choice ``item_graph_k``; off in the paper's reading):
     an item-weight matrix W [|I|, d] becomes W + w S W, with S the frozen kNN item graph of
     ``item_graph.build_item_graph`` and w = ``item_graph_weight``; FC_in and FC_out use it.
 
@@ -78,55 +78,31 @@ class _FrozenSparseProduct(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.S_t, grad)
 
 
-def content_projections(feature_dims: list[int], out_dim: int) -> nn.ModuleList:
-    """One learned map P_m: F^m -> out_dim per modality, starting at zero, so that a
-    content-aware item-weight matrix starts as the plain one."""
-    projections = nn.ModuleList(nn.Linear(d, out_dim, bias=False) for d in feature_dims)
-    for proj in projections:
-        nn.init.zeros_(proj.weight)
-    return projections
-
-
-def with_content(weight: torch.Tensor, projections: nn.ModuleList, features: list[torch.Tensor]) -> torch.Tensor:
-    """Item weights W + sum_m F^m P_m: an item seen in few training rows still gets a weight
-    from its content (``item_features``, ``item_features_input``)."""
-    for proj, f in zip(projections, features, strict=True):
-        weight = weight + proj(f)
-    return weight
-
-
 class ItemInput(nn.Module):
-    """FC_in (section 5.3): item space -> d_e, a sparse product for sparse rows.
+    """FC_in (section 5.3): item space -> d_e, a sparse product for sparse rows (inference)
+    and a dense one for the corrupted training rows. With an item graph, x (W + w S W) is
+    taken on the rows' side: (x + w x S) W."""
 
-    ``sparse=False`` densifies sparse input first (the reference for the speed benchmark).
-    Open choice ``item_features_input`` (off in the paper's reading): with item feature
-    matrices F^m, FC_in's weight of item i becomes W_i + sum_m F^m_i P_m (P_m from zero).
-    """
-
-    def __init__(self, n_items: int, out_dim: int, sparse: bool = True, feature_dims: list[int] = ()):
+    def __init__(self, n_items: int, out_dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_items, out_dim))
         self.bias = nn.Parameter(torch.zeros(out_dim))
-        self.sparse = sparse
         nn.init.xavier_normal_(self.weight)
-        self.projections = content_projections(list(feature_dims), out_dim)
 
-    def forward(self, x: torch.Tensor, graph: ItemGraph | None = None, features: list[torch.Tensor] = ()) -> torch.Tensor:
-        weight = with_content(self.weight, self.projections, list(features))
+    def forward(self, x: torch.Tensor, graph: ItemGraph | None = None) -> torch.Tensor:
+        weight = self.weight
         if graph is not None:
             if not x.is_sparse and x.shape[0] < weight.shape[1]:
                 x = graph.rows(x)  # (x + w x S) W = x (W + w S W), cheaper for B < d
             else:
                 weight = graph(weight)
         if x.is_sparse:
-            if self.sparse:
-                if x.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
-                    # cuSPARSE has no bfloat16 sparse x dense product: this one (a few dozen
-                    # entries a row) stays in float32 under bf16 autocast
-                    with torch.autocast("cuda", enabled=False):
-                        return torch.sparse.mm(x.float(), weight.float()) + self.bias
-                return torch.sparse.mm(x, weight) + self.bias
-            x = x.to_dense()
+            if x.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
+                # cuSPARSE has no bfloat16 sparse x dense product: this one (a few dozen
+                # entries a row) stays in float32 under bf16 autocast
+                with torch.autocast("cuda", enabled=False):
+                    return torch.sparse.mm(x.float(), weight.float()) + self.bias
+            return torch.sparse.mm(x, weight) + self.bias
         return x @ weight + self.bias
 
 
@@ -140,34 +116,26 @@ class CGBlock(nn.Module):
 
     With ``use_collab=False`` (the "w/o CG" ablation) it is the DiffRec-style layer
     act(W_a [h || e_step] + b_a): no collaborative signal, no gate.
-
-    Open choices (switches; the defaults are the paper's reading):
-    ``gate_input="step_state"`` feeds the gate [e_step || c_u] instead of e_step alone, so the
-    mix can differ per user through its collaborative signal, not only through e_in(u);
-    ``gate_bias`` initialises b_g (0: g = 0.5; negative: start closer to the collaborative path).
     """
 
     def __init__(self, in_dim: int, out_dim: int, step_dim: int, collab_dim: int,
-                 activation: str = "tanh", use_collab: bool = True, gate_input: str = "step",
-                 gate_bias: float = 0.0):
+                 activation: str = "tanh", use_collab: bool = True):
         super().__init__()
-        self.behaviour = nn.Linear(in_dim + step_dim, out_dim)
+        self.behaviour = nn.Linear(in_dim + step_dim, out_dim)  # W_a, b_a
         self.act = ACTIVATIONS[activation]()
         self.use_collab = use_collab
-        self.gate_input = gate_input
         if use_collab:
-            self.collab = nn.Linear(collab_dim, out_dim)
-            self.gate = nn.Linear(step_dim + (collab_dim if gate_input == "step_state" else 0), out_dim)
-            nn.init.constant_(self.gate.bias, gate_bias)
+            self.collab = nn.Linear(collab_dim, out_dim)  # W_c, b_c
+            self.gate = nn.Linear(step_dim, out_dim)  # W_g, b_g
+            nn.init.zeros_(self.gate.bias)  # b_g = 0: the gate starts at g = 0.5
 
     def forward(self, h: torch.Tensor, e_step: torch.Tensor, collab: torch.Tensor | None) -> torch.Tensor:
-        a = self.act(self.behaviour(torch.cat([h, e_step], dim=-1)))
+        a = self.act(self.behaviour(torch.cat([h, e_step], dim=-1)))  # Eq. 18
         if not self.use_collab:
             return a
-        c = self.act(self.collab(collab))
-        gate_in = torch.cat([e_step, collab], dim=-1) if self.gate_input == "step_state" else e_step
-        g = torch.sigmoid(self.gate(gate_in))
-        return g * a + (1.0 - g) * c
+        c = self.act(self.collab(collab))  # Eq. 19
+        g = torch.sigmoid(self.gate(e_step))  # Eq. 20
+        return g * a + (1.0 - g) * c  # Eq. 20
 
 
 class FiLM(nn.Module):
@@ -206,30 +174,22 @@ class PGBlock(nn.Module):
 
 
 class ItemOutput(nn.Module):
-    """FC_out (section 5.3): d_e -> item space, x_hat = h W^T + b.
+    """FC_out (section 5.3): d_e -> item space, x_hat = h W^T + b. With an item graph,
+    h (W + w S W)^T is taken on the scores' side for batches narrower than d_e."""
 
-    Open choice ``item_features`` (off in the paper's reading): with item feature matrices
-    F^m, each item's output weight becomes W_i + sum_m F^m_i P_m (P_m learned, starting at
-    zero), so an item seen in few training rows still gets a weight from its content.
-    """
-
-    def __init__(self, n_items: int, in_dim: int, feature_dims: list[int] = ()):
+    def __init__(self, n_items: int, in_dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_items, in_dim))
         self.bias = nn.Parameter(torch.zeros(n_items))
         nn.init.xavier_normal_(self.weight)
-        self.projections = content_projections(list(feature_dims), in_dim)
 
-    def item_weights(self, features: list[torch.Tensor], graph: ItemGraph | None = None) -> torch.Tensor:
-        w = with_content(self.weight, self.projections, features)
-        return w if graph is None else graph(w)
-
-    def forward(self, h: torch.Tensor, features: list[torch.Tensor] = (), graph: ItemGraph | None = None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, graph: ItemGraph | None = None) -> torch.Tensor:
         if graph is not None and h.shape[0] < h.shape[1]:
             # h (W + w S W)^T = s + w s S^T with s = h W^T: cheaper on the batch for B < d
-            return graph.scores(h @ self.item_weights(list(features)).T) + self.bias
+            return graph.scores(h @ self.weight.T) + self.bias
+        weight = self.weight if graph is None else graph(self.weight)
         # addmm: the bias enters the product, sparing a pass (and a copy) over the B x |I| output
-        return torch.addmm(self.bias, h, self.item_weights(list(features), graph).T)
+        return torch.addmm(self.bias, h, weight.T)
 
 
 class CNet(nn.Module):
@@ -238,43 +198,29 @@ class CNet(nn.Module):
 
     ``residual=True`` (an open choice, off in the paper's reading) adds act(FC_in x) to the
     output of CG_2, a skip around the d_e -> d_h -> d_e bottleneck, so that the conditioned
-    blocks refine a one-layer denoiser instead of having to carry all of it.
-
-    ``input_activation=True`` (open, off in the paper's reading) applies act to FC_in's output
-    before CG_1: without it FC_in followed by CG_1's linear map is one rank-d_h linear map.
-    ``item_graph`` (open, off) gives FC_in and FC_out their content neighbours' weights.
-    ``item_feature_dims`` / ``input_feature_dims`` (open, empty) give FC_out / FC_in
-    content-aware item weights W + sum_m F^m P_m.
+    blocks refine a one-layer denoiser instead of having to carry all of it. ``item_graph``
+    (open, off in the paper's reading) gives FC_in and FC_out their content neighbours' weights.
     """
 
     def __init__(self, n_items: int, embedding_size: int, hidden_size: int, step_dim: int, collab_dim: int,
                  pref_dims: list[int], activation: str = "tanh", use_cg: bool = True, use_pg: bool = True,
-                 sparse_input: bool = True, gate_input: str = "step", gate_bias: float = 0.0,
-                 item_feature_dims: list[int] = (), residual: bool = False, input_activation: bool = False,
-                 item_graph: ItemGraph | None = None, input_feature_dims: list[int] = ()):
+                 residual: bool = False, item_graph: ItemGraph | None = None):
         super().__init__()
-        self.residual = residual
-        self.act_in = ACTIVATIONS[activation]() if (residual or input_activation) else None
-        self.input_activation = input_activation
+        self.act_in = ACTIVATIONS[activation]() if residual else None
         self.item_graph = item_graph
-        gate = {"gate_input": gate_input, "gate_bias": gate_bias}
-        self.fc_in = ItemInput(n_items, embedding_size, sparse=sparse_input, feature_dims=list(input_feature_dims))
-        self.cg_in = CGBlock(embedding_size, hidden_size, step_dim, collab_dim, activation, use_cg, **gate)
+        self.fc_in = ItemInput(n_items, embedding_size)
+        self.cg_in = CGBlock(embedding_size, hidden_size, step_dim, collab_dim, activation, use_cg)
         self.pg = PGBlock(pref_dims, hidden_size, activation) if (use_pg and pref_dims) else None
-        self.cg_out = CGBlock(hidden_size, embedding_size, step_dim, collab_dim, activation, use_cg, **gate)
-        self.fc_out = ItemOutput(n_items, embedding_size, list(item_feature_dims))
+        self.cg_out = CGBlock(hidden_size, embedding_size, step_dim, collab_dim, activation, use_cg)
+        self.fc_out = ItemOutput(n_items, embedding_size)
 
     def forward(self, x: torch.Tensor, e_step: torch.Tensor, collab: torch.Tensor | None,
-                prefs: list[torch.Tensor], item_features: list[torch.Tensor] = ()) -> torch.Tensor:
-        """``item_features``: the modality matrices F^m, read by whichever of FC_in and FC_out
-        has content projections (neither in the paper's reading)."""
-        h_in = self.fc_in(x, self.item_graph, item_features if len(self.fc_in.projections) else ())
-        if self.input_activation:
-            h_in = self.act_in(h_in)
-        h = self.cg_in(h_in, e_step, collab)
+                prefs: list[torch.Tensor]) -> torch.Tensor:
+        h_in = self.fc_in(x, self.item_graph)
+        h = self.cg_in(h_in, e_step, collab)  # CG_1
         if self.pg is not None:
-            h = self.pg(h, prefs)
-        h = self.cg_out(h, e_step, collab)
-        if self.residual:  # act(FC_in x), activated once whether or not input_activation is on
-            h = h + (h_in if self.input_activation else self.act_in(h_in))
-        return self.fc_out(h, item_features if len(self.fc_out.projections) else (), self.item_graph)
+            h = self.pg(h, prefs)  # PG, Eq. 21-22
+        h = self.cg_out(h, e_step, collab)  # CG_2
+        if self.act_in is not None:  # residual
+            h = h + self.act_in(h_in)
+        return self.fc_out(h, self.item_graph)

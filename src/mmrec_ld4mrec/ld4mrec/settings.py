@@ -37,34 +37,19 @@ class LD4MRecSettings:
     input_dropout: float = 0.0
     feature_norm: str = "l2"  # before Eq. 16
     inference_steps: int = 0  # 0 = forward-free (Algorithm 2)
-    inference_study: tuple[int, ...] = ()  # Fig. 3: strategies the trained best state is also ranked with
     use_cg: bool = True  # False = "w/o CG"
     use_pg: bool = True  # False = "w/o PG"
     use_soft_target: bool = True  # False = "w/o SR"
-    sparse_input: bool = True  # FC_in sparse product; False only for the benchmark
     extra_feature_files: tuple[str, ...] = ()
-    # Open choices explored in docs/model-quality.md; the defaults are the paper's reading.
+    # Open choices of docs/model-spec.md; the defaults are the paper's reading.
     loss: str = "mse"  # mse (Eq. 5) | multinomial (softmax log-likelihood of the soft target)
-    item_features: bool = False  # FC_out weights W_i + sum_m F^m_i P_m (cnet.ItemOutput)
-    item_features_input: bool = False  # FC_in weights W_i + sum_m F^m_i P'_m (cnet.ItemInput)
-    gate_input: str = "step"  # step (Eq. 20) | step_state: the gate also reads c_u
-    gate_bias: float = 0.0  # initial b_g of Eq. 20
     input_norm: str = "none"  # none | l2: the observed row scaled to unit norm before dropout/corruption
     residual: bool = False  # skip act(FC_in x) around CG_1 -> PG -> CG_2 (cnet.CNet)
-    # Content-aware open choices (issue 17); each off in the paper's reading.
-    input_activation: bool = False  # act(FC_in x) before CG_1 (cnet.CNet)
-    collab_scale: str = "none"  # none | standard: each column of c_u (Eq. 14-15) to zero mean, unit std
     item_graph_k: int = 0  # 0 = off; k > 0: content kNN item graph S (item_graph.py) on FC_in/FC_out weights
     item_graph_weight: float = 0.5  # w in W + w S W (cnet.ItemGraph)
-    item_graph_source: str = "content"  # content | interactions | both: what S's neighbours are drawn from
-    step_zero_prob: float = 0.0  # share of training rows at t = 0 (uncorrupted, SinEmb(0)), as inference sees
-    ema_decay: float = 0.0  # 0 = off; d in (0, 1): rank with an EMA of the weights (weight_average.py)
 
 
-GATE_INPUTS = ("step", "step_state")
 INPUT_NORMS = ("none", "l2")
-COLLAB_SCALES = ("none", "standard")
-ITEM_GRAPH_SOURCES = ("content", "interactions", "both")
 
 
 SETTING_KEYS = tuple(f.name for f in fields(LD4MRecSettings))
@@ -72,7 +57,7 @@ SETTING_KEYS = tuple(f.name for f in fields(LD4MRecSettings))
 
 def _int(key: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"config key '{key}': expected an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected an integer >= {minimum}, got {value!r}", key=key)
     return value
 
 
@@ -81,33 +66,25 @@ def _float(key: str, value: Any, low: float, high: float, low_open: bool = False
     ok = ok and (value > low if low_open else value >= low) and value < high
     if not ok:
         bracket = "(" if low_open else "["
-        raise ConfigError(f"config key '{key}': expected a number in {bracket}{low}, {high}), got {value!r}")
+        raise ConfigError(f"config key '{key}': expected a number in {bracket}{low}, {high}), got {value!r}", key=key)
     return float(value)
-
-
-def _ints(key: str, value: Any) -> tuple[int, ...]:
-    """A list of distinct integers >= 0."""
-    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value) \
-            and len(set(value)) == len(value):
-        return tuple(value)
-    raise ConfigError(f"config key '{key}': expected a list of distinct integers >= 0, got {value!r}")
 
 
 def _bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected true or false, got {value!r}", key=key)
     return value
 
 
 def _files(key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value):
         return tuple(value)
-    raise ConfigError(f"config key '{key}': expected a list of file names, got {value!r}")
+    raise ConfigError(f"config key '{key}': expected a list of file names, got {value!r}", key=key)
 
 
 def _choice(key: str, value: Any, choices) -> str:
     if value not in choices:
-        raise ConfigError(f"config key '{key}': expected one of {sorted(choices)}, got {value!r}")
+        raise ConfigError(f"config key '{key}': expected one of {sorted(choices)}, got {value!r}", key=key)
     return value
 
 
@@ -138,33 +115,23 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         input_dropout=_float("input_dropout", val("input_dropout"), 0.0, 1.0),
         feature_norm=_choice("feature_norm", val("feature_norm"), FEATURE_NORMS),
         inference_steps=_int("inference_steps", val("inference_steps"), 0),
-        inference_study=_ints("inference_study", val("inference_study") or ()),
         use_cg=_bool("use_cg", val("use_cg")),
         use_pg=_bool("use_pg", val("use_pg")),
         use_soft_target=_bool("use_soft_target", val("use_soft_target")),
-        sparse_input=_bool("sparse_input", val("sparse_input")),
         extra_feature_files=_files("extra_feature_files", val("extra_feature_files") or ()),
         loss=_choice("loss", val("loss"), LOSSES),
-        item_features=_bool("item_features", val("item_features")),
-        item_features_input=_bool("item_features_input", val("item_features_input")),
-        gate_input=_choice("gate_input", val("gate_input"), GATE_INPUTS),
-        gate_bias=_float("gate_bias", val("gate_bias"), -math.inf, math.inf),
         residual=_bool("residual", val("residual")),
         input_norm=_choice("input_norm", val("input_norm"), INPUT_NORMS),
-        input_activation=_bool("input_activation", val("input_activation")),
-        collab_scale=_choice("collab_scale", val("collab_scale"), COLLAB_SCALES),
         item_graph_k=_int("item_graph_k", val("item_graph_k"), 0),
         item_graph_weight=_float("item_graph_weight", val("item_graph_weight"), 0.0, math.inf),
-        item_graph_source=_choice("item_graph_source", val("item_graph_source"), ITEM_GRAPH_SOURCES),
-        step_zero_prob=_float("step_zero_prob", val("step_zero_prob"), 0.0, 1.0),
-        ema_decay=_float("ema_decay", val("ema_decay"), 0.0, 1.0),
     )
     if s.noise_min > s.noise_max:
-        raise ConfigError(f"config keys 'noise_min'/'noise_max': noise_min ({s.noise_min}) exceeds noise_max ({s.noise_max})")
+        raise ConfigError(f"config keys 'noise_min'/'noise_max': noise_min ({s.noise_min}) exceeds noise_max "
+                          f"({s.noise_max})", key="noise_min")
     if s.noise_scale * s.noise_max >= 1.0:
-        raise ConfigError(f"config key 'noise_scale': noise_scale * noise_max must be < 1, got {s.noise_scale * s.noise_max}")
+        raise ConfigError(f"config key 'noise_scale': noise_scale * noise_max must be < 1, got "
+                          f"{s.noise_scale * s.noise_max}", key="noise_scale")
     if s.inference_steps > s.steps:
-        raise ConfigError(f"config key 'inference_steps': expected 0..steps ({s.steps}), got {s.inference_steps}")
-    if any(k > s.steps for k in s.inference_study):
-        raise ConfigError(f"config key 'inference_study': expected steps in 0..steps ({s.steps}), got {list(s.inference_study)}")
+        raise ConfigError(f"config key 'inference_steps': expected 0..steps ({s.steps}), got {s.inference_steps}",
+                          key="inference_steps")
     return s

@@ -74,15 +74,6 @@ def collaborative_signal(X: sp.spmatrix, rank: int, seed: int = 0, power_iterati
     return np.hstack([u, fused]).astype(np.float32)
 
 
-def standardized_columns(signal: np.ndarray) -> np.ndarray:
-    """Each column to zero mean and unit standard deviation (constant columns to zero): the
-    ``collab_scale: standard`` choice for c_u, whose U_q half has rows of norm about
-    sqrt(q / |U|) and would otherwise start dominated by the layers' biases."""
-    s = np.asarray(signal, dtype=np.float64)
-    std = s.std(axis=0, keepdims=True)
-    return np.divide(s - s.mean(axis=0, keepdims=True), std, out=np.zeros_like(s), where=std > 0).astype(np.float32)
-
-
 def normalize_features(features: np.ndarray, how: str) -> np.ndarray:
     """Feature normalisation applied before Eq. 16 (an open choice: ``feature_norm``)."""
     f = np.asarray(features, dtype=np.float64)

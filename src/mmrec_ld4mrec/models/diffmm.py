@@ -41,7 +41,7 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..ld4mrec.diffusion import NoiseSchedule
-from ..mmrec.host import config_get, general_recommender_base
+from .base import config_get, general_recommender_base
 from .diffrec import DiffRecDenoiser, reverse_chain, snr_step_weight
 from .graph import info_nce_all, sparse_mm, symmetric_spmm
 from .keys import bool_key, int_key, int_list_key, real_key

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from ..errors import ConfigError
 from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
 from ..ld4mrec.step_sampler import ImportanceStepSampler
-from ..mmrec.host import config_get, general_recommender_base
+from .base import config_get, general_recommender_base
 from .rows import DeviceRows, batch_users
 
 
@@ -63,13 +63,14 @@ class DiffRec(general_recommender_base()):
         get = lambda key, default: config_get(config, key, default)  # noqa: E731
         dims = list(get("dims", [1000]))
         if not dims or any((not isinstance(d, int)) or d < 1 for d in dims):
-            raise ConfigError(f"config key 'dims': expected a list of positive integers, got {dims!r}")
+            raise ConfigError(f"config key 'dims': expected a list of positive integers, got {dims!r}", key="dims")
         self.steps = int(get("steps", 100))
         self.sampling_steps = int(get("sampling_steps", 0))
         if self.steps < 2:
-            raise ConfigError(f"config key 'steps': expected an integer >= 2, got {self.steps}")
+            raise ConfigError(f"config key 'steps': expected an integer >= 2, got {self.steps}", key="steps")
         if not 0 <= self.sampling_steps <= self.steps:
-            raise ConfigError(f"config key 'sampling_steps': expected 0..steps ({self.steps}), got {self.sampling_steps}")
+            raise ConfigError(f"config key 'sampling_steps': expected 0..steps ({self.steps}), got {self.sampling_steps}",
+                              key="sampling_steps")
         self.sampling_noise = bool(get("sampling_noise", False))
         self.reweight = bool(get("reweight", True))
         self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
@@ -86,16 +87,6 @@ class DiffRec(general_recommender_base()):
         self.denoiser = DiffRecDenoiser(self.n_items, dims, int(get("step_emb_size", 10)), bool(get("norm", True)),
                                         float(get("dropout", 0.5)))
         self.to(self.device)
-
-    def matmul_shapes(self, batch: int) -> dict[str, list[tuple[int, int, int]]]:
-        """The dense products (m, k, n) that bound a training step and an inference pass over
-        ``batch`` users: each layer's forward, weight gradient and (past the first) input
-        gradient; inference runs every layer forward once per reverse step."""
-        layers = [(layer.in_features, layer.out_features) for layer in [*self.denoiser.encoder, *self.denoiser.decoder]]
-        train = []
-        for i, (a, b) in enumerate(layers):
-            train += [(batch, a, b), (a, batch, b)] + ([(batch, b, a)] if i else [])
-        return {"train": train, "inference": [(batch, a, b) for a, b in layers] * self.steps}
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         users = batch_users(interaction).to(self.device)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..mmrec.host import config_get, general_recommender_base
+from .base import config_get, general_recommender_base
 from .rows import DeviceRows
 
 
@@ -33,7 +33,7 @@ class EASE(general_recommender_base()):
         super().__init__(config, dataloader)
         reg = config_get(config, "reg_weight", 250.0)
         if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg > 0:
-            raise ConfigError(f"config key 'reg_weight': expected a positive number, got {reg!r}")
+            raise ConfigError(f"config key 'reg_weight': expected a positive number, got {reg!r}", key="reg_weight")
         self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         self.rows = DeviceRows(self.train_matrix, self.device)
         self.register_buffer("item_weights", torch.from_numpy(ease_weights(self.train_matrix, float(reg))))

@@ -7,7 +7,7 @@ import math
 from numbers import Integral, Real
 
 from ..errors import ConfigError
-from ..mmrec.host import config_get
+from .base import config_get
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -27,7 +27,7 @@ def real_key(model: str, config, key: str, default: float, low: float | None = N
         ok = value < high if high_open else value <= high
     if not ok:
         raise ConfigError(f"{model}: config key {key!r}: expected a number in "
-                          f"{_interval(low, high, low_open, high_open)}, got {value!r}")
+                          f"{_interval(low, high, low_open, high_open)}, got {value!r}", key=key)
     return float(value)
 
 
@@ -39,14 +39,14 @@ def int_key(model: str, config, key: str, default: int, low: int | None = None, 
         ok = False
     if not ok:
         raise ConfigError(f"{model}: config key {key!r}: expected an integer in "
-                          f"{_interval(low, high, False, False)}, got {value!r}")
+                          f"{_interval(low, high, False, False)}, got {value!r}", key=key)
     return int(value)
 
 
 def bool_key(model: str, config, key: str, default: bool) -> bool:
     value = config_get(config, key, default)
     if not isinstance(value, bool):
-        raise ConfigError(f"{model}: config key {key!r}: expected true or false, got {value!r}")
+        raise ConfigError(f"{model}: config key {key!r}: expected true or false, got {value!r}", key=key)
     return value
 
 
@@ -55,7 +55,7 @@ def int_list_key(model: str, config, key: str, default: list[int], low: int = 1)
     value = config_get(config, key, default)
     if not (isinstance(value, (list, tuple)) and value
             and all(isinstance(v, Integral) and not isinstance(v, bool) and v >= low for v in value)):
-        raise ConfigError(f"{model}: config key {key!r}: expected a non-empty list of integers >= {low}, got {value!r}")
+        raise ConfigError(f"{model}: config key {key!r}: expected a non-empty list of integers >= {low}, got {value!r}", key=key)
     return [int(v) for v in value]
 
 
@@ -68,5 +68,5 @@ def real_list_key(model: str, config, key: str, default: list[float], length: in
         for v in value)
     if not ok:
         raise ConfigError(f"{model}: config key {key!r}: expected {length} numbers in "
-                          f"{_interval(low, high, False, high_open)}, got {value!r}")
+                          f"{_interval(low, high, False, high_open)}, got {value!r}", key=key)
     return [float(v) for v in value]

@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..mmrec.host import config_get, general_recommender_base
+from .base import config_get, general_recommender_base
 from .graph import info_nce, row_scaled, sparse_mm
 from .keys import int_key, real_key, real_list_key
 from .modalities import item_modalities, require_modalities

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..data.features import configured_feature_path, load_feature_file
 from ..errors import ConfigError
-from ..mmrec.host import config_get
+from .base import config_get
 
 
 def item_modalities(model, config, extra_feature_files: list[str] | tuple[str, ...] = ()) -> list[np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..mmrec.host import general_recommender_base
+from .base import general_recommender_base
 
 
 class Pop(general_recommender_base()):

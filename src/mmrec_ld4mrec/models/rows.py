@@ -7,14 +7,22 @@ loop over users per batch.
 Two gathers: :meth:`DeviceRows.batch` returns the batch's own CSR (its length depends on the
 data, so on a GPU the host waits to learn it), :meth:`DeviceRows.padded` every row padded to
 the longest training row with a mask (shapes fixed by the batch size alone: no host wait, and
-a training step built on it can be captured as a CUDA graph).
+a training step built on it can be captured as a CUDA graph). :class:`CompactBatches` and
+:class:`PaddedBatches` wrap the two as the :class:`RowBatch` a training step reads, so the
+model is given one of them and never branches on the device.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 import torch
+
+from ..ld4mrec.soft_target import soft_reconstruction_target, soft_reconstruction_target_padded
 
 
 def batch_users(interaction) -> torch.Tensor:
@@ -97,3 +105,58 @@ class DeviceRows:
             return torch.ones(rows.numel(), device=rows.device)
         counts = (indptr[1:] - indptr[:-1]).clamp(min=1).float()
         return counts.rsqrt()[rows]
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """A batch's observed rows x_u, as the training step of a user-row model reads them.
+
+    ``binary`` is x_u dense [B, |I|]; ``values`` the value of each observed entry (1, or the
+    row's 1 / sqrt(|N_u|) under ``input_norm: l2``) in the batch's own sparse layout;
+    :meth:`dense` scatters entry values (``values`` after dropout, say) into dense rows;
+    :meth:`soft_target` draws Eq. 6-7's target from the same layout."""
+
+    binary: torch.Tensor
+    values: torch.Tensor
+    dense: Callable[[torch.Tensor], torch.Tensor]
+    soft_target: Callable[[float, float], torch.Tensor]
+
+
+class CompactBatches:
+    """Each batch in its own CSR (a CPU's choice: the fewest entries drawn). Its sizes depend
+    on the data, so on a GPU the host would wait to learn them."""
+
+    static = False  # shapes known only after the gather
+
+    def __init__(self, rows: DeviceRows):
+        self.rows = rows
+
+    def draw(self, users: torch.Tensor, normalized: bool) -> RowBatch:
+        indptr, cols, rows = self.rows.batch(users)
+        scatter = functools.partial(self.rows.scatter, len(users), rows, cols)
+        binary = scatter(torch.ones(len(cols), device=cols.device))
+        return RowBatch(binary, self.rows.values(indptr, rows, normalized), scatter,
+                        lambda p, gamma: soft_reconstruction_target(binary, indptr, cols, p, gamma))
+
+
+class PaddedBatches:
+    """Every row padded to the longest training row: shapes fixed by the batch size alone (a
+    GPU's choice), so no step waits on the host and the trainer can capture it as a CUDA graph.
+    The same distributions as :class:`CompactBatches` (a coin per slot and per item)."""
+
+    static = True
+
+    def __init__(self, rows: DeviceRows):
+        self.rows = rows
+
+    def draw(self, users: torch.Tensor, normalized: bool) -> RowBatch:
+        cols, valid = self.rows.padded(users)
+        scatter = functools.partial(self.rows.scatter_padded, cols)
+        binary = scatter(valid.float())
+        return RowBatch(binary, self.rows.padded_values(valid, normalized), scatter,
+                        lambda p, gamma: soft_reconstruction_target_padded(binary, cols, valid, p, gamma))
+
+
+def row_batches(rows: DeviceRows) -> CompactBatches | PaddedBatches:
+    """Padded batches on a GPU, compact ones elsewhere."""
+    return PaddedBatches(rows) if rows.device.type == "cuda" else CompactBatches(rows)

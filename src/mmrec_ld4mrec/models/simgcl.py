@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..mmrec.host import config_get, general_recommender_base
+from .base import config_get, general_recommender_base
 from .graph import bipartite_adjacency, info_nce, symmetric_spmm
 
 

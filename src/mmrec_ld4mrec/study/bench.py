@@ -5,7 +5,7 @@ Each measurement runs in a fresh subprocess (so peak RSS is that model's own): i
 model, trains ``--epochs`` epochs and times one full ranking of every user (top-k, training
 items masked). ``--repeats`` rounds cycle through the models; the report gives medians and
 every figure as a ratio to the first model, measured in the same run. A model may carry
-overrides: ``LD4MRec:sparse_input=false``, ``DiffRec:steps=5``.
+overrides: ``LD4MRec:input_dropout=0.5``, ``DiffRec:steps=5``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,16 @@ from pathlib import Path
 import torch
 
 from ..data.published import prepare_diffmm
-from ..engine.config import parse_overrides, parse_value
+from ..engine.config import Config, parse_overrides, parse_value, settings_per_model
+from ..engine.dataloader import TrainDataLoader
+from ..engine.dataset import RecDataset
+from ..engine.quick_start import init_seed, peak_rss_mb, time_full_inference
+from ..engine.trainer import Trainer
 from ..errors import UserInputError
 from ..files import atomic_write, check_output_file
+from ..models import get_model
+from ..models.diffrec import DiffRec
+from ..models.ld4mrec import LD4MRec
 from .scale import run_scale_study, run_shape, subprocess_measure
 
 METRICS = ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb")
@@ -59,12 +66,6 @@ def parse_spec(spec: str) -> tuple[str, dict]:
 
 def measure(request: dict) -> dict:
     """Train ``epochs`` epochs and time a full ranking, in this process."""
-    from ..engine.config import Config
-    from ..engine.dataloader import TrainDataLoader
-    from ..engine.dataset import RecDataset
-    from ..engine.quick_start import init_seed, peak_rss_mb, time_full_inference
-    from ..engine.trainer import Trainer
-    from ..models import get_model
 
     name, overrides = parse_spec(request["spec"])
     began = time.perf_counter()
@@ -153,17 +154,41 @@ def matmul_seconds(m: int, k: int, n: int, device, repeats: int = 3, dtype=torch
     return statistics.median(times)
 
 
+def matmul_shapes(model, batch: int) -> dict[str, list[tuple[int, int, int]]] | None:
+    """The dense products (m, k, n) that bound a training step on ``batch`` users and an
+    inference pass over ``batch`` users, for the models whose cost they dominate (None for others).
+
+    LD4MRec: FC_in forward on the dense corrupted rows and its weight gradient, FC_out forward,
+    weight and input gradient; forward-free inference is FC_out alone (FC_in is a sparse
+    product), k-step inference k passes with a dense FC_in. Left out: the item graph's sparse
+    products (``item_graph_k``: about k |I| min(B, d) multiply-adds per modality each, under a
+    tenth of a dense product's |I| B d at k = 10). DiffRec: each layer's forward, weight gradient
+    and (past the first) input gradient; inference runs every layer forward once per reverse step."""
+    if isinstance(model, LD4MRec):
+        n_items, d = model.n_items, model.settings.embedding_size
+        train = [(batch, n_items, d), (n_items, batch, d), (batch, d, n_items), (n_items, batch, d), (batch, n_items, d)]
+        k = model.settings.inference_steps
+        infer = [(batch, d, n_items)] if k == 0 else [(batch, n_items, d), (batch, d, n_items)] * k
+        return {"train": train, "inference": infer}
+    if isinstance(model, DiffRec):
+        layers = [(layer.in_features, layer.out_features) for layer in [*model.denoiser.encoder, *model.denoiser.decoder]]
+        train = []
+        for i, (a, b) in enumerate(layers):
+            train += [(batch, a, b), (a, batch, b)] + ([(batch, b, a)] if i else [])
+        return {"train": train, "inference": [(batch, a, b) for a, b in layers] * model.steps}
+    return None
+
+
 def bounds(model, batch: int, eval_batch: int, n_users: int, train: bool, device, dtype=torch.float32) -> dict:
     """The machine's own bound for this model, measured here, in this process: its dense
-    products (``model.matmul_shapes``) timed at its shapes and precision (bfloat16 with
+    products (:func:`matmul_shapes`) timed at its shapes and precision (bfloat16 with
     ``precision: bf16``), times the batches of an epoch
     (every user once, ``batch`` at a time) and of a full ranking (``eval_batch`` at a time)."""
-    shapes = getattr(model, "matmul_shapes", None)
-    if shapes is None:
+    if matmul_shapes(model, 1) is None:
         return {"train_bound_seconds": None, "inference_bound_seconds": None, "matmul_gflops": None}
     out, flops, secs = {}, 0.0, 0.0
     for phase, size, field in (("train", batch, "train_bound_seconds"), ("inference", eval_batch, "inference_bound_seconds")):
-        products = shapes(size)[phase]
+        products = matmul_shapes(model, size)[phase]
         timed = {s: matmul_seconds(*s, device=device, dtype=dtype) for s in set(products)}
         per_batch = sum(timed[s] for s in products)
         out[field] = per_batch * n_users / size if (phase == "inference" or train) else None
@@ -252,8 +277,6 @@ def main(args) -> int:
         data_path = str(tmp)
     runs = []
     try:
-        from ..engine.config import settings_per_model
-
         data_path = str(Path(data_path).resolve()) + "/"
         per_model = settings_per_model([parse_spec(s)[0] for s in specs], args.dataset, settings, data_path)
         for rep in range(args.repeats):

@@ -6,12 +6,11 @@ default carried into ``configs/model/LD4MRec.yaml``, say) would otherwise be reu
 run today's configuration. Every standalone run's record holds the settings it ran with; this
 module compares them with the settings its spec resolves to now, as the model reads them:
 
-* LD4MRec's family is compared through its validated settings (``LD4MRecSettings``), so a key
+* LD4MRec's family is compared through its validated settings (``LD4MRec.resolved_settings``), so a key
   a record predates counts as the behaviour before it: the code's default, since new switches
   arrive off, except where ``BEFORE_KEYS`` says otherwise (the randomized SVD's oversampling
-  and power iterations arrived with new values). The content switches are off on a dataset
-  without item features (as the model turns them off), and the item graph's weight and source
-  do not count while a configured graph is off.
+  and power iterations arrived with new values). The item graph is off on a dataset without
+  item features (as the model turns it off), and its weight does not count while it is off.
 * Other models are compared on the keys both sides hold: a key added to their config files
   after a run was recorded is not seen.
 * MMRec runs resolve their settings inside the MMRec checkout and are not compared.
@@ -26,7 +25,7 @@ from typing import Protocol
 
 from ..engine.config import Config
 from ..errors import ConfigError
-from ..ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
+from ..models.ld4mrec import LD4MRec
 
 
 class Run(Protocol):
@@ -45,8 +44,6 @@ class Run(Protocol):
 NOT_SETTINGS = frozenset({"data_path", "device", "gpu_id", "use_gpu", "seed", "hyper_parameters", "inference_study",
                           "eval_batch_size", "cuda_graphs", "test_history"})
 LD4MREC_FAMILY = ("LD4MRec", "LD4MRecPaper")
-_FIELDS = frozenset(f.name for f in dataclasses.fields(LD4MRecSettings))
-_FEATURE_KEYS = ("vision_feature_file", "text_feature_file", "extra_feature_files")
 # LD4MRec keys that arrived with a value other than the behaviour before them: a record
 # without the key ran this (6dbd0e2: the SVD had q test vectors and 4 power iterations).
 BEFORE_KEYS = {"svd_oversampling": 0, "svd_power_iterations": 4}
@@ -72,28 +69,19 @@ def settings_now(model: str, dataset: str, seed: int, overrides: dict, data_path
         return None
 
 
-def _has_features(config: dict) -> bool:
-    return any(config.get(key) for key in _FEATURE_KEYS)
-
-
 def _as_run(model: str, config: dict) -> dict:
     """``config`` as the model reads it (see the module's docstring); unchanged where its
     settings cannot be read (a grid's list, a value today's checks refuse)."""
     if model not in LD4MREC_FAMILY:
         return config
-    with_before = {**BEFORE_KEYS, **config}
     try:
-        s = ld4mrec_settings(lambda key: with_before.get(key))
+        s = LD4MRec.resolved_settings({**BEFORE_KEYS, **config})
     except (ConfigError, TypeError, ValueError):
         return config
-    if not _has_features(config):
-        from ..models.ld4mrec import without_content
-
-        s = without_content(s)
     if s.item_graph_k == 0 and "item_graph_k" in config:  # a graph configured off (not a key left out)
-        default = LD4MRecSettings()
-        s = dataclasses.replace(s, item_graph_weight=default.item_graph_weight, item_graph_source=default.item_graph_source)
-    return {**{k: v for k, v in config.items() if k not in _FIELDS}, **dataclasses.asdict(s)}
+        s = dataclasses.replace(s, item_graph_weight=type(s)().item_graph_weight)  # the default: unread
+    settings = dataclasses.asdict(s)
+    return {**{k: v for k, v in config.items() if k not in settings}, **settings}
 
 
 def changed_settings(recorded: dict, now: dict, model: str = "") -> dict[str, tuple]:

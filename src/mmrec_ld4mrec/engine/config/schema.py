@@ -1,94 +1,17 @@
-"""MMRec-style configuration: overall -> dataset -> model YAML -> command line.
-
-``hyper_parameters`` lists are concatenated across the files (as MMRec does) and ``seed``
-always takes part in the grid. Command-line keys must exist in one of the files, so a typo
-stops the run instead of being ignored.
-"""
+"""The checks of a config: file and folder names built from a model or dataset name, and the
+type and range of every value of the engine's own keys (``configs/overall.yaml``)."""
 
 from __future__ import annotations
 
-import difflib
-import itertools
 import math
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
-
-from ..errors import ConfigError, UserInputError
-from ..files import check_path_name
-from ..resources import resource_dir
-from .metrics import DISPLAY, METRICS
-
-
-def _yaml_loader():
-    """A safe loader that also reads 1e-4 (not only 1.0e-4) as a float, like MMRec's."""
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-            |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-            |\.[0-9_]+(?:[eE][-+][0-9]+)?
-            |[-+]?\.(?:inf|Inf|INF)
-            |\.(?:nan|NaN|NAN))$""", re.X),
-        list("-+0123456789."),
-    )
-    return Loader
-
-
-YAML_LOADER = _yaml_loader()
-
-
-def parse_value(text: str) -> Any:
-    """A command-line value, read as YAML (``0.01``, ``[1, 2]``, ``true``, ``tanh``)."""
-    try:
-        return yaml.load(text, Loader=YAML_LOADER)
-    except yaml.YAMLError:
-        return text
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``--set key=value ...`` as a dict of config overrides, each value read by ``parse_value``."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserInputError(f"--set expects key=value, got {item!r}")
-        out[key.strip()] = parse_value(value)
-    return out
-
-
-def configs_root() -> Path:
-    """``configs/`` of a source checkout (editable install) or of the installed data files."""
-    return resource_dir("configs", "overall.yaml")
-
-
-def read_yaml(path: Path) -> dict:
-    """A YAML file holding a mapping (empty file: ``{}``); anything else is a ``ConfigError`` naming the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a YAML text file (byte {exc.start} is not UTF-8)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        data = yaml.load(text, Loader=YAML_LOADER)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of keys to values")
-    return data
+from ...errors import ConfigError
+from ...files import check_path_name
+from ..metrics import DISPLAY, METRICS
 
 
 def _shown(value: Any, limit: int = 60) -> str:
@@ -127,87 +50,6 @@ def check_plain_name(what: str, flag: str, name: Any) -> str:
 _NAME_MAX = 250  # a file name's 255 bytes less the ".yaml" suffix
 
 
-class Config:
-    """``config[key]`` returns the value or None (MMRec's behaviour). Every value is checked
-    for type and range when the config is built (:func:`validate_config`), before any data is read."""
-
-    def __init__(self, model: str, dataset: str, config_dict: dict | None = None, root: Path | None = None):
-        check_plain_name("model", "-m", model)
-        check_plain_name("dataset", "-d", dataset)
-        if "data_path" in (config_dict or {}):
-            _check_scalar(config_dict, "data_path", *SCALAR_CHECKS["data_path"], [])
-            _check_data_path(config_dict["data_path"])
-        root = root or configs_root()
-        files = [root / "overall.yaml", self._dataset_yaml(root, dataset, config_dict or {}),
-                 root / "model" / f"{model}.yaml"]
-        for f in files[1:]:
-            if not f.is_file():
-                known = sorted(p.stem for p in f.parent.glob("*.yaml"))
-                raise ConfigError(f"no config file {f}; known {f.parent.name}s: {', '.join(known)}")
-        merged: dict[str, Any] = {}
-        hyper: list[str] = []
-        for f in files:
-            data = read_yaml(f)
-            hyper.extend(hyper_parameter_list(data.pop("hyper_parameters", None), str(f)))
-            merged.update(data)
-        for key, value in (config_dict or {}).items():
-            if key == "hyper_parameters":
-                hyper = hyper_parameter_list(value, "--set")
-                continue
-            if key not in merged:
-                close = difflib.get_close_matches(key, merged, n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else ""
-                raise ConfigError(f"unknown config key '{key}' (not in overall, {dataset} or {model} YAML){hint}")
-            merged[key] = value
-        for key in hyper:
-            if key not in merged:
-                raise ConfigError(f"hyper_parameters names '{key}', which no config file sets")
-        if "seed" not in hyper:
-            hyper = ["seed"] + hyper
-        merged["hyper_parameters"] = list(dict.fromkeys(hyper))
-        merged["model"], merged["dataset"] = model, dataset
-        merged["valid_metric_bigger"] = True
-        validate_config(merged)
-        use_gpu = bool(merged.get("use_gpu")) and torch.cuda.is_available()
-        merged["device"] = torch.device(f"cuda:{merged.get('gpu_id', 0)}" if use_gpu else "cpu")
-        self.final_config_dict = merged
-        self.files = files
-
-    def validate(self) -> None:
-        """Check every value again (after values were replaced, e.g. from a checkpoint)."""
-        validate_config(self.final_config_dict)
-
-    @staticmethod
-    def _dataset_yaml(root: Path, dataset: str, config_dict: dict) -> Path:
-        """``configs/dataset/<d>.yaml``, else the one ``prepare`` wrote beside the data."""
-        own = root / "dataset" / f"{dataset}.yaml"
-        if own.is_file():
-            return own
-        data_path = config_dict.get("data_path") or read_yaml(root / "overall.yaml").get("data_path", "")
-        prepared = Path(f"{data_path}{dataset}") / f"{dataset}.yaml"
-        if os.path.lexists(prepared) and not prepared.is_file():
-            raise ConfigError(f"{prepared}: the dataset's config is not a regular file")
-        return prepared if prepared.is_file() else own
-
-    def __getitem__(self, key: str) -> Any:
-        return self.final_config_dict.get(key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.final_config_dict[key] = value
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.final_config_dict
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, torch.device) else v) for k, v in self.final_config_dict.items()}
-
-
-def grid_points(keys: list[str], value_of: Callable[[str], Any]) -> list[dict]:
-    """Every combination of the values of ``keys`` (``value_of(key)``; a scalar is a one-value axis)."""
-    axes = [v if isinstance(v, list) else [v] for v in (value_of(k) for k in keys)]
-    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
-
-
 def hyper_parameter_list(value: Any, where: str) -> list[str]:
     """``hyper_parameters``: a list of key names (a single name is a one-key list)."""
     if value is None:
@@ -215,7 +57,8 @@ def hyper_parameter_list(value: Any, where: str) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(k, str) and k for k in value):
-        raise ConfigError(f"config key 'hyper_parameters' ({where}): expected a list of key names, got {_shown(value)}")
+        raise ConfigError(f"config key 'hyper_parameters' ({where}): expected a list of key names, got {_shown(value)}",
+                          key="hyper_parameters")
     return list(value)
 
 
@@ -285,7 +128,7 @@ def _check_once(key: str, values: list, same=lambda v: v) -> None:
     for v in values:
         if same(v) in seen:
             raise ConfigError(f"config key '{key}': {_shown(v, 30)} appears more than once in {_shown(values)}; "
-                              "give each value once")
+                              "give each value once", key=key)
         seen.append(same(v))
 
 
@@ -293,16 +136,16 @@ def _check_scalar(cfg: dict, key: str, ok, expected: str, hyper: list[str]) -> N
     value = cfg[key]
     if isinstance(value, list) and key in hyper:
         if not value:
-            raise ConfigError(f"config key '{key}': an empty list of values to search over (hyper_parameters)")
+            raise ConfigError(f"config key '{key}': an empty list of values to search over (hyper_parameters)", key=key)
         bad = [v for v in value if not ok(v)]
         if bad:
-            raise ConfigError(f"config key '{key}': expected each value to be {expected}, got {_shown(bad[0])}")
+            raise ConfigError(f"config key '{key}': expected each value to be {expected}, got {_shown(bad[0])}", key=key)
         _check_once(key, value)
         return
     if not ok(value):
         hint = "; a list of values is searched over only when the key is in hyper_parameters" \
             if isinstance(value, list) and key in GRID_KEYS else ""
-        raise ConfigError(f"config key '{key}': expected {expected}, got {_shown(value)}{hint}")
+        raise ConfigError(f"config key '{key}': expected {expected}, got {_shown(value)}{hint}", key=key)
 
 
 def _check_topk(cfg: dict) -> list[int]:
@@ -311,7 +154,7 @@ def _check_topk(cfg: dict) -> list[int]:
         topk = [topk]
     if not isinstance(topk, list) or not topk or not all(_is_int(k) and k >= 1 for k in topk):
         raise ConfigError(f"config key 'topk': expected a non-empty list of integers >= 1 such as [10, 20], "
-                          f"got {_shown(cfg['topk'])}")
+                          f"got {_shown(cfg['topk'])}", key="topk")
     _check_once("topk", topk)
     cfg["topk"] = topk
     return topk
@@ -323,7 +166,8 @@ def _check_metrics(cfg: dict) -> list[str]:
         metrics = [metrics]
     known = list(DISPLAY.values())
     if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m.lower() in METRICS for m in metrics):
-        raise ConfigError(f"config key 'metrics': expected a non-empty list of some of {known}, got {_shown(cfg['metrics'])}")
+        raise ConfigError(f"config key 'metrics': expected a non-empty list of some of {known}, got {_shown(cfg['metrics'])}",
+                          key="metrics")
     _check_once("metrics", metrics, str.lower)
     cfg["metrics"] = metrics
     return metrics
@@ -336,7 +180,7 @@ def _check_valid_metric(cfg: dict, metrics: list[str] | None, topk: list[int] | 
     if match is None or match.group(1).lower() not in names or (topk is not None and int(match.group(2)) not in topk):
         options = f"METRIC one of metrics {metrics} and K one of topk {topk}" if metrics else "a known metric"
         raise ConfigError(f"config key 'valid_metric': expected METRIC@K with {options} (e.g. Recall@20), "
-                          f"got {_shown(value)}")
+                          f"got {_shown(value)}", key="valid_metric")
     cfg["valid_metric"] = f"{DISPLAY[match.group(1).lower()]}@{int(match.group(2))}"
 
 
@@ -357,17 +201,19 @@ def validate_config(cfg: dict) -> None:
         _check_valid_metric(cfg, metrics, topk)
     extra = cfg.get("extra_feature_files")
     if extra is not None and (not isinstance(extra, list) or not all(_name(n) for n in extra)):
-        raise ConfigError(f"config key 'extra_feature_files': expected a list of file names, got {_shown(extra)}")
+        raise ConfigError(f"config key 'extra_feature_files': expected a list of file names, got {_shown(extra)}",
+                          key="extra_feature_files")
     schedule = cfg.get("learning_rate_scheduler")
     if schedule is not None and not (isinstance(schedule, (list, tuple)) and len(schedule) == 2
                                      and all(_is_real(v) and v > 0 for v in schedule)):
         raise ConfigError("config key 'learning_rate_scheduler': expected [factor, period], two numbers > 0 "
-                          f"(the rate is multiplied by factor every period epochs), got {_shown(schedule)}")
+                          f"(the rate is multiplied by factor every period epochs), got {_shown(schedule)}",
+                          key="learning_rate_scheduler")
     clip = cfg.get("clip_grad_norm")
     if clip is not None and not (isinstance(clip, dict) and set(clip) <= _CLIP_KEYS and _is_real(clip.get("max_norm"))
                                  and clip["max_norm"] > 0):
         raise ConfigError("config key 'clip_grad_norm': expected null or a mapping such as {max_norm: 5, norm_type: 2} "
-                          f"(keys: {sorted(_CLIP_KEYS)}), got {_shown(clip)}")
+                          f"(keys: {sorted(_CLIP_KEYS)}), got {_shown(clip)}", key="clip_grad_norm")
     _check_data_path(cfg.get("data_path"))
 
 
@@ -381,16 +227,5 @@ def _check_data_path(data_path: Any) -> None:
         if os.path.lexists(candidate):
             if not candidate.is_dir():
                 raise ConfigError(f"config key 'data_path' (--data-path) {data_path}: {candidate} is not a folder; "
-                                  "it must name the folder holding <dataset>/")
+                                  "it must name the folder holding <dataset>/", key="data_path")
             return
-
-
-def settings_per_model(models: list[str], dataset: str, settings: dict, data_path: str | None = None) -> dict:
-    """``--set`` values for several models: each key goes to the models whose configs define
-    it; a key that none defines is refused."""
-    base = {"data_path": data_path} if data_path else {}
-    known = {m: Config(m, dataset, base).final_config_dict for m in dict.fromkeys(models)}
-    unknown = [k for k in settings if not any(k in known[m] for m in known)]
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {unknown} for models {', '.join(known)}")
-    return {m: {k: v for k, v in settings.items() if k in known[m]} for m in known}

@@ -183,7 +183,9 @@ def test_an_mmrec_run_stopped_between_epochs_resumes_with_the_digits_of_one_neve
     resumed = run_in_mmrec(checkout, model, "synthetic", config, on_evaluation=lambda e, v: seen.append(e),
                            snapshot=file, snapshot_every=0)
     assert seen == [0, 1, 2]  # epoch 0's evaluation passed on again from the snapshot, then 1 and 2
-    assert resumed["resumed_from_epoch"] == 1 and "resumed_from_epoch" not in whole
+    # the parent stops the child once it has read epoch 1's validation; by then the child may
+    # have saved its snapshot before epoch 2 (an epoch here is a tenth of a second)
+    assert resumed["resumed_from_epoch"] in (1, 2) and "resumed_from_epoch" not in whole
     assert {k: resumed[k] for k in ("valid", "test", "best_epoch", "epochs_run")} == \
         {k: whole[k] for k in ("valid", "test", "best_epoch", "epochs_run")}
     assert not file.exists()

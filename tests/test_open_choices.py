@@ -82,3 +82,9 @@ def test_ld4mrec_runs_tuned_and_ld4mrecpaper_the_papers_reading(data_path):
     assert tuned["loss"] == "multinomial" and tuned["residual"] is True
     assert {k: tuned[k] for k in ("steps", "embedding_size", "hidden_size", "use_cg", "use_pg", "use_soft_target")} \
         == {k: paper[k] for k in ("steps", "embedding_size", "hidden_size", "use_cg", "use_pg", "use_soft_target")}
+
+
+def test_a_removed_option_is_refused_as_removed(data_path):
+    with pytest.raises(ConfigError, match="'ema_decay'.*removed.*docs/findings.md") as caught:
+        Config("LD4MRec", "synthetic", {"data_path": f"{data_path}/", "ema_decay": 0.99})
+    assert caught.value.key == "ema_decay"

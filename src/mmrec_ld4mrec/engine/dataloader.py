@@ -19,6 +19,7 @@ import torch
 
 from ..errors import DataError
 from .dataset import RecDataset
+from .snapshot import loader_orders, reordered
 
 
 def _matrix(ds: RecDataset, form: str = "coo"):
@@ -58,14 +59,11 @@ class TrainDataLoader:
     def order_state(self) -> dict:
         """The orders the next epoch's batches depend on (for a snapshot): the shuffled frame,
         the users and the negative pool."""
-        from .snapshot import loader_orders
 
         data = self.dataset
         return loader_orders(data.df, self._original_df, data.uid_field, data.iid_field, self.all_uids, self.all_items)
 
     def load_order_state(self, state: dict) -> None:
-        from .snapshot import reordered
-
         self.dataset.df = reordered(self._original_df, state["frame"])
         self.all_uids = state["users"].numpy().astype(self.all_uids.dtype)
         self.all_items = state["items"].tolist()

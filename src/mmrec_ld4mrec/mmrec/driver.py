@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import itertools
 import json
 import logging
 import os
@@ -23,40 +22,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from ..engine.config import check_plain_name, grid_points, hyper_parameter_list, read_yaml, validate_config
-from ..engine.metrics import DISPLAY
+from ..engine.quick_start import peak_rss_mb
+from ..engine.run_result import PointResult, RunResult, resumable, run_grid
+from ..engine.snapshot import Snapshot
 from ..errors import ConfigError, UserInputError
+from ..files import die_with_parent
 from ..models import MODELS, get_model
+from .cache_files import guard_torch_files
 from .overlay import check_checkout
-
-
-def _display(metrics: dict) -> dict:
-    out = {}
-    for key, value in (metrics or {}).items():
-        name, _, k = key.partition("@")
-        out[f"{DISPLAY.get(name.lower(), name)}@{k}"] = float(value)
-    return out
+from .resume import SNAPSHOT_KEYS, restore, run_identity
+from .shims import apply as apply_shims
+from .trainer import display_metrics, recording_trainer
 
 
 def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
-    from mmrec_ld4mrec.mmrec.shims import apply
-
-    apply()
-    import numpy as np
-    import torch
-
-    from mmrec_ld4mrec.mmrec.cache_files import guard_torch_files
-
+    apply_shims()
     guard_torch_files(torch)  # the graphs MMRec's models cache beside the dataset
+    # MMRec's modules exist only in this process (its src folder is the working directory), and
+    # only after the shims have patched the stack: they cannot be imported at the top
     from utils.configurator import Config
     from utils.dataloader import EvalDataLoader, TrainDataLoader
     from utils.dataset import RecDataset
     from utils.logger import init_logger
-    from utils.utils import get_model, get_trainer, init_seed
-
-    from mmrec_ld4mrec.engine.quick_start import peak_rss_mb
-    from mmrec_ld4mrec.engine.snapshot import Snapshot
-    from mmrec_ld4mrec.mmrec.resume import SNAPSHOT_KEYS, restore, run_identity, saving_before_each_epoch
+    from utils.utils import get_model as mmrec_model
+    from utils.utils import get_trainer, init_seed
 
     config = Config(request["model"], request["dataset"], request["config"])
     init_logger(config)
@@ -71,54 +64,26 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     keys = list(config["hyper_parameters"])
     if "seed" not in keys:
         keys = ["seed"] + keys
-    axes = [v if isinstance(v, list) else [v] for v in (config[k] for k in keys)]
-    metric = config["valid_metric"].lower()
-    runs = []
+    points = grid_points(keys, lambda key: config[key])
     snapshot = None
-    if request.get("snapshot"):
-        points = len(list(itertools.product(*axes)))
-        if points != 1:
-            logging.getLogger().warning("%s: a snapshot resumes one training run; this one (%d grid points) is "
-                                        "not resumable", request["snapshot"], points)
-        else:
-            snapshot = Snapshot(request["snapshot"], run_identity(config, dataset),
-                                float(request.get("snapshot_every", 60)), torch.device(config["device"]).type)
-    for idx, combo in enumerate(itertools.product(*axes)):
-        for key, value in zip(keys, combo):
+    if resumable(request.get("snapshot"), len(points)):
+        snapshot = Snapshot(request["snapshot"], run_identity(config, dataset), float(request.get("snapshot_every", 60)),
+                            torch.device(config["device"]).type)
+    trainer_class = recording_trainer(get_trainer())
+
+    def fit_point(idx: int, point: dict) -> PointResult:
+        for key, value in point.items():
             config[key] = value
         init_seed(config["seed"])
         train.pretrain_setup()
-        model = get_model(config["model"])(config, train).to(config["device"])
-        trainer = get_trainer()(config, model, False)
-        seconds, pre_seconds, reported = [], [], []
-        train_epoch, pre_epoch = trainer._train_epoch, model.pre_epoch_processing
+        model = mmrec_model(config["model"])(config, train).to(config["device"])
+        trainer = trainer_class(config, model, valid, train, request.get("progress"), snapshot)
         saved = snapshot.load(model, trainer.optimizer, SNAPSHOT_KEYS) if snapshot is not None else None
         if saved is not None:
             with snapshot.restoring():
-                restore(saved, trainer, model, train, seconds, reported)
+                restore(saved, trainer, model, train)
             if request.get("progress"):  # the parent passes them to its pruner again, in order
-                Path(request["progress"]).write_text("".join(line + "\n" for line in reported), encoding="utf-8")
-
-        def timed_pre(_inner=pre_epoch, pre_seconds=pre_seconds):
-            start = time.perf_counter()
-            out = _inner()
-            pre_seconds.append(time.perf_counter() - start)
-            return out
-
-        def timed(*args, _inner=train_epoch, seconds=seconds, pre_seconds=pre_seconds, **kwargs):
-            # an epoch as MMRec's trainer times it: pre_epoch_processing (DiffMM's denoisers) included
-            start = time.perf_counter()
-            out = _inner(*args, **kwargs)
-            seconds.append(time.perf_counter() - start + (pre_seconds.pop() if pre_seconds else 0.0))
-            return out
-
-        model.pre_epoch_processing = timed_pre
-        if snapshot is not None:  # saved before the epoch's clock starts
-            model.pre_epoch_processing = saving_before_each_epoch(timed_pre, snapshot, trainer, model, train, seconds,
-                                                                  reported)
-        trainer._train_epoch = timed
-        if request.get("progress"):
-            trainer._valid_epoch = _reporting(trainer._valid_epoch, valid, seconds, request["progress"], reported)
+                Path(request["progress"]).write_text("".join(line + "\n" for line in trainer.reported), encoding="utf-8")
         _, best_valid, best_test = trainer.fit(train, valid_data=valid, test_data=test, saved=False)
         if snapshot is not None:
             snapshot.discard()  # the run is over: nothing to resume
@@ -130,40 +95,16 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
                                      device=config["device"])
                 torch.topk(model.full_sort_predict([users]), max(config["topk"]), dim=-1)
         inference = time.perf_counter() - start
-        runs.append({"idx": idx, "point": dict(zip(keys, combo)), "valid": _display(best_valid),
-                     "test": _display(best_test), "best_epoch": len(seconds) - 1 - trainer.cur_step * int(config["eval_step"]),
-                     "epochs_run": len(seconds), "train_seconds_per_epoch": float(np.mean(seconds)) if seconds else 0.0,
-                     "inference_seconds": inference,
-                     **({"resumed_from_epoch": int(saved["next_epoch"])} if saved is not None else {})})
-    valid_key = next(iter(_display({metric: 0})))
-    best = max(runs, key=lambda r: r["valid"].get(valid_key, -1.0))
-    final = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in config.final_config_dict.items()}
-    final.update(best["point"])
-    return {
-        "model": request["model"], "dataset": request["dataset"], "engine": "mmrec", "config": final,
-        "hyper_parameters": best["point"], "best_epoch": best["best_epoch"], "epochs_run": best["epochs_run"],
-        "valid": best["valid"], "test": best["test"], "train_seconds_per_epoch": best["train_seconds_per_epoch"],
-        "inference_seconds": best["inference_seconds"], "peak_rss_mb": peak_rss_mb(),
-        **({"resumed_from_epoch": best["resumed_from_epoch"]} if "resumed_from_epoch" in best else {}),
-        "selection": f"best {config['valid_metric']} on validation across {len(runs)} grid point(s)",
-        "grid": [{k: r[k] for k in ("point", "best_epoch", "valid", "test")} for r in runs],
-    }
+        final = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in config.final_config_dict.items()}
+        return PointResult(point=point, best_epoch=trainer.best_epoch, epochs_run=len(trainer.seconds),
+                           valid=display_metrics(best_valid), test=display_metrics(best_test),
+                           train_seconds_per_epoch=float(np.mean(trainer.seconds)) if trainer.seconds else 0.0,
+                           inference_seconds=inference, config=copy.deepcopy(final),
+                           resumed_from_epoch=int(saved["next_epoch"]) if saved is not None else None)
 
-
-def _reporting(valid_epoch, valid, seconds: list, progress: str, reported: list):
-    """MMRec's ``Trainer._valid_epoch`` that also appends each *validation* result (it is called
-    for the test split too) as a JSON line ``{"epoch", "valid"}`` to ``progress`` and to ``reported``."""
-
-    def wrapped(data, *args, **kwargs):
-        score, result = valid_epoch(data, *args, **kwargs)
-        if data is valid:
-            line = json.dumps({"epoch": len(seconds) - 1, "valid": _display(result)})
-            reported.append(line)
-            with open(progress, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
-        return score, result
-
-    return wrapped
+    valid_key = next(iter(display_metrics({config["valid_metric"].lower(): 0})))
+    points_run = run_grid(points, fit_point, f"{request['model']} on {request['dataset']}")
+    return RunResult(request["model"], request["dataset"], valid_key, points_run, peak_rss_mb(), engine="mmrec").to_dict()
 
 
 def child_environment() -> dict[str, str]:
@@ -171,8 +112,6 @@ def child_environment() -> dict[str, str]:
     (torch's thread count, which run_worker sets to cores / jobs). Without it parallel runs
     (reproduce --jobs N) each start every core's worth of OpenMP threads: with two jobs on two
     cores MMRec's BPR epochs took 5-20 s instead of 1.2 s."""
-    import torch
-
     env = dict(os.environ)
     env.pop("MMREC_LD4MREC_STANDALONE", None)
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(max(1, torch.get_num_threads()))
@@ -254,11 +193,6 @@ def _check_model(root: Path, model: str) -> None:
         raise ConfigError(f"unknown model {model!r}: {module} does not define it{hint}")
 
 
-def _origin_of(message: str, origin: dict) -> str | None:
-    found = re.match(r"config key '([^']+)'", message)
-    return origin.get(found.group(1)) if found else None
-
-
 def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, settings: dict, overrides: dict) -> dict:
     """The config MMRec's ``Config`` will build (overall -> dataset -> model YAML -> the entries
     handed over), checked as the standalone engine checks it: the engine's common keys by
@@ -294,8 +228,8 @@ def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, s
             for point in grid_points(cfg["hyper_parameters"], cfg.get):
                 check(lambda key, point=point: point[key] if key in point else cfg.get(key))
     except ConfigError as exc:
-        where = _origin_of(str(exc), origin)
-        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+        where = origin.get(exc.key)
+        raise ConfigError(f"{where}: {exc}" if where else str(exc), key=exc.key) from None
     return cfg
 
 
@@ -342,8 +276,6 @@ def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict 
 
 
 if __name__ == "__main__":
-    from mmrec_ld4mrec.files import die_with_parent
-
     die_with_parent()
     sys.path.insert(0, os.getcwd())
     req = json.loads(sys.argv[1])

@@ -11,7 +11,10 @@ epoch, its evaluation and early stopping are then complete), and puts them back 
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..engine.checkpoint import dataset_fingerprint
+from ..engine.quick_start import feature_paths
 from ..engine.snapshot import (
     identity_of,
     load_model_training_state,
@@ -29,7 +32,6 @@ MACHINE_KEYS = {"data_path", "device", "gpu_id", "use_gpu", "eval_batch_size"}
 def run_identity(config, dataset) -> str:
     """The model, the data (the interactions' and feature files' fingerprint) and every setting
     of MMRec's final config but this machine's."""
-    from ..engine.quick_start import feature_paths
 
     settings = {k: v for k, v in config.final_config_dict.items() if k not in MACHINE_KEYS}
     fingerprint = dataset_fingerprint(dataset, feature_paths(config))
@@ -42,8 +44,6 @@ def _loader_state(train) -> dict:
 
 
 def _load_loader_state(train, state: dict) -> None:
-    import numpy as np
-
     train.dataset = train.dataset_bk.copy(reordered(train.dataset_bk.df, state["frame"]))
     train.all_uids = state["users"].numpy().astype(np.asarray(train.all_uids).dtype)
     train.all_items = state["items"].tolist()
@@ -54,18 +54,21 @@ SNAPSHOT_KEYS = ("next_epoch", "model", "model_training_state", "optimizer", "sc
                  "reported", "loader", "rng")
 
 
-def training_state(trainer, model, train, seconds: list, reported: list, next_epoch: int) -> dict:
-    """What epoch ``next_epoch`` of MMRec's ``fit`` depends on; ``seconds``: the epochs' times so
-    far, ``reported``: the validation lines written so far (passed to the pruner again on resume)."""
+def training_state(trainer, model, train, next_epoch: int) -> dict:
+    """What epoch ``next_epoch`` of MMRec's ``fit`` depends on, with what the trainer recorded so
+    far (``mmrec.trainer``): each epoch's seconds, the validation lines (passed to the pruner again
+    on resume) and the best epoch."""
     return {"next_epoch": next_epoch, "model": model.state_dict(), "model_training_state": model_training_state(model),
             "optimizer": trainer.optimizer.state_dict(), "scheduler": trainer.lr_scheduler.state_dict(),
             "trainer": {"cur_step": trainer.cur_step, "best_valid_score": float(trainer.best_valid_score),
                         "best_valid_result": {k: float(v) for k, v in trainer.best_valid_result.items()},
-                        "best_test_upon_valid": {k: float(v) for k, v in trainer.best_test_upon_valid.items()}},
-            "seconds": list(seconds), "reported": list(reported), "loader": _loader_state(train), "rng": rng_state()}
+                        "best_test_upon_valid": {k: float(v) for k, v in trainer.best_test_upon_valid.items()},
+                        "best_epoch": int(trainer.best_epoch)},
+            "seconds": list(trainer.seconds), "reported": list(trainer.reported), "loader": _loader_state(train),
+            "rng": rng_state()}
 
 
-def restore(saved: dict, trainer, model, train, seconds: list, reported: list) -> None:
+def restore(saved: dict, trainer, model, train) -> None:
     """Put a saved state back: ``fit`` then starts at the saved epoch."""
     model.load_state_dict(saved["model"])
     load_model_training_state(model, saved["model_training_state"])
@@ -75,22 +78,9 @@ def restore(saved: dict, trainer, model, train, seconds: list, reported: list) -
     trainer.start_epoch = int(saved["next_epoch"])
     trainer.cur_step, trainer.best_valid_score = int(state["cur_step"]), state["best_valid_score"]
     trainer.best_valid_result, trainer.best_test_upon_valid = state["best_valid_result"], state["best_test_upon_valid"]
-    seconds[:] = saved["seconds"]
-    reported[:] = saved["reported"]
+    # a snapshot from before the best epoch was recorded: the epoch early stopping counts back to
+    trainer.best_epoch = int(state.get("best_epoch", trainer.start_epoch - 1 - trainer.cur_step * trainer.eval_step))
+    trainer.seconds[:] = saved["seconds"]
+    trainer.reported[:] = saved["reported"]
     _load_loader_state(train, saved["loader"])
     set_rng_state(saved["rng"])
-
-
-def saving_before_each_epoch(pre_epoch, snapshot, trainer, model, train, seconds: list, reported: list):
-    """``pre_epoch`` (the model's ``pre_epoch_processing``, which ``fit`` calls first in each
-    epoch) preceded by a save when one is due, except at the epoch the run starts or resumes at.
-    ``seconds`` holds one entry per finished epoch, so its length is the epoch about to start."""
-    first = len(seconds)
-
-    def wrapped():
-        epoch = len(seconds)
-        if epoch > first and snapshot.due():
-            snapshot.save(training_state(trainer, model, train, seconds, reported, epoch))
-        return pre_epoch()
-
-    return wrapped

@@ -10,6 +10,12 @@ MODELS = {"LD4MRec": "ld4mrec", "LD4MRecPaper": "ld4mrec", "Pop": "pop", "DiffRe
           "MMSSL": "mmssl", "DiffMM": "diffmm"}
 
 
+# LD4MRec's open choices that did not win on validation and were removed (docs/findings.md):
+# a profile or --set that still names one is told so, not only that the key is unknown
+RETIRED_KEYS = frozenset({"item_features", "item_features_input", "gate_input", "gate_bias", "input_activation",
+                          "collab_scale", "step_zero_prob", "item_graph_source", "ema_decay", "sparse_input"})
+
+
 def get_model(name: str):
     """The model class called ``name`` (MMRec's lookup: module ``name.lower()``, attribute ``name``)."""
     if name not in MODELS:

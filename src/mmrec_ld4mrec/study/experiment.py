@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -368,9 +367,6 @@ def dataset_config_known(exp: Experiment, dataset: str) -> bool:
     return own.is_file() or (Path(f"{exp.data_path or ''}{dataset}") / f"{dataset}.yaml").is_file()
 
 
-_KEY = re.compile(r"config key '([^']+)'")
-
-
 def _origin(exp: Experiment, spec: RunSpec, key: str) -> str | None:
     """Where in the experiment file ``key`` of ``spec`` was set."""
     own = {**exp.base, **exp.models.get(spec.model, {})}
@@ -393,18 +389,16 @@ def _origin(exp: Experiment, spec: RunSpec, key: str) -> str | None:
 
 def _refuse(exp: Experiment, spec: RunSpec | None, exc: ConfigError) -> ConfigError:
     """``exc`` of one run (or of the experiment's ``ours`` config, ``spec`` None), naming the file and key."""
-    match = _KEY.search(str(exc))
-    where = None
-    if match and spec is not None:
-        where = _origin(exp, spec, match.group(1))
-    elif match:
-        key = match.group(1)
+    key, where = exc.key, None
+    if key and spec is not None:
+        where = _origin(exp, spec, key)
+    elif key:
         where = next((f"models.{m}.{key}" for m, o in exp.models.items() if key in o),
                      f"base.{key}" if key in exp.base else None)
     run = f" ({spec.label})" if spec is not None else ""
     if where:
-        return ConfigError(f"{exp.path}: key '{where}'{run}: {exc}")
-    return ConfigError(f"{exp.path}:{run}: {exc}" if run else f"{exp.path}: {exc}")
+        return ConfigError(f"{exp.path}: key '{where}'{run}: {exc}", key=key)
+    return ConfigError(f"{exp.path}:{run}: {exc}" if run else f"{exp.path}: {exc}", key=key)
 
 
 def check_runs(exp: Experiment, datasets: list[str] | None = None) -> None:

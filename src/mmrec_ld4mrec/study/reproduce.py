@@ -33,8 +33,11 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from ..data.published import prepare_diffmm, prepare_diffrec
+from ..data.synthetic import ensure_synthetic
 from ..errors import UserInputError
 from ..files import check_output_folder
+from ..mmrec.overlay import check_checkout
 from .drift import changed_runs, describe
 from .experiment import Experiment, RunSpec, check_runs, dataset_config_known
 from .registry import Registry, code_version, environment, jsonable, record_problem
@@ -102,7 +105,6 @@ def sweep_lock(results: Path) -> Iterator[None]:
 def prepare_datasets(exp: Experiment, log: TextIO) -> None:
     """Build each dataset missing from the data folder: ``synthetic`` by generating it, others
     from the file's ``prepare`` entry; without one, stop naming the folder."""
-    from ..data.synthetic import ensure_synthetic
 
     for name in exp.datasets:
         folder = Path(exp.data_path) / name
@@ -115,7 +117,6 @@ def prepare_datasets(exp: Experiment, log: TextIO) -> None:
         if not how:
             raise UserInputError(f"{folder}: dataset '{name}' not found; prepare it (mmrec-ld4mrec prepare ...), "
                                  f"pass --data-path, or add prepare.{name} to {exp.path}")
-        from ..data.published import prepare_diffmm, prepare_diffrec
 
         print(f"preparing {name} from {how['src']} into {folder}", file=log)
         (prepare_diffmm if how["source"] == "diffmm" else prepare_diffrec)(Path(how["src"]), folder, False)
@@ -149,7 +150,6 @@ def check_mmrec(exp: Experiment, mmrec_root: str | None, models: list[str]) -> s
     if not mmrec_root:
         raise UserInputError(f"{exp.path}: models {', '.join(needed)} use engine: mmrec; "
                              "pass --mmrec-root PATH or set MMREC_ROOT")
-    from ..mmrec.overlay import check_checkout
 
     root = check_checkout(Path(mmrec_root))
     for dataset in exp.datasets:

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from ..errors import UserInputError
+from .experiment import RunSpec
 from .summarize import COLUMNS
 
 FLAT_FIELDS = ("key", "status", "experiment", "model", "dataset", "seed", "overrides", "best_epoch", "epochs_run",
@@ -108,7 +109,6 @@ def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) ->
             raise UserInputError(f"{path} line {line}: '{field}' is blank")
     if seed is None:
         raise UserInputError(f"{path} line {line}: 'seed' is blank")
-    from .experiment import RunSpec  # not at the top: it imports `tune` (Optuna), which list and show do not need
 
     spec = RunSpec(row["dataset"], row["model"], seed, overrides)
     key = spec.key

@@ -17,7 +17,11 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
+
+from ..engine.quick_start import run
 from ..files import die_with_parent
+from ..mmrec.driver import run_in_mmrec
 from .registry import jsonable
 
 
@@ -28,20 +32,14 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stdout)
     start = time.time()
     try:
-        import torch
-
         if threads:
             torch.set_num_threads(threads)
         config = dict(spec["config"])
         resumable = {"snapshot": spec["snapshot"], "snapshot_every": float(spec.get("snapshot_every") or 120)} \
             if spec.get("snapshot") else {}
         if config.pop("engine", "standalone") == "mmrec":
-            from ..mmrec.driver import run_in_mmrec
-
             result = run_in_mmrec(spec["mmrec_root"], spec["model"], spec["dataset"], config, **resumable)
         else:
-            from ..engine.quick_start import run
-
             result = run(spec["model"], spec["dataset"], config, **resumable)
         outcome = {"status": "done", "result": result}
         code = 0

@@ -29,6 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.layout import write_dataset
+from ..data.synthetic import generate, generate_large
+from ..engine.config import parse_overrides
 from ..errors import UserInputError
 
 FACTORS = (1, 2, 4, 8)
@@ -52,8 +55,6 @@ def parse_factors(text: str) -> tuple[int, ...]:
 
 def write_scaled_dataset(folder: Path, n_users: int, n_items: int) -> dict:
     """The synthetic generator at this size, written in MMRec's layout (with its dataset YAML)."""
-    from ..data.layout import write_dataset
-    from ..data.synthetic import generate
 
     df, features = generate(n_users=n_users, n_items=n_items)
     return write_dataset(folder, df, features, source=f"synthetic generator at {n_users} x {n_items}")
@@ -97,7 +98,6 @@ def predict_peak_mb(model: dict, run: dict) -> float:
 
 def run_scale_study(args, spec: str) -> dict:
     """Generate, measure (in a fresh process each) and report each size."""
-    from ..engine.config import parse_overrides
 
     if args.scale_users < 100 or args.scale_items < 50:
         raise UserInputError("--scale-users / --scale-items: expected at least 100 users and 50 items")
@@ -135,9 +135,6 @@ def parse_shape(text: str) -> tuple[int, int]:
 def run_shape(args, spec: str) -> dict:
     """One measurement at a given shape (e.g. full H&M's), on data from the fast generator
     (``generate_large``): epoch and inference time, their bounds, peak RSS and GPU memory."""
-    from ..data.layout import write_dataset
-    from ..data.synthetic import generate_large
-    from ..engine.config import parse_overrides
 
     n_users, n_items = parse_shape(args.scale_shape)
     tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-shape-"))

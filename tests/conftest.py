@@ -28,3 +28,18 @@ def small_ld4mrec() -> dict:
     """A fast LD4MRec configuration for tests (narrow layers, one grid point)."""
     return {"embedding_size": 64, "hidden_size": 32, "svd_rank": 16, "soft_prob": 0.01, "smooth": 0.01,
             "epochs": 3, "seed": [7]}
+
+
+def _lr_study(tmp_path, trials: int):
+    """A study of one log-scaled key on a SQLite file, for runs faked in-process."""
+    from mmrec_ld4mrec.study.tune import Dimension, TuneRequest
+
+    return TuneRequest(model="LD4MRec", dataset="d", trials=trials, storage=f"sqlite:///{tmp_path / 's.db'}",
+                       study_name="s", settings={}, seeds=[1], space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])
+
+
+@pytest.fixture
+def lr_study():
+    """``lr_study(tmp_path, trials) -> TuneRequest``: a study of ``learning_rate`` on a SQLite file
+    under ``tmp_path``, for runs faked in-process."""
+    return _lr_study

@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +64,11 @@ def snapshot(root: Path) -> dict[str, tuple]:
                 digest = os.readlink(path)
             state[str(path.relative_to(root))] = (st.st_mode, digest)
     return state
+
+
+def wait_for(condition, seconds: float = 120.0, what: str = "") -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -1,7 +1,8 @@
 """Hostile input to the study harness (``reproduce``, ``results``, ``summarize``, ``bench``,
-``tune``) and to the embedded ``synthetic`` generator: concurrent sweeps, a damaged
-registry, bad paths and values, Ctrl-C. Each case ends in one clean line (exit code 2) or the
-documented behaviour, with no traceback and nothing changed outside the intended folder."""
+``tune``): concurrent sweeps, a damaged registry, bad paths and values, Ctrl-C. Each case ends in
+one clean line (exit code 2) or the documented behaviour, with no traceback and nothing changed
+outside the intended folder. The ``synthetic`` generator raced by first runs:
+tests/data/test_hostile_files.py."""
 
 from __future__ import annotations
 
@@ -10,17 +11,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import lmdb
 import pytest
 
-from mmrec_ld4mrec.data.synthetic import FEATURE_DIMS, INTER_FILE
 from mmrec_ld4mrec.study.experiment import load_experiment
 from mmrec_ld4mrec.study.registry import Registry
 
-from .hostile import assert_clean_error, cli, cli_process, snapshot
+from ..hostile import assert_clean_error, cli, cli_process, snapshot, wait_for
 
 POP = "name: {name}\ndatasets: [synthetic]\nseeds: {seeds}\nbase: {{epochs: 1}}\nmodels: {{Pop: {{}}}}\n"
 CLI = [sys.executable, "-m", "mmrec_ld4mrec.cli"]
@@ -70,14 +69,6 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def _wait_for(condition, seconds: float = 120.0, what: str = "") -> None:
-    deadline = time.time() + seconds
-    while not condition():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _done_records(results: Path) -> list[dict]:
     if not (results / "registry.lmdb" / "data.mdb").is_file():
         return []
@@ -93,7 +84,7 @@ def test_a_second_sweep_on_the_same_results_folder_is_refused(tmp_path, data_pat
     argv = ["reproduce", exp, "--results", results, "--data-path", data_path]
     first = subprocess.Popen([*CLI, *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: (results / "work").is_dir() or first.poll() is not None, what="the first sweep to start")
+        wait_for(lambda: (results / "work").is_dir() or first.poll() is not None, what="the first sweep to start")
         assert first.poll() is None, first.communicate()
         second = cli_process(argv)
         # reading the registry while a sweep writes it still works
@@ -124,38 +115,6 @@ def test_a_failed_record_never_replaces_a_finished_one(tmp_path):
         reg.put(_record("k2", "failed"))
         reg.put(_record("k2", "done"))  # a failed run that later finished is replaced
         assert reg.get("k2")["status"] == "done"
-
-
-# ---- 2. two first runs creating `synthetic` at once -------------------------------------------------------
-
-RACE = """import pathlib, sys, time
-from mmrec_ld4mrec.data.synthetic import ensure_synthetic
-folder, ready, go = map(pathlib.Path, sys.argv[1:4])
-ready.touch()
-while not go.exists():
-    time.sleep(0.002)
-ensure_synthetic(folder)
-"""
-
-
-def test_first_runs_at_once_all_get_the_synthetic_dataset(tmp_path, data_path):
-    folder = tmp_path / "data" / "synthetic"
-    go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(folder), str(tmp_path / f"ready{i}"), str(go)],
-                              stderr=subprocess.PIPE, text=True) for i in range(4)]
-    try:
-        _wait_for(lambda: all((tmp_path / f"ready{i}").exists() for i in range(4)), what="the writers")
-        go.touch()
-        errors = [p.communicate(timeout=120)[1] for p in procs]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
-    assert sorted(os.listdir(folder)) == sorted([INTER_FILE, *FEATURE_DIMS])
-    assert os.listdir(tmp_path / "data") == ["synthetic"]  # no temporary folder left behind
-    for name in os.listdir(folder):  # the generator is deterministic: whoever won wrote the same files
-        assert (folder / name).read_bytes() == (data_path / "synthetic" / name).read_bytes(), name
 
 
 # ---- 3. output paths checked before any work ----------------------------------------------------------------
@@ -230,7 +189,7 @@ def test_the_report_never_writes_into_a_folder_of_the_users(tmp_path, capsys):
     assert cli(argv, capsys).code == 0
     assert (assets / REPORT_MARKER).is_file() and (assets / "table2-synthetic.csv").is_file()
     assert cli(argv, capsys).code == 0  # rebuilding into its own folder stays allowed
-    committed = Path(__file__).resolve().parents[1] / "docs" / "results-tiktok" / "report"
+    committed = Path(__file__).resolve().parents[2] / "docs" / "results-tiktok" / "report"
     assert (committed / REPORT_MARKER).is_file(), "the committed report folder must carry the marker"
 
 
@@ -435,7 +394,7 @@ def test_ctrl_c_ends_the_sweep_in_one_line_and_leaves_no_half_record(tmp_path, d
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # one run finished and the next one started: a worker is running
-        _wait_for(lambda: sweep.poll() is not None or (
+        wait_for(lambda: sweep.poll() is not None or (
             _done_records(results) and any((results / "work").glob("*.spec.json"))), what="a run in flight")
         assert sweep.poll() is None, sweep.communicate()
         os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
@@ -446,7 +405,7 @@ def test_ctrl_c_ends_the_sweep_in_one_line_and_leaves_no_half_record(tmp_path, d
     assert "Traceback" not in err, err
     assert sweep.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted"
-    _wait_for(lambda: not _processes_mentioning(str(results)), seconds=10, what="the workers to end")
+    wait_for(lambda: not _processes_mentioning(str(results)), seconds=10, what="the workers to end")
     with Registry(results, readonly=True) as reg:
         records = list(reg.records())
     assert 1 <= len(records) < 8 and all(r["status"] == "done" for r in records)

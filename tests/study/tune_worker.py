@@ -1,6 +1,6 @@
 """A ``tune`` worker with a fake, fast run (no training) for the study tests:
 
-    python -m tests.tune_worker STORAGE TRIALS HEARTBEAT LOG [HANG_ON_CALL]
+    python -m tests.study.tune_worker STORAGE TRIALS HEARTBEAT LOG [HANG_ON_CALL]
 
 Each run sleeps briefly, appends its parameters and process id to LOG (one JSON line) and
 scores 1 - |log10(lr) + 3|; the HANG_ON_CALL-th call of this process sleeps for a minute

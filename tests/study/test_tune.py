@@ -30,7 +30,7 @@ from mmrec_ld4mrec.study.tune import (
     tuning_seeds,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OURS = sorted(p.stem for p in (ROOT / "configs" / "model").glob("*.yaml") if p.stem != "Pop")
 
 
@@ -83,14 +83,8 @@ def test_a_trial_runs_scalar_values_and_no_yaml_grid():
     assert settings == {"epochs": 3, "dims": [200, 600], "seed": 4, "hyper_parameters": []}
 
 
-def _lr_study(tmp_path, trials: int) -> TuneRequest:
-    """A study of one log-scaled key on a SQLite file, for runs faked in-process."""
-    return TuneRequest(model="LD4MRec", dataset="d", trials=trials, storage=f"sqlite:///{tmp_path / 's.db'}",
-                       study_name="s", settings={}, seeds=[1], space=[Dimension("learning_rate", "log_float", 1e-5, 1e-1)])
-
-
 def _worker(storage: str, trials: int, log: Path, hang_on_call: int = 0) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.tune_worker", storage, str(trials), "0.25", str(log),
+    return subprocess.Popen([sys.executable, "-m", "tests.study.tune_worker", storage, str(trials), "0.25", str(log),
                              str(hang_on_call)], cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
@@ -140,8 +134,8 @@ def test_two_workers_on_one_storage_finish_n_trials_in_total(tmp_path, kind):
     assert len({t.user_attrs["worker"] for t in trials}) == 2  # both workers took trials
 
 
-def test_a_trial_trailing_earlier_ones_is_pruned(tmp_path):
-    request = dataclasses.replace(_lr_study(tmp_path, trials=7), warmup_epochs=3)
+def test_a_trial_trailing_earlier_ones_is_pruned(tmp_path, lr_study):
+    request = dataclasses.replace(lr_study(tmp_path, trials=7), warmup_epochs=3)
     calls = []
 
     def run(model, dataset, config, on_evaluation=None):
@@ -157,8 +151,8 @@ def test_a_trial_trailing_earlier_ones_is_pruned(tmp_path):
     assert all(t.last_step == 3 for t in study.get_trials()[5:])  # stopped once the warm-up epochs passed
 
 
-def test_no_trial_is_pruned_within_its_warm_up(tmp_path):
-    request = dataclasses.replace(_lr_study(tmp_path, trials=7), warmup_epochs=20)
+def test_no_trial_is_pruned_within_its_warm_up(tmp_path, lr_study):
+    request = dataclasses.replace(lr_study(tmp_path, trials=7), warmup_epochs=20)
     calls = []
 
     def run(model, dataset, config, on_evaluation=None):
@@ -184,10 +178,10 @@ def test_tuning_seeds_are_apart_from_the_reported_ones():
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_a_study_resumed_under_another_protocol_is_refused(tmp_path, kind):
+def test_a_study_resumed_under_another_protocol_is_refused(tmp_path, kind, lr_study):
     settings = {"epochs": 1000, "stopping_step": 20, "noise_scale": 0.005, "hyper_parameters": [], "loss": "mse"}
     storage = f"sqlite:///{tmp_path / 's.db'}" if kind == "sqlite" else f"journal:{tmp_path / 's.journal'}"
-    request = dataclasses.replace(_lr_study(tmp_path, trials=1), storage=storage, settings=settings)
+    request = dataclasses.replace(lr_study(tmp_path, trials=1), storage=storage, settings=settings)
     run = lambda model, dataset, config, on_evaluation=None: {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}  # noqa: E731
     tune(request, run_fn=run)
     tune(dataclasses.replace(request, trials=2), run_fn=run)  # the same protocol, read back from the storage: resumed
@@ -205,8 +199,8 @@ def test_a_study_resumed_under_another_protocol_is_refused(tmp_path, kind):
              run_fn=run)
 
 
-def test_a_study_from_before_protocols_were_recorded_is_not_resumed(tmp_path):
-    request = _lr_study(tmp_path, trials=1)
+def test_a_study_from_before_protocols_were_recorded_is_not_resumed(tmp_path, lr_study):
+    request = lr_study(tmp_path, trials=1)
     study = optuna.create_study(storage=request.storage, study_name="s", direction="maximize")
     study.set_user_attr("model", "LD4MRec")
     study.set_user_attr("dataset", "d")
@@ -219,12 +213,12 @@ def test_a_study_from_before_protocols_were_recorded_is_not_resumed(tmp_path):
              run_fn=lambda *a, **k: {})
 
 
-def test_a_study_whose_config_files_changed_since_is_not_resumed(tmp_path):
+def test_a_study_whose_config_files_changed_since_is_not_resumed(tmp_path, lr_study):
     """Trials run the model's YAML beneath their parameters: a study resumed after that YAML
     changed would mix two configurations, so it is refused, naming the setting."""
     from mmrec_ld4mrec.study.tune import open_storage
 
-    request = dataclasses.replace(_lr_study(tmp_path, trials=1), dataset="synthetic")
+    request = dataclasses.replace(lr_study(tmp_path, trials=1), dataset="synthetic")
     run = lambda model, dataset, config, on_evaluation=None: {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}  # noqa: E731
     tune(request, run_fn=run)
     study = optuna.load_study(study_name="s", storage=open_storage(request.storage))
@@ -238,10 +232,10 @@ def test_a_study_whose_config_files_changed_since_is_not_resumed(tmp_path):
     tune(dataclasses.replace(request, trials=2), run_fn=run)  # its budget spent: a warning, the profile exported
 
 
-def test_a_study_from_before_settings_were_recorded_is_stamped_with_where_the_check_starts(tmp_path):
+def test_a_study_from_before_settings_were_recorded_is_stamped_with_where_the_check_starts(tmp_path, lr_study):
     from mmrec_ld4mrec.study.tune import open_storage
 
-    request = dataclasses.replace(_lr_study(tmp_path, trials=1), dataset="synthetic")
+    request = dataclasses.replace(lr_study(tmp_path, trials=1), dataset="synthetic")
     run = lambda model, dataset, config, on_evaluation=None: {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 0}  # noqa: E731
     tune(request, run_fn=run)
     study = optuna.load_study(study_name="s", storage=open_storage(request.storage))
@@ -315,8 +309,8 @@ def test_run_takes_an_exported_profile_and_refuses_another_models(tmp_path, data
     assert "EASE's, not Pop's" in capsys.readouterr().err
 
 
-def test_a_trial_stopped_by_ctrl_c_is_retried_by_the_next_run(tmp_path):
-    request = _lr_study(tmp_path, trials=3)
+def test_a_trial_stopped_by_ctrl_c_is_retried_by_the_next_run(tmp_path, lr_study):
+    request = lr_study(tmp_path, trials=3)
     seen = []
 
     def run(model, dataset, config, on_evaluation=None):
@@ -334,8 +328,8 @@ def test_a_trial_stopped_by_ctrl_c_is_retried_by_the_next_run(tmp_path):
     assert retried[0].params["learning_rate"] == seen[1] == seen[2]
 
 
-def test_a_stopped_trial_resumes_from_its_snapshot_and_finished_trials_leave_none(tmp_path):
-    request = dataclasses.replace(_lr_study(tmp_path, trials=3), snapshot_dir=str(tmp_path / "snapshots"))
+def test_a_stopped_trial_resumes_from_its_snapshot_and_finished_trials_leave_none(tmp_path, lr_study):
+    request = dataclasses.replace(lr_study(tmp_path, trials=3), snapshot_dir=str(tmp_path / "snapshots"))
     paths = []
 
     def run(model, dataset, config, on_evaluation=None, snapshot=None):
@@ -386,9 +380,9 @@ def test_a_real_trial_stopped_mid_run_resumes_with_the_value_of_one_never_stoppe
     assert resumed.user_attrs["seed_1001"]["best_epoch"] == never_stopped.user_attrs["seed_1001"]["best_epoch"]
 
 
-def test_a_trial_stopped_by_sigterm_is_queued_again_at_once(tmp_path):
+def test_a_trial_stopped_by_sigterm_is_queued_again_at_once(tmp_path, lr_study):
     """A Slurm time limit or `kill` sends SIGTERM; background workers ignore Ctrl-C's SIGINT."""
-    request = _lr_study(tmp_path, trials=3)
+    request = lr_study(tmp_path, trials=3)
     seen = []
 
     def run(model, dataset, config, on_evaluation=None):

@@ -7,7 +7,7 @@ import pytest
 from mmrec_ld4mrec.data.safe_pickle import load_sparse_pickle
 from mmrec_ld4mrec.errors import DataError
 
-from .conftest import SHARED
+from ..conftest import SHARED
 
 TIKTOK = SHARED / "data" / "tiktok"
 needs_tiktok = pytest.mark.skipif(not (TIKTOK / "trnMat.pkl").is_file(), reason=f"{TIKTOK} not present")

@@ -10,7 +10,7 @@ from mmrec_ld4mrec.cli import main
 from mmrec_ld4mrec.errors import UserInputError
 from mmrec_ld4mrec.mmrec.overlay import CHECKOUT_MARKERS, MANIFEST, install, planned_files, uninstall
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 
 def _snapshot(root: Path) -> dict:

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from mmrec_ld4mrec.cli import main
 
-from .prepare_fixtures import N_ITEMS, N_USERS, write_diffmm, write_diffrec, write_hm, write_microlens, write_tmall
+from ..prepare_fixtures import N_ITEMS, N_USERS, write_diffmm, write_diffrec, write_hm, write_microlens, write_tmall
 
 
 class _RunsCode:

@@ -1,26 +1,12 @@
 import pytest
 import torch
 
-from mmrec_ld4mrec.engine.config import Config
-from mmrec_ld4mrec.engine.dataloader import TrainDataLoader
-from mmrec_ld4mrec.engine.dataset import RecDataset
 from mmrec_ld4mrec.models.base import GeneralRecommender
-from mmrec_ld4mrec.models.ld4mrec import LD4MRec
 from mmrec_ld4mrec.models.rows import PaddedBatches
 
 
-def build(data_path, **overrides):
-    settings = {"data_path": f"{data_path}/", "embedding_size": 32, "hidden_size": 16, "svd_rank": 8,
-                "soft_prob": 0.05, "smooth": 0.05, **overrides}
-    config = Config("LD4MRec", "synthetic", settings)
-    train, _, _ = RecDataset(config).split()
-    loader = TrainDataLoader(config, train, 64)
-    torch.manual_seed(0)
-    return LD4MRec(config, loader), loader
-
-
-def test_contract_shapes_and_base_class(data_path):
-    model, loader = build(data_path)
+def test_contract_shapes_and_base_class(data_path, build_ld4mrec):
+    model, loader = build_ld4mrec(data_path)
     assert isinstance(model, GeneralRecommender)
     users = next(iter(loader))
     assert users.dim() == 1
@@ -31,14 +17,14 @@ def test_contract_shapes_and_base_class(data_path):
     assert model.n_modalities == 2
 
 
-def test_forward_free_inference_is_one_cnet_call(data_path):
-    model, _ = build(data_path)
+def test_forward_free_inference_is_one_cnet_call(data_path, build_ld4mrec):
+    model, _ = build_ld4mrec(data_path)
     calls = []
     model.cnet.register_forward_hook(lambda *a: calls.append(1))
     model.eval()
     model.full_sort_predict([torch.arange(10)])
     assert len(calls) == 1
-    k_step, _ = build(data_path, inference_steps=3)
+    k_step, _ = build_ld4mrec(data_path, inference_steps=3)
     calls.clear()
     k_step.cnet.register_forward_hook(lambda *a: calls.append(1))
     k_step.eval()
@@ -46,24 +32,24 @@ def test_forward_free_inference_is_one_cnet_call(data_path):
     assert len(calls) == 3
 
 
-def test_gradients_reach_every_parameter(data_path):
-    model, loader = build(data_path)
+def test_gradients_reach_every_parameter(data_path, build_ld4mrec):
+    model, loader = build_ld4mrec(data_path)
     model.train()
     model.calculate_loss(next(iter(loader))).backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert missing == []
 
 
-def test_sampler_history_is_updated_and_checkpointed(data_path):
-    model, loader = build(data_path)
+def test_sampler_history_is_updated_and_checkpointed(data_path, build_ld4mrec):
+    model, loader = build_ld4mrec(data_path)
     model.calculate_loss(next(iter(loader)))
     assert int(model.step_sampler.history_count.sum()) > 0
     assert "step_sampler.loss_history" in model.state_dict()
 
 
 @pytest.mark.parametrize("switch", ["use_cg", "use_pg", "use_soft_target"])
-def test_ablation_switches_train(data_path, switch):
-    model, loader = build(data_path, **{switch: False})
+def test_ablation_switches_train(data_path, switch, build_ld4mrec):
+    model, loader = build_ld4mrec(data_path, **{switch: False})
     loss = model.calculate_loss(next(iter(loader)))
     loss.backward()
     assert torch.isfinite(loss)
@@ -73,25 +59,25 @@ def test_ablation_switches_train(data_path, switch):
         assert not hasattr(model.cnet.cg_in, "gate")
 
 
-def test_without_modalities_there_are_no_pg_blocks(data_path):
-    model, _ = build(data_path, is_multimodal_model=False)
+def test_without_modalities_there_are_no_pg_blocks(data_path, build_ld4mrec):
+    model, _ = build_ld4mrec(data_path, is_multimodal_model=False)
     assert model.n_modalities == 0 and model.cnet.pg is None
     assert model.full_sort_predict([torch.arange(3)]).shape == (3, model.n_items)
 
 
-def test_dense_input_gives_the_same_scores(data_path):
-    model, _ = build(data_path)
+def test_dense_input_gives_the_same_scores(data_path, build_ld4mrec):
+    model, _ = build_ld4mrec(data_path)
     users = torch.arange(20)
     rows = model.rows.dense(users, normalized=model.settings.input_norm == "l2")
     dense = model.denoise(rows, torch.zeros(20, dtype=torch.long), users)
     assert torch.allclose(model.full_sort_predict([users]), dense, atol=1e-5)
 
 
-def test_static_shape_batches_train_like_the_compact_ones(data_path):
+def test_static_shape_batches_train_like_the_compact_ones(data_path, build_ld4mrec):
     """The GPU's static-shape draws (forced here on the CPU): the same inputs and the same
     target distribution, so the loss of a batch agrees with the compact path's on average."""
-    compact, loader = build(data_path, input_dropout=0.2)
-    static, _ = build(data_path, input_dropout=0.2)
+    compact, loader = build_ld4mrec(data_path, input_dropout=0.2)
+    static, _ = build_ld4mrec(data_path, input_dropout=0.2)
     assert compact.batches.static is False  # a CPU model draws compact batches
     static.batches = PaddedBatches(static.rows)
     users = next(iter(loader))

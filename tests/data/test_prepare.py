@@ -9,8 +9,8 @@ import pytest
 from mmrec_ld4mrec.cli import main
 from mmrec_ld4mrec.engine.quick_start import run
 
-from .conftest import SHARED
-from .prepare_fixtures import N_ITEMS, write_diffmm, write_diffrec, write_hm, write_microlens, write_tmall
+from ..conftest import SHARED
+from ..prepare_fixtures import N_ITEMS, write_diffmm, write_diffrec, write_hm, write_microlens, write_tmall
 
 TIKTOK = SHARED / "data" / "tiktok"
 ML1M = SHARED / "data" / "ml-1m"

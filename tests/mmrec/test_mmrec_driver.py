@@ -11,8 +11,6 @@ import pytest
 from mmrec_ld4mrec.mmrec.driver import _follow, child_environment
 from mmrec_ld4mrec.study.tune import default_run, tune
 
-from .test_tune import _lr_study
-
 
 def _child(tmp_path, script: str) -> tuple[subprocess.Popen, object]:
     progress = tmp_path / "progress.jsonl"
@@ -50,7 +48,7 @@ def test_a_timeout_stops_the_child(tmp_path, callback):
     assert proc.poll() is not None
 
 
-def test_tune_passes_its_pruner_to_mmrec_runs(tmp_path, monkeypatch):
+def test_tune_passes_its_pruner_to_mmrec_runs(tmp_path, monkeypatch, lr_study):
     """Trials through MMRec report each validation to the pruner as standalone ones do."""
     import mmrec_ld4mrec.mmrec.driver as driver
 
@@ -63,7 +61,7 @@ def test_tune_passes_its_pruner_to_mmrec_runs(tmp_path, monkeypatch):
         return {"valid": {"Recall@20": 0.1}, "test": {}, "best_epoch": 4}
 
     monkeypatch.setattr(driver, "run_in_mmrec", fake_run_in_mmrec)
-    request = replace(_lr_study(tmp_path, trials=6), engine="mmrec", mmrec_root=str(tmp_path), warmup_epochs=3)
+    request = replace(lr_study(tmp_path, trials=6), engine="mmrec", mmrec_root=str(tmp_path), warmup_epochs=3)
     study = tune(request, run_fn=default_run(request))
     assert all(callable(c) for c in calls)
     assert [t.state.name for t in study.get_trials()].count("PRUNED") == 1  # the sixth trails the median: pruned

@@ -1,5 +1,5 @@
-"""The content item graph (open choice ``item_graph_k``): off in the paper's reading, does what
-its docstrings say, and trains."""
+"""The content item graph (open choice ``item_graph_k``): off in the paper's reading and does what
+its docstrings say. That LD4MRec trains with it: tests/models/test_ld4mrec_item_graph.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from mmrec_ld4mrec.errors import ConfigError
 from mmrec_ld4mrec.ld4mrec.cnet import CNet, ItemGraph, ItemInput, ItemOutput
 from mmrec_ld4mrec.ld4mrec.item_graph import content_item_graph, knn_adjacency, to_torch_sparse
 from mmrec_ld4mrec.ld4mrec.settings import LD4MRecSettings, ld4mrec_settings
-
-from .test_ld4mrec import build
 
 
 def test_the_item_graph_is_off_in_the_papers_reading():
@@ -96,42 +94,34 @@ def test_item_graph_gradients_match_the_dense_reference_on_either_path(batch):
         assert torch.allclose(g, r, atol=1e-4)
 
 
-def test_the_item_graph_trains_and_predicts(data_path):
-    model, loader = build(data_path, item_graph_k=3, item_graph_weight=0.3, residual=True)
-    graph = model.cnet.item_graph
-    assert graph is not None and graph.graph.shape == (model.n_items, model.n_items) and graph.weight == 0.3
-    assert graph.graph._nnz() <= 3 * model.n_items * model.n_modalities
-    model.train()
-    loss = model.calculate_loss(next(iter(loader)))
-    loss.backward()
-    assert torch.isfinite(loss) and model.cnet.fc_in.weight.grad is not None
-    model.eval()
-    scores = model.full_sort_predict([torch.arange(4)])
-    assert scores.shape == (4, model.n_items) and torch.isfinite(scores).all()
-    assert "cnet.item_graph.graph" not in model.state_dict()  # rebuilt from features, not saved
-
-
 @pytest.mark.parametrize("key, value", [("item_graph_k", -1), ("item_graph_k", 2.5), ("item_graph_weight", -0.1)])
 def test_bad_item_graph_values_name_the_key(key, value):
     with pytest.raises(ConfigError, match=f"config key '{key}'"):
         ld4mrec_settings(lambda k: value if k == key else None)
 
 
-def test_the_item_graph_on_a_dataset_without_features_is_off_with_a_warning_naming_it(data_path, caplog):
-    """One configuration runs on TikTok and on MovieLens-1M: without item features the content
-    graph has nothing to read and is turned off, as the PG blocks are left out."""
-    with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
-        model, loader = build(data_path, item_graph_k=3, vision_feature_file="", text_feature_file="",
-                              is_multimodal_model=False)
-    assert "item_graph_k" in caplog.text and "no item features" in caplog.text
-    assert model.settings.item_graph_k == 0 and model.cnet.item_graph is None
-    assert torch.isfinite(model.calculate_loss(next(iter(loader))))
-    caplog.clear()
-    with caplog.at_level("WARNING", logger="mmrec_ld4mrec.models.ld4mrec"):
-        build(data_path, item_graph_k=0, vision_feature_file="", text_feature_file="", is_multimodal_model=False)
-    assert not [r for r in caplog.records if r.name == "mmrec_ld4mrec.models.ld4mrec"]  # graph off: no word
 
 
-def test_item_graph_with_as_many_neighbours_as_items_names_the_key(data_path):
-    with pytest.raises(ConfigError, match="'item_graph_k': expected fewer than"):
-        build(data_path, item_graph_k=100_000)
+def test_ranking_folds_the_graph_into_the_weights_once_until_they_change():
+    """Without gradients W + w S W is kept across batches; an optimiser step (fused Adam leaves
+    W's version counter alone), a load and a switch of mode each give a fresh product."""
+    torch.manual_seed(0)
+    S = sp.random(9, 9, density=0.3, random_state=3, format="csr")
+    S_t = torch.from_numpy(S.toarray()).float()
+    graph = ItemGraph(to_torch_sparse(S, "cpu"), weight=0.5)
+    fc_out = ItemOutput(9, 4)
+    expected = lambda: fc_out.weight + 0.5 * S_t @ fc_out.weight  # noqa: E731
+    with torch.no_grad():
+        first = graph(fc_out.weight)
+        assert graph(fc_out.weight) is first and torch.allclose(first, expected(), atol=1e-6)
+    optimizer = torch.optim.Adam(fc_out.parameters(), lr=0.1, fused=True)
+    fc_out(torch.randn(12, 4), graph).sum().backward()  # B >= d: the product on the weights, with gradients
+    optimizer.step()
+    with torch.no_grad():
+        after_step = graph(fc_out.weight)
+        assert after_step is not first and torch.allclose(after_step, expected(), atol=1e-6)
+        fc_out.load_state_dict({"weight": torch.randn(9, 4), "bias": torch.zeros(9)})
+        assert torch.allclose(graph(fc_out.weight), expected(), atol=1e-6)
+        kept = graph(fc_out.weight)
+        graph.eval()
+        assert graph(fc_out.weight) is not kept

@@ -17,7 +17,7 @@ import yaml
 
 from mmrec_ld4mrec.engine.config import YAML_LOADER
 
-from .conftest import SHARED
+from ..conftest import SHARED
 
 BUNDLE = SHARED / "mmrec" / "MMRec-e775373.bundle"
 MMREC_ROOT = os.environ.get("MMREC_ROOT") or (str(BUNDLE) if BUNDLE.is_file() else None)
@@ -162,7 +162,7 @@ def test_an_mmrec_run_stopped_between_epochs_resumes_with_the_digits_of_one_neve
                                                                                           settings):
     """A snapshot puts MMRec's Trainer (start_epoch, early stopping, optimizer, scheduler), the
     loader's orders and the random generators back (a plugin model's own training state, as
-    MMSSL's, goes through the same hook as in tests/test_snapshot.py)."""
+    MMSSL's, goes through the same hook as in tests/engine/test_snapshot.py)."""
     from mmrec_ld4mrec.mmrec.driver import run_in_mmrec
 
     class Stop(Exception):
@@ -219,7 +219,7 @@ def _cold_user_dataset(folder: Path) -> None:
     import numpy as np
     import scipy.sparse as sp
 
-    from .prepare_fixtures import N_ITEMS, N_USERS, split_pairs, write_diffmm
+    from ..prepare_fixtures import N_ITEMS, N_USERS, split_pairs, write_diffmm
 
     write_diffmm(folder)
     train, valid, test = split_pairs()
@@ -263,7 +263,7 @@ def test_standalone_and_mmrec_agree_with_cold_users(checkout, tmp_path):
 def test_a_prepared_dataset_runs_through_the_mmrec_engine(checkout, tmp_path, source, model):
     """The dataset YAML `prepare` writes beside the data reaches MMRec's Config (issue 13, defect 13);
     nothing is copied into the checkout."""
-    from .prepare_fixtures import write_diffmm, write_diffrec
+    from ..prepare_fixtures import write_diffmm, write_diffrec
 
     (write_diffmm if source == "diffmm" else write_diffrec)(tmp_path / "src")
     if source == "diffmm":
@@ -287,7 +287,7 @@ def test_a_truncated_graph_cache_is_named_and_a_rebuilt_one_is_whole(checkout, t
     in one line naming it; deleted, the next run rebuilds it, written whole (`mmrec.cache_files`)."""
     import torch
 
-    from .prepare_fixtures import write_diffmm
+    from ..prepare_fixtures import write_diffmm
 
     write_diffmm(tmp_path / "src")
     assert _cli("prepare", "diffmm", "--src", str(tmp_path / "src"), "--out", str(tmp_path / "data" / "mine")
@@ -331,7 +331,7 @@ MMREC_REFUSALS = {
 def test_bad_values_are_refused_before_mmrec_starts(checkout, tmp_path, capsys, monkeypatch, case):
     from mmrec_ld4mrec.mmrec import driver
 
-    from .hostile import assert_clean_error, cli
+    from ..hostile import assert_clean_error, cli
 
     def started(*args, **kwargs):
         raise AssertionError("MMRec was started")

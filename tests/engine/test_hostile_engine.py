@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from .hostile import FAST, assert_clean_error, cli, snapshot
+from ..hostile import FAST, assert_clean_error, cli, snapshot
 
 LONG = "x" * 300
 

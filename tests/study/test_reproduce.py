@@ -22,7 +22,7 @@ from mmrec_ld4mrec.study.experiment import load_experiment
 from mmrec_ld4mrec.study.figures import plotting_available
 from mmrec_ld4mrec.study.registry import Registry
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = "{embedding_size: 64, hidden_size: 16, svd_rank: 16}"
 
 

@@ -5,7 +5,7 @@ import torch
 from mmrec_ld4mrec.engine.precision import precision_context, precision_of
 from mmrec_ld4mrec.engine.quick_start import run
 
-from .hostile import FAST, assert_clean_error, cli
+from ..hostile import FAST, assert_clean_error, cli
 
 
 def test_bf16_autocasts_matrix_products_and_fp32_does_not():

@@ -1,0 +1,35 @@
+"""``bench``: medians per model over the rounds, their ratios to the first model's and to the
+bound of the dense products, and a bad model setting refused."""
+
+import json
+
+import pytest
+
+from mmrec_ld4mrec.cli import main
+
+
+def test_bench_reports_ratios_to_the_first_model(tmp_path, data_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["bench", "-d", "synthetic", "--data-path", str(data_path), "-m", "LD4MRec,LD4MRec:residual=false,Pop",
+            "--epochs", "1", "--repeats", "1", "--set", "embedding_size=32", "hidden_size=16", "svd_rank=8",
+            "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| LD4MRec:residual=false |" in printed and "inference vs LD4MRec" in printed
+    report = json.loads(out.read_text())
+    med, ratio = report["medians"], report["ratio_to_first"]
+    assert set(med) == {"LD4MRec", "LD4MRec:residual=false", "Pop"}
+    assert sorted(r["model"] for r in report["runs"]) == sorted(med)  # one measurement per model and round
+    for model in med:
+        for key in ("train_seconds_per_epoch", "inference_seconds", "peak_rss_mb"):
+            assert ratio[model][key] == pytest.approx(med[model][key] / med["LD4MRec"][key]), (model, key)
+            assert med[model][key] == next(r[key] for r in report["runs"] if r["model"] == model)
+    assert med["LD4MRec"]["train_seconds_per_epoch"] > 0 and med["Pop"]["train_seconds_per_epoch"] == 0
+    assert ratio["Pop"]["train_seconds_per_epoch"] == 0
+    bound = report["ratio_to_bound"]
+    assert med["LD4MRec"]["train_bound_seconds"] > 0 and med["LD4MRec"]["inference_bound_seconds"] > 0
+    assert bound["LD4MRec"]["train"] == pytest.approx(med["LD4MRec"]["train_seconds_per_epoch"]
+                                                       / med["LD4MRec"]["train_bound_seconds"])
+    assert med["Pop"]["train_bound_seconds"] is None and bound["Pop"]["train"] is None  # no dense products
+    assert f"| {ratio['LD4MRec:residual=false']['inference_seconds']:.3f}x |" in printed
+    assert main(["bench", "-d", "synthetic", "--data-path", str(data_path), "-m", "LD4MRec:oops"]) == 2

@@ -10,10 +10,14 @@ import os
 import sys
 from pathlib import Path
 
-from .engine.config import parse_overrides
+from .engine.config import parse_overrides, settings_per_model
 from .errors import UserInputError
-from .files import atomic_write, write_json
-from .study.summarize import compare_table, metrics_table
+from .files import atomic_write, check_output_file, check_output_folder, write_json
+from .study.summarize import compare_table, load_results, markdown, metrics_table, summary_rows
+
+# Each command imports the code it runs inside its function: `mmrec-ld4mrec --help` and the
+# light commands take 1.7-2.2 s here, against 2.7-3.5 s with every command's modules (Optuna,
+# the sweep, MMRec's driver, the dataset importers) imported up front.
 
 
 def _profile_settings(path: str, model: str) -> dict:
@@ -47,8 +51,6 @@ def _run_one(args, model: str, config: dict | None = None) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .files import check_output_file, check_output_folder
-
     if args.out:  # every output path is checked before any work, so a finished run cannot be lost
         check_output_file(args.out, "--out")
     if args.save:
@@ -69,14 +71,10 @@ def cmd_compare(args) -> int:
     if not models:
         raise UserInputError("-m/--models expects a comma-separated list of model names")
     if args.out:  # checked before any model trains, so a finished comparison cannot be lost
-        from .files import check_output_file
-
         check_output_file(args.out, "--out")
     settings = parse_overrides(args.set or [])
     per_model = {m: settings for m in models}
     if args.engine == "standalone":
-        from .engine.config import settings_per_model
-
         data_path = str(Path(args.data_path).resolve()) + "/" if args.data_path else None
         per_model = settings_per_model(models, args.dataset, settings, data_path)
         from .engine.quick_start import checked_config
@@ -162,9 +160,6 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_summarize(args) -> int:
-    from .files import check_output_file
-    from .study.summarize import load_results, markdown, summary_rows
-
     if args.out:
         check_output_file(args.out, "--out")
     rows = summary_rows(load_results([Path(p) for p in args.files]))
@@ -206,7 +201,6 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from .files import check_output_file
     from .study.registry import Registry
     from .study.results_view import export_text, list_text, records_from_csv
 
@@ -272,7 +266,6 @@ def cmd_tune(args) -> int:
     storage = args.storage or f"sqlite:///{out_dir / 'optuna.db'}"
     study_name = args.study or f"{args.model}-{args.dataset}"
     export = Path(args.export) if args.export else out_dir / f"{study_name}.best.yaml"
-    from .files import check_output_file
 
     check_output_file(str(export), "--export")
     settings = parse_overrides(args.set or [])

@@ -28,7 +28,7 @@ class ArrayOnlyUnpickler(pickle.Unpickler):
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module in _RECONSTRUCT_MODULES and name == "_reconstruct":
-            from numpy._core.multiarray import _reconstruct
+            from numpy._core.multiarray import _reconstruct  # numpy 2's private module: on demand only
 
             return _reconstruct
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy/scipy arrays are allowed")

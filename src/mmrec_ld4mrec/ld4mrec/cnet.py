@@ -39,8 +39,12 @@ class ItemGraph(nn.Module):
             self.register_buffer("graph", graph.to_sparse_csr(), persistent=False)
             self.register_buffer("graph_t", graph.t().coalesce().to_sparse_csr(), persistent=False)
         self.weight = weight
+        self._ranked: dict[tuple, torch.Tensor] = {}  # W + w S W while W stays the same, gradients off
+        self._steps = 0  # products taken with gradients: a training step may follow each
 
     def _product(self, transpose: bool, dense: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            self._steps += 1
         S, S_t = (self.graph_t, self.graph) if transpose else (self.graph, self.graph_t)
         device = dense.device.type
         if dense.dtype != S.dtype or torch.is_autocast_enabled(device):
@@ -51,8 +55,27 @@ class ItemGraph(nn.Module):
         return _FrozenSparseProduct.apply(S, S_t, dense)
 
     def forward(self, item_weights: torch.Tensor) -> torch.Tensor:
-        """W + w S W."""
-        return item_weights + self.weight * self._product(False, item_weights)
+        """W + w S W. Without gradients (ranking: batch after batch with the same weights) it is
+        computed once and kept until W changes: a full ranking then takes one sparse product per
+        matrix, not one per batch."""
+        if torch.is_grad_enabled():
+            return item_weights + self.weight * self._product(False, item_weights)
+        # W changes by an optimiser step, which follows a product with gradients here (counted:
+        # fused Adam leaves W's version counter as it was), or by a load (which bumps it)
+        key = (item_weights.data_ptr(), item_weights._version, self._steps, item_weights.dtype,
+               torch.is_autocast_enabled(item_weights.device.type))
+        if key not in self._ranked:
+            if len(self._ranked) >= 2:  # FC_in's and FC_out's: older ones are stale
+                self._ranked.clear()
+            self._ranked[key] = item_weights + self.weight * self._product(False, item_weights)
+        return self._ranked[key]
+
+    def train(self, mode: bool = True):
+        """Every switch between training and ranking drops the kept W + w S W: the trainers switch
+        modes around each epoch and each ranking, and a CUDA graph replays its training steps
+        without running this module's Python."""
+        self._ranked.clear()
+        return super().train(mode)
 
     def rows(self, x: torch.Tensor) -> torch.Tensor:
         """x + w x S for dense rows x [B, |I|]: FC_in's product with W + w S W, taken on x."""

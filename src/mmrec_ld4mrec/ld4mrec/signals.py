@@ -53,7 +53,7 @@ def collaborative_signal(X: sp.spmatrix, rank: int, seed: int = 0, power_iterati
     Eq. 14 asks for the top-q singular vectors. A randomized SVD with exactly q test vectors
     and 4 power iterations misses much of that subspace on rating-like matrices, whose spectra
     are flat past their few strong factors; it draws ``q + oversampling`` test vectors, runs
-    ``power_iterations`` and keeps the top q (Halko et al., 2011, Sec. 4; tests/test_signals.py
+    ``power_iterations`` and keeps the top q (Halko et al., 2011, Sec. 4; tests/ld4mrec/test_signals.py
     checks the subspace against an exact SVD). It runs on ``device``; its random test matrix
     comes from that device's generator (seeded with ``seed``), so a GPU's signal spans the same
     top-q subspace as the CPU's but is not bit-identical to it."""

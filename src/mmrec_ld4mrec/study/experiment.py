@@ -1,7 +1,6 @@
 """An experiment file: datasets x models x seeds x config overrides, and the paper's studies.
 
 ::
-
     name: tiny
     datasets: [synthetic]            # names under data_path (prepared on demand, see `prepare`)
     seeds: [1, 2]
@@ -35,8 +34,11 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..engine.config import configs_root, plain_name_problem, read_yaml
+from ..engine.config import Config, configs_root, plain_name_problem, read_yaml
+from ..engine.quick_start import checked_config
 from ..errors import ConfigError, UserInputError
+from ..models import MODELS, get_model
+from .tune import read_profile
 
 STUDIES = ("inference", "robustness", "ablation", "heatmap")
 ENGINES = ("standalone", "mmrec")
@@ -154,8 +156,6 @@ class Experiment:
                 for p in study["soft_prob"] for g in study["smooth"]}
 
     def model_steps(self, dataset: str, model: str) -> int:
-        from ..engine.config import Config
-
         overrides = {**self.base, **self.models[model]}
         if self.data_path:
             overrides["data_path"] = self.data_path
@@ -256,7 +256,6 @@ def _check_studies(path: Path, studies: dict) -> dict:
 def _with_profile(path: Path, name: str, overrides: dict, datasets: tuple[str, ...]) -> tuple[dict, dict]:
     """A model entry's ``profile:`` (a file ``tune`` exported, relative to the experiment file)
     expanded: (its settings with the entry's own keys on top, the profile with its ``path``)."""
-    from .tune import read_profile
 
     where = f"{path}: models.{name}.profile"
     value = overrides["profile"]
@@ -308,7 +307,6 @@ def load_experiment(path: Path) -> Experiment:
     for name, overrides in models.items():
         if "profile" in overrides:
             models[name], profiles[name] = _with_profile(path, name, overrides, datasets)
-    from ..models import MODELS
 
     for name, overrides in models.items():
         engine = overrides.get("engine", "standalone")
@@ -325,12 +323,10 @@ def load_experiment(path: Path) -> Experiment:
         if v not in models or v == ours:
             raise ConfigError(f"{path}: ours_variants: '{v}' must be another model under 'models'")
     studies = _check_studies(path, _mapping(path, "studies", data.get("studies")))
-    from ..models import MODELS as KNOWN
-    from ..models import get_model
 
     for name in ("inference", "ablation"):  # LD4MRec's own studies: its models only
         for model in studies.get(name, {}).get("models", []):
-            if model not in models or model not in KNOWN or not hasattr(get_model(model), "inference_strategy"):
+            if model not in models or model not in MODELS or not hasattr(get_model(model), "inference_strategy"):
                 raise ConfigError(f"{path}: studies.{name}.models: '{model}' must be an LD4MRec model under 'models'")
     if "robustness" in studies:
         for model in studies["robustness"].get("models") or models:
@@ -406,7 +402,6 @@ def check_runs(exp: Experiment, datasets: list[str] | None = None) -> None:
     right type and range, the model's own checks at every grid point) for ``datasets`` (all by
     default), before anything runs; an error names the experiment file and the key. Models run
     in an MMRec checkout (``engine: mmrec``) are checked there, not here."""
-    from ..engine.quick_start import checked_config
 
     for dataset in exp.datasets if datasets is None else datasets:
         one = replace(exp, datasets=(dataset,))

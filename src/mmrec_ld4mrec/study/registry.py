@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import lmdb
+import numpy
+import torch
 
 from .. import __version__
 from ..errors import UserInputError
@@ -250,9 +252,6 @@ def code_version() -> dict:
 
 def environment() -> dict:
     """Where a run ran: interpreter, libraries, processor, accelerator."""
-    import numpy
-    import torch
-
     cuda = torch.cuda.is_available()
     return {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
             "platform": platform.platform(), "processor": platform.machine(), "cpus": os.cpu_count(),

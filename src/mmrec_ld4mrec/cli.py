@@ -46,8 +46,11 @@ def _run_one(args, model: str, config: dict | None = None) -> dict:
             raise UserInputError("--save/--load work with the standalone engine only")
         return run_in_mmrec(args.mmrec_root, model, args.dataset, config)
     from .engine.quick_start import run
+    from .study.inference_study import split_inference_study
 
-    return run(model, args.dataset, config, save_dir=getattr(args, "save", None), load_dir=getattr(args, "load", None))
+    config, study = split_inference_study(config)
+    return run(model, args.dataset, config, save_dir=getattr(args, "save", None), load_dir=getattr(args, "load", None),
+               after_fit=study)
 
 
 def cmd_run(args) -> int:

@@ -11,6 +11,7 @@ import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -88,11 +89,21 @@ def checked_config(model_name: str, dataset_name: str, config_dict: dict | None 
     return config, model_cls
 
 
+class AfterFit(Protocol):
+    """More that a run computes with each grid point's trained best state (Fig. 3's inference
+    study, ``study.inference_study``): checked against the model before it trains, called after."""
+
+    def check(self, model) -> None: ...
+
+    def __call__(self, model, valid: EvalDataLoader, test: EvalDataLoader, config: Config) -> dict: ...
+
+
 def run(model_name: str, dataset_name: str, config_dict: dict | None = None, save_dir: str | None = None,
         load_dir: str | None = None, on_evaluation: Callable[[int, dict], None] | None = None,
-        snapshot: str | Path | None = None, snapshot_every: float = 60.0) -> dict:
+        snapshot: str | Path | None = None, snapshot_every: float = 60.0, after_fit: AfterFit | None = None) -> dict:
     """Train (or load) and evaluate; returns the JSON-ready result of the best grid point.
     ``on_evaluation(epoch, valid_metrics)`` is called after every validation (see ``Trainer``).
+    ``after_fit``: more to compute with each trained grid point's best state (:class:`AfterFit`).
     ``snapshot``: a file the run saves its training state to (every ``snapshot_every`` seconds,
     between epochs) and resumes from when it holds this run's state (``engine.snapshot``);
     removed when the run has finished. It applies to a run of one grid point that trains (not
@@ -144,7 +155,8 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         train.batch_size = int(config["train_batch_size"])
         train.pretrain_setup()
         model = model_cls(config, train).to(config["device"])
-        strategies = _inference_study(config, model)
+        if after_fit is not None:
+            after_fit.check(model)
         if payload:
             load_state(model, payload["state_dict"], checkpoint_path(Path(load_dir)), model_name)
             fit = FitResult(best_epoch=int(payload.get("best_epoch", -1)), epochs_run=0)
@@ -153,18 +165,17 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         else:
             saver = None if snapshot is None else Snapshot(snapshot, _snapshot_identity(config, fingerprint), snapshot_every,
                                                            torch.device(config["device"]).type)
-            fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=bool(save_dir or strategies),
-                                                            snapshot=saver)
+            keep = bool(save_dir) or after_fit is not None  # the best state, to save or to study
+            fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=keep, snapshot=saver)
             if fit.best_state is not None:
                 model.load_state_dict(fit.best_state)
-        study = [] if payload else [{"inference_steps": k, **_evaluate_with_strategy(model, k, valid, test, config)}
-                                    for k in strategies]
+        more = after_fit(model, valid, test, config) if after_fit is not None and not payload else {}
         kept[idx] = (fit, test.get_eval_users())
         return PointResult(point=point, best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, valid=fit.valid,
                            test=fit.test, train_seconds_per_epoch=fit.train_seconds_per_epoch,
                            inference_seconds=time_full_inference(model, train, config), config=config.to_dict(),
                            resumed_from_epoch=fit.resumed_from_epoch,
-                           extra={"history": fit.history, **({"inference_study": study} if study else {})})
+                           extra={"history": fit.history, **more})
 
     result = RunResult(model_name, dataset_name, config["valid_metric"],
                        run_grid(points, fit_point, f"{model_name} on {dataset_name}"), peak_rss_mb())
@@ -188,24 +199,3 @@ def _snapshot_identity(config: Config, fingerprint: str) -> str:
     """A snapshot's owner: the model, the data (its fingerprint) and every setting but this machine's."""
     settings = {k: v for k, v in config.to_dict().items() if k not in _MACHINE_KEYS}
     return identity_of(config["model"], f"{config['dataset']}:{fingerprint}", settings)
-
-
-def _inference_study(config: Config, model) -> list[int]:
-    """``inference_study`` steps of a model that can switch its inference strategy, else [];
-    each strategy is checked against the model before it trains."""
-    steps = config["inference_study"] if "inference_study" in config else None
-    if not steps or not hasattr(model, "inference_strategy"):
-        return []
-    if not isinstance(steps, list) or len(set(map(repr, steps))) != len(steps) \
-            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in steps):
-        raise ConfigError(f"config key 'inference_study': expected a list of distinct integers >= 0, got {steps!r}")
-    for k in steps:
-        with model.inference_strategy(k):  # refuses a strategy the model does not have
-            pass
-    return steps
-
-
-def _evaluate_with_strategy(model, steps: int, valid: EvalDataLoader, test: EvalDataLoader, config: Config) -> dict:
-    """Validation and test metrics of the trained (best) state ranked with ``steps`` (Fig. 3)."""
-    with model.inference_strategy(steps):
-        return {"valid": evaluate(model, valid, config)[0], "test": evaluate(model, test, config)[0]}

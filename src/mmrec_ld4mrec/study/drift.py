@@ -26,6 +26,7 @@ from typing import Protocol
 from ..engine.config import Config
 from ..errors import ConfigError
 from ..models.ld4mrec import LD4MRec
+from .inference_study import KEY as INFERENCE_STUDY
 
 
 class Run(Protocol):
@@ -59,7 +60,7 @@ def settings_now(model: str, dataset: str, seed: int, overrides: dict, data_path
     its dataset's config cannot be found here)."""
     if overrides.get("engine", "standalone") != "standalone":
         return None
-    config = {k: v for k, v in overrides.items() if k != "engine"}
+    config = {k: v for k, v in overrides.items() if k not in ("engine", INFERENCE_STUDY)}
     config["seed"] = seed
     if data_path:
         config["data_path"] = data_path

@@ -38,6 +38,7 @@ from ..engine.config import Config, configs_root, plain_name_problem, read_yaml
 from ..engine.quick_start import checked_config
 from ..errors import ConfigError, UserInputError
 from ..models import MODELS, get_model
+from .inference_study import split_inference_study
 from .tune import read_profile
 
 STUDIES = ("inference", "robustness", "ablation", "heatmap")
@@ -415,6 +416,7 @@ def check_runs(exp: Experiment, datasets: list[str] | None = None) -> None:
                 continue
             config = {**overrides, "seed": spec.seed, **({"data_path": exp.data_path} if exp.data_path else {})}
             try:
+                config, _ = split_inference_study(config)
                 checked_config(spec.model, spec.dataset, config)
             except ConfigError as exc:
                 raise _refuse(exp, spec, exc) from None

@@ -22,6 +22,7 @@ import torch
 from ..engine.quick_start import run
 from ..files import die_with_parent
 from ..mmrec.driver import run_in_mmrec
+from .inference_study import split_inference_study
 from .registry import jsonable
 
 
@@ -40,7 +41,8 @@ def main(argv: list[str]) -> int:
         if config.pop("engine", "standalone") == "mmrec":
             result = run_in_mmrec(spec["mmrec_root"], spec["model"], spec["dataset"], config, **resumable)
         else:
-            result = run(spec["model"], spec["dataset"], config, **resumable)
+            config, study = split_inference_study(config)
+            result = run(spec["model"], spec["dataset"], config, after_fit=study, **resumable)
         outcome = {"status": "done", "result": result}
         code = 0
     except Exception as exc:  # the sweep records it and goes on

@@ -21,13 +21,14 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "leakyre
 class ItemGraph(nn.Module):
     """Neighbours' weights (open choice ``item_graph_k``; off in the paper's reading):
     an item-weight matrix W [|I|, d] becomes W + w S W, with S the frozen kNN item graph of
-    ``item_graph.build_item_graph`` and w = ``item_graph_weight``; FC_in and FC_out use it.
+    ``item_graph.content_item_graph`` and w = ``item_graph_weight``; FC_in and FC_out use it.
 
     The same product can be taken on the batch instead of the weights, and is cheaper there
     when a batch has fewer rows than W has columns (B < d), with no sparse product in the
     weights' backward:
         x (W + w S W) = (x + w x S) W                 (FC_in: ``rows``)
         h (W + w S W)^T = s + w s S^T, s = h W^T      (FC_out: ``scores``)
+    Each is one (I + w S) D product with a dense D of |I| contiguous rows (:class:`_GraphMix`).
     """
 
     def __init__(self, graph: torch.Tensor, weight: float):
@@ -42,7 +43,8 @@ class ItemGraph(nn.Module):
         self._ranked: dict[tuple, torch.Tensor] = {}  # W + w S W while W stays the same, gradients off
         self._steps = 0  # products taken with gradients: a training step may follow each
 
-    def _product(self, transpose: bool, dense: torch.Tensor) -> torch.Tensor:
+    def _mix(self, transpose: bool, dense: torch.Tensor) -> torch.Tensor:
+        """(I + w S) D, or (I + w S^T) D with ``transpose``, for D [|I|, n]."""
         if torch.is_grad_enabled():
             self._steps += 1
         S, S_t = (self.graph_t, self.graph) if transpose else (self.graph, self.graph_t)
@@ -51,15 +53,15 @@ class ItemGraph(nn.Module):
             # neither cuSPARSE nor MKL has a bfloat16 CSR x dense product: under bf16 autocast
             # (CUDA or CPU) the graph product stays in float32
             with torch.autocast(device, enabled=False):
-                return _FrozenSparseProduct.apply(S, S_t, dense.to(S.dtype))
-        return _FrozenSparseProduct.apply(S, S_t, dense)
+                return _GraphMix.apply(S, S_t, dense.to(S.dtype).contiguous(), self.weight)
+        return _GraphMix.apply(S, S_t, dense.contiguous(), self.weight)
 
     def forward(self, item_weights: torch.Tensor) -> torch.Tensor:
         """W + w S W. Without gradients (ranking: batch after batch with the same weights) it is
         computed once and kept until W changes: a full ranking then takes one sparse product per
         matrix, not one per batch."""
         if torch.is_grad_enabled():
-            return item_weights + self.weight * self._product(False, item_weights)
+            return self._mix(False, item_weights)
         # W changes by an optimiser step, which follows a product with gradients here (counted:
         # fused Adam leaves W's version counter as it was), or by a load (which bumps it)
         key = (item_weights.data_ptr(), item_weights._version, self._steps, item_weights.dtype,
@@ -67,7 +69,7 @@ class ItemGraph(nn.Module):
         if key not in self._ranked:
             if len(self._ranked) >= 2:  # FC_in's and FC_out's: older ones are stale
                 self._ranked.clear()
-            self._ranked[key] = item_weights + self.weight * self._product(False, item_weights)
+            self._ranked[key] = self._mix(False, item_weights)
         return self._ranked[key]
 
     def train(self, mode: bool = True):
@@ -79,26 +81,28 @@ class ItemGraph(nn.Module):
 
     def rows(self, x: torch.Tensor) -> torch.Tensor:
         """x + w x S for dense rows x [B, |I|]: FC_in's product with W + w S W, taken on x."""
-        return x + self.weight * self._product(True, x.T).T
+        return self._mix(True, x.T).T
 
     def scores(self, s: torch.Tensor) -> torch.Tensor:
         """s + w s S^T for scores s = h W^T [B, |I|]: h (W + w S W)^T, taken on the scores (in
         the scores' dtype, as the weight path returns them)."""
-        return (s + self.weight * self._product(False, s.T).T).to(s.dtype)
+        return self._mix(False, s.T).T.to(s.dtype)
 
 
-class _FrozenSparseProduct(torch.autograd.Function):
-    """S @ D for a frozen sparse S: the backward is S^T @ grad, from a CSR S^T kept beside S
-    (autograd would otherwise transpose S at every step), and no gradient for S."""
+class _GraphMix(torch.autograd.Function):
+    """(I + w S) D for a frozen sparse S and a dense D with contiguous rows, in one sparse addmm
+    (no separate scaling and sum over D); the backward is (I + w S^T) G, from a CSR S^T kept
+    beside S (autograd would otherwise transpose S at every step), and no gradient for S."""
 
     @staticmethod
-    def forward(ctx, S: torch.Tensor, S_t: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        ctx.S_t = S_t
-        return torch.sparse.mm(S, dense)
+    def forward(ctx, S: torch.Tensor, S_t: torch.Tensor, dense: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.S_t, ctx.weight = S_t, weight
+        return torch.sparse.addmm(dense, S, dense, beta=1.0, alpha=weight)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return None, None, torch.sparse.mm(ctx.S_t, grad)
+        grad = grad.contiguous()
+        return None, None, torch.sparse.addmm(grad, ctx.S_t, grad, beta=1.0, alpha=ctx.weight), None
 
 
 class ItemInput(nn.Module):

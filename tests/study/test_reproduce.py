@@ -33,6 +33,20 @@ def _experiment(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
 
 
 # ---- experiment files ---------------------------------------------------------------------------
+def test_fig3_reads_t_alone_and_names_the_file_when_the_config_is_refused(tmp_path):
+    """A report rebuilt from a registry needs only T for Fig. 3's strategies: a file whose
+    settings name an option since removed still gives it; the runs themselves are refused
+    (check_runs), and a T that needs the refused config names the file and the model."""
+    text = "datasets: [synthetic]\nseeds: [1]\nmodels: {LD4MRec: {steps: 20, ema_decay: 0.99}}\n" \
+           "studies: {inference: {steps: [1, T]}}\n"
+    exp = load_experiment(_experiment(tmp_path, text))
+    assert exp.inference_strategies("synthetic", "LD4MRec") == [0, 1, 20]
+    exp = load_experiment(_experiment(tmp_path, text.replace("steps: 20, ", ""), "b.yaml"))
+    with pytest.raises(ConfigError, match=r"b.yaml: models.LD4MRec: unknown config key 'ema_decay'.*removed") as caught:
+        exp.inference_strategies("synthetic", "LD4MRec")
+    assert caught.value.key == "ema_decay"
+
+
 @pytest.mark.parametrize("text, needle", [
     ("datasets: [synthetic]\nseeds: [1]\n", "'models'"),
     ("datasets: synthetic\nseeds: [1]\nmodels: {EASE: {}}\n", "'datasets'"),

@@ -157,10 +157,18 @@ class Experiment:
                 for p in study["soft_prob"] for g in study["smooth"]}
 
     def model_steps(self, dataset: str, model: str) -> int:
+        """T of ``model``: the file's (or its profile's) ``steps``, else its YAML's. The file's
+        other keys are checked where runs are built (``check_runs``), not here: a report rebuilt
+        from a registry reads T alone."""
         overrides = {**self.base, **self.models[model]}
+        if "steps" in overrides:
+            return int(overrides["steps"])
         if self.data_path:
             overrides["data_path"] = self.data_path
-        return int(Config(model, dataset, overrides)["steps"])
+        try:
+            return int(Config(model, dataset, overrides)["steps"])
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: models.{model}: {exc}", key=exc.key) from None
 
     def all_runs(self) -> list[RunSpec]:
         """Every run the experiment needs, once each, main runs first."""

@@ -384,6 +384,8 @@ LOAD_CASES = {
     "config-with-bad-value": (_tamper(lambda p: p["config"].update(topk=[0])), "LD4MRecPaper", ["model.pt", "'topk'"]),
     "no-model-name": (_tamper(lambda p: p.pop("model")), "LD4MRecPaper", ["model.pt", "model"]),
     "no-checkpoint-there": (lambda src, dst: dst, "LD4MRecPaper", ["model.pt", "not found"]),
+    "trained-with-a-removed-option": (_tamper(lambda p: p["config"].update(collab_scale="standard")), "LD4MRecPaper",
+                                      ["model.pt", "collab_scale='standard'", "removed", "findings.md"]),
 }
 
 

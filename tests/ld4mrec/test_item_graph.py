@@ -103,14 +103,18 @@ def test_bad_item_graph_values_name_the_key(key, value):
 
 
 def test_ranking_folds_the_graph_into_the_weights_once_until_they_change():
-    """Without gradients W + w S W is kept across batches; an optimiser step (fused Adam leaves
-    W's version counter alone), a load and a switch of mode each give a fresh product."""
+    """While ranking (eval mode, no gradients) W + w S W is kept across batches; an optimiser step
+    (fused Adam leaves W's version counter alone), a load and a switch of mode each give a fresh
+    product; in training mode and under inference_mode it is never kept."""
     torch.manual_seed(0)
     S = sp.random(9, 9, density=0.3, random_state=3, format="csr")
     S_t = torch.from_numpy(S.toarray()).float()
     graph = ItemGraph(to_torch_sparse(S, "cpu"), weight=0.5)
     fc_out = ItemOutput(9, 4)
     expected = lambda: fc_out.weight + 0.5 * S_t @ fc_out.weight  # noqa: E731
+    with torch.no_grad():
+        assert graph(fc_out.weight) is not graph(fc_out.weight)  # training mode: never kept
+    graph.eval()
     with torch.no_grad():
         first = graph(fc_out.weight)
         assert graph(fc_out.weight) is first and torch.allclose(first, expected(), atol=1e-6)
@@ -125,3 +129,5 @@ def test_ranking_folds_the_graph_into_the_weights_once_until_they_change():
         kept = graph(fc_out.weight)
         graph.eval()
         assert graph(fc_out.weight) is not kept
+    with torch.inference_mode():
+        assert torch.allclose(graph(fc_out.weight), expected(), atol=1e-6)

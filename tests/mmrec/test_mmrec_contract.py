@@ -319,6 +319,7 @@ MMREC_REFUSALS = {
     "topk-zero": (["-m", "BPR", "--set", "epochs=1", "topk=[0]"], ["'topk'"]),
     "duplicate-seeds": (["-m", "BPR", "--set", "epochs=1", "seed=[1,1]"], ["'seed'"]),
     "ld4mrec-soft-prob": (["-m", "LD4MRec", "--set", "epochs=1", "soft_prob=5"], ["'soft_prob'"]),
+    "ld4mrec-removed-option": (["-m", "LD4MRec", "--set", "epochs=1", "ema_decay=0.99"], ["'ema_decay'", "removed"]),
     "ld4mrec-grid-point": (["-m", "LD4MRec", "--set", "epochs=1", "smooth=[0.1,2.0]", "hyper_parameters=[smooth]"],
                            ["'smooth'"]),
     "prepared-yaml-inter-file-list": (["-m", "BPR", "-d", "mine", "--set", "epochs=1"],

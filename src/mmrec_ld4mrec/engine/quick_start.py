@@ -19,7 +19,7 @@ import torch
 from ..data.synthetic import ensure_synthetic
 from ..errors import ConfigError, UserInputError
 from ..files import check_output_folder
-from ..models import get_model
+from ..models import RETIRED_HINT, RETIRED_KEYS, get_model
 from .checkpoint import (
     CHECKPOINT_FILE,
     checkpoint_path,
@@ -126,6 +126,11 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
     points = grid(config)
     payload = load_checkpoint(Path(load_dir), fingerprint, dataset_name, model_name) if load_dir else None
     if payload:
+        retired = {k: v for k, v in payload["config"].items() if k in RETIRED_KEYS and v != RETIRED_KEYS[k]}
+        if retired:  # a checkpoint trained with an option the model no longer has would rank differently
+            key = next(iter(retired))
+            raise ConfigError(f"{checkpoint_path(Path(load_dir))}: trained with {key}={retired[key]!r}, which this "
+                              f"version cannot compute; {RETIRED_HINT}", key=key)
         for key, value in payload["config"].items():
             if key in config and key not in _MACHINE_KEYS:
                 config[key] = value

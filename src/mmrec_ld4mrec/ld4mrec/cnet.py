@@ -57,11 +57,11 @@ class ItemGraph(nn.Module):
         return _GraphMix.apply(S, S_t, dense.contiguous(), self.weight)
 
     def forward(self, item_weights: torch.Tensor) -> torch.Tensor:
-        """W + w S W. Without gradients (ranking: batch after batch with the same weights) it is
-        computed once and kept until W changes: a full ranking then takes one sparse product per
-        matrix, not one per batch."""
-        if torch.is_grad_enabled():
-            return self._mix(False, item_weights)
+        """W + w S W. While ranking (eval mode, no gradients: batch after batch with the same
+        weights) it is computed once and kept until W changes: a full ranking then takes one
+        sparse product per matrix, not one per batch."""
+        if torch.is_grad_enabled() or self.training or torch.is_inference_mode_enabled():
+            return self._mix(False, item_weights)  # kept only while ranking (eval mode, no gradients)
         # W changes by an optimiser step, which follows a product with gradients here (counted:
         # fused Adam leaves W's version counter as it was), or by a load (which bumps it)
         key = (item_weights.data_ptr(), item_weights._version, self._steps, item_weights.dtype,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
@@ -41,7 +41,7 @@ class LD4MRecSettings:
     use_pg: bool = True  # False = "w/o PG"
     use_soft_target: bool = True  # False = "w/o SR"
     extra_feature_files: tuple[str, ...] = ()
-    # Open choices of docs/model-spec.md; the defaults are the paper's reading.
+    # Open choices beyond the paper's text (docs/configuration.md); the defaults are the paper's reading.
     loss: str = "mse"  # mse (Eq. 5) | multinomial (softmax log-likelihood of the soft target)
     input_norm: str = "none"  # none | l2: the observed row scaled to unit norm before dropout/corruption
     residual: bool = False  # skip act(FC_in x) around CG_1 -> PG -> CG_2 (cnet.CNet)
@@ -52,7 +52,6 @@ class LD4MRecSettings:
 INPUT_NORMS = ("none", "l2")
 
 
-SETTING_KEYS = tuple(f.name for f in fields(LD4MRecSettings))
 
 
 def _int(key: str, value: Any, minimum: int) -> int:

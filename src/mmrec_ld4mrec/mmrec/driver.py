@@ -31,7 +31,7 @@ from ..engine.run_result import PointResult, RunResult, resumable, run_grid
 from ..engine.snapshot import Snapshot
 from ..errors import ConfigError, UserInputError
 from ..files import die_with_parent
-from ..models import MODELS, get_model
+from ..models import MODELS, RETIRED_HINT, RETIRED_KEYS, get_model
 from .cache_files import guard_torch_files
 from .overlay import check_checkout
 from .resume import SNAPSHOT_KEYS, restore, run_identity
@@ -221,6 +221,10 @@ def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, s
     data_path = cfg.get("data_path")
     if isinstance(data_path, str) and data_path and not Path(data_path).is_absolute():
         cfg["data_path"] = str(root / "src" / data_path)  # MMRec resolves it from its src folder
+    if model in MODELS:  # MMRec's Config takes any key: ours name the options this version no longer has
+        for key in overrides:
+            if key in RETIRED_KEYS:
+                raise ConfigError(f"--set: unknown config key '{key}'; {RETIRED_HINT}", key=key)
     try:
         validate_config(cfg)
         check = getattr(get_model(model), "check_settings", None) if model in MODELS else None

@@ -10,10 +10,13 @@ MODELS = {"LD4MRec": "ld4mrec", "LD4MRecPaper": "ld4mrec", "Pop": "pop", "DiffRe
           "MMSSL": "mmssl", "DiffMM": "diffmm"}
 
 
-# LD4MRec's open choices that did not win on validation and were removed (docs/findings.md):
-# a profile or --set that still names one is told so, not only that the key is unknown
-RETIRED_KEYS = frozenset({"item_features", "item_features_input", "gate_input", "gate_bias", "input_activation",
-                          "collab_scale", "step_zero_prob", "item_graph_source", "ema_decay", "sparse_input"})
+# LD4MRec's options removed after they did not win on validation (docs/findings.md), each with
+# the value that computes what LD4MRec computes now: a profile, --set or checkpoint that still
+# names one is told so, not only that the key is unknown
+RETIRED_KEYS = {"item_features": False, "item_features_input": False, "gate_input": "step", "gate_bias": 0.0,
+                "input_activation": False, "collab_scale": "none", "step_zero_prob": 0.0,
+                "item_graph_source": "content", "ema_decay": 0.0, "sparse_input": True}
+RETIRED_HINT = "LD4MRec's option was removed (docs/findings.md says why)"
 
 
 def get_model(name: str):

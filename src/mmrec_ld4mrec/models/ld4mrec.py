@@ -48,12 +48,13 @@ class LD4MRec(general_recommender_base()):
         X.sort_indices()
         self.train_matrix = X
         self.rows = DeviceRows(X, self.device)
-        self.batches = row_batches(self.rows)  # static shapes on a GPU (CUDA-graph capturable)
-        self.static_batches = self.batches.static  # read by the trainer's CUDA-graph steps
         features = item_modalities(self, config, s.extra_feature_files)
         if not features and s.item_graph_k > 0:
             log.warning("LD4MRec: the dataset has no item features, so item_graph_k (content-aware) is off for this run")
         self.settings = s = settings_for_data(s, has_features=bool(features))
+        # static shapes on a GPU (CUDA-graph capturable); with the item graph, compact batches and
+        # eager steps until experiments/gpu/check.sh has shown its sparse products replay right
+        self.batches = row_batches(self.rows, static=s.item_graph_k == 0)
 
         if s.svd_rank > min(X.shape):
             raise ConfigError(f"config key 'svd_rank': expected at most min(|U|, |I|) = {min(X.shape)}, got {s.svd_rank}",
@@ -83,6 +84,11 @@ class LD4MRec(general_recommender_base()):
             activation=s.activation, use_cg=s.use_cg, use_pg=s.use_pg, residual=s.residual, item_graph=item_graph,
         ).to(self.device)
         self.to(self.device)
+
+    @property
+    def static_batches(self) -> bool:
+        """Whether training batches have static shapes (the trainer's CUDA-graph steps read it)."""
+        return self.batches.static
 
     @staticmethod
     def check_settings(get: Callable[[str], Any]) -> None:

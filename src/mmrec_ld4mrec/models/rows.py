@@ -157,6 +157,6 @@ class PaddedBatches:
                         lambda p, gamma: soft_reconstruction_target_padded(binary, cols, valid, p, gamma))
 
 
-def row_batches(rows: DeviceRows) -> CompactBatches | PaddedBatches:
-    """Padded batches on a GPU, compact ones elsewhere."""
-    return PaddedBatches(rows) if rows.device.type == "cuda" else CompactBatches(rows)
+def row_batches(rows: DeviceRows, static: bool = True) -> CompactBatches | PaddedBatches:
+    """Padded batches on a GPU (where ``static``), compact ones elsewhere."""
+    return PaddedBatches(rows) if static and rows.device.type == "cuda" else CompactBatches(rows)

@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from ...errors import ConfigError
-from ...models import RETIRED_KEYS
+from ...models import RETIRED_HINT, RETIRED_KEYS
 from ...resources import resource_dir
 from .schema import SCALAR_CHECKS, _check_data_path, _check_scalar, check_plain_name, hyper_parameter_list, validate_config
 
@@ -103,12 +103,12 @@ class Config:
                 close = difflib.get_close_matches(key, merged, n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 if key in RETIRED_KEYS:
-                    hint = "; LD4MRec's option was removed: it did not win on validation (docs/findings.md)"
+                    hint = f"; {RETIRED_HINT}"
                 raise ConfigError(f"unknown config key '{key}' (not in overall, {dataset} or {model} YAML){hint}", key=key)
             merged[key] = value
         for key in hyper:
             if key not in merged:
-                raise ConfigError(f"hyper_parameters names '{key}', which no config file sets")
+                raise ConfigError(f"hyper_parameters names '{key}', which no config file sets", key=key)
         if "seed" not in hyper:
             hyper = ["seed"] + hyper
         merged["hyper_parameters"] = list(dict.fromkeys(hyper))

@@ -37,5 +37,5 @@ def settings_per_model(models: list[str], dataset: str, settings: dict, data_pat
     known = {m: Config(m, dataset, base).final_config_dict for m in dict.fromkeys(models)}
     unknown = [k for k in settings if not any(k in known[m] for m in known)]
     if unknown:
-        raise ConfigError(f"unknown config key(s) {unknown} for models {', '.join(known)}")
+        raise ConfigError(f"unknown config key(s) {unknown} for models {', '.join(known)}", key=unknown[0])
     return {m: {k: v for k, v in settings.items() if k in known[m]} for m in known}

@@ -191,7 +191,7 @@ def validate_config(cfg: dict) -> None:
     hyper = cfg.get("hyper_parameters") or []
     for key in hyper:
         if key not in cfg:
-            raise ConfigError(f"hyper_parameters names '{key}', which no config file sets")
+            raise ConfigError(f"hyper_parameters names '{key}', which no config file sets", key=key)
     for key, (ok, expected) in SCALAR_CHECKS.items():
         if key in cfg:
             _check_scalar(cfg, key, ok, expected, hyper)

@@ -125,8 +125,9 @@ def load_space(path: Path, model: str, engine: str = "standalone", mmrec_root=No
     dims = []
     for name, spec in data.items():
         if name not in keys:
-            raise ConfigError(f"{path}: key '{name}' is not a config key of {model} (not in its YAML or overall.yaml)")
+            raise ConfigError(f"{path}: key '{name}' is not a config key of {model} (not in its YAML or overall.yaml)",
+                              key=name)
         if name in ("seed", "hyper_parameters", "data_path", "epochs", "stopping_step"):
-            raise ConfigError(f"{path}: key '{name}' is fixed by the protocol and cannot be searched")
+            raise ConfigError(f"{path}: key '{name}' is fixed by the protocol and cannot be searched", key=name)
         dims.append(parse_dimension(path, name, spec))
     return dims

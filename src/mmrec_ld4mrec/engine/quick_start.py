@@ -189,13 +189,14 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
     result.extra = {"peak_gpu_mb": torch.cuda.max_memory_allocated(config["device"]) / 2**20 if on_gpu else None,
                     "dropped_cold_users": train_ds.dropped_cold_users}
     best = result.best
-    fit, test_users = kept[result.points.index(best)]
+    best_idx = result.points.index(best)
+    fit, test_users = kept[best_idx]
     if save_dir and fit.test_topk is not None:
         state = fit.best_state if fit.best_state is not None else (payload or {}).get("state_dict")
         if state is not None:
             save_checkpoint(Path(save_dir), state, best.config, fingerprint,
                             {"model": model_name, "dataset": dataset_name, "best_epoch": fit.best_epoch})
-        save_topk_csv(Path(save_dir), model_name, dataset_name, result.points.index(best), test_users,
+        save_topk_csv(Path(save_dir), model_name, dataset_name, best_idx, test_users,
                       fit.test_topk[:, :50])
     return result.to_dict()
 

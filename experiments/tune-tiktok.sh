@@ -9,9 +9,7 @@
 # array) share the work: docs/tuning.md. Each study exports its best trial (on validation) as a
 # profile that tiktok-tuned.yaml runs with 5 seeds. Cheapest models first. LD4MRec searches its
 # space plus the content item graph (configs/search/LD4MRec-multimodal.yaml) in the same number
-# of trials. The journal's LD4MRec study searched options since removed (docs/findings.md): it
-# keeps that space, so its line here is refused until the study is run again under a new name;
-# run the others with MODELS.
+# of trials.
 #   DATA=D MMREC_ROOT=M [MODELS="MGCN DiffRec"] bash experiments/tune-tiktok.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

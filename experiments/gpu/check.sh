@@ -1,5 +1,8 @@
 #!/bin/bash
-# The GPU measurements of docs/speed.md in one script (an H100/H200-class machine, minutes):
+# LD4MRec.yaml as shipped (content item graph on) on a GPU in one script (an H100/H200-class
+# machine, minutes): bench, a full-H&M shape, three seeds, whether CUDA-graph capture of the
+# item graph gives the eager steps' losses, and a profile of one epoch. docs/speed.md's GPU
+# figures were measured without the item graph (its commands say so).
 #   DATA=path/holding/tiktok OUT=results/folder bash experiments/gpu/check.sh
 # DATA holds the prepared TikTok (`mmrec-ld4mrec prepare diffmm --src ../shared/data/tiktok
 # --out DATA/tiktok`); each step has its own time limit and writes its JSON under OUT.

@@ -182,6 +182,8 @@ def cmd_reproduce(args) -> int:
     from .study.reproduce import reproduce, resolve_data_path
 
     exp = load_experiment(Path(args.experiment))
+    if args.runs:
+        return _report_from_runs(args, exp)
     results = Path(args.results or Path("results") / exp.name)
     if os.path.lexists(results) and not results.is_dir():
         raise UserInputError(f"--results {results}: exists and is not a folder (the results folder holds the registry)")
@@ -203,16 +205,45 @@ def cmd_reproduce(args) -> int:
     return 1 if counts and counts["failed"] else 0
 
 
+def _report_from_runs(args, exp) -> int:
+    """``reproduce --report-only --runs FILE``: the report built from an exported runs file alone,
+    through a registry that lives in a temporary folder for the call."""
+    import tempfile
+
+    from .study.registry import Registry
+    from .study.report import check_report_path, write_report
+    from .study.reproduce import resolve_data_path
+    from .study.results_view import records_from_file
+
+    if not args.report_only or args.results:
+        raise UserInputError("--runs FILE builds the report from that file alone: give it with --report-only "
+                             "and without --results")
+    if not args.report:
+        raise UserInputError("--runs FILE: give the report's path with --report")
+    report = check_report_path(Path(args.report))
+    records = records_from_file(Path(args.runs))
+    with tempfile.TemporaryDirectory(prefix="ld4mrec-report-") as scratch:
+        exp = resolve_data_path(exp, Path(scratch), args.data_path)
+        with Registry(Path(scratch)) as registry:
+            for record in records:
+                registry.put_new(record)
+        with Registry(Path(scratch), readonly=True) as registry:
+            written = write_report(exp, registry, report, with_std=args.std, source=f"the runs file `{args.runs}`",
+                                   command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
+    print(f"wrote {report} and {len(written) - 1} table/figure file(s) in {report.with_suffix('')}/")
+    return 0
+
+
 def cmd_results(args) -> int:
     from .study.registry import Registry
-    from .study.results_view import export_text, list_text, records_from_csv
+    from .study.results_view import export_text, list_text, records_from_file
 
     if args.action == "import":
         if not args.key:
-            raise UserInputError("results import needs the CSV file `results export` wrote")
+            raise UserInputError("results import needs the file `results export` wrote (.csv or .jsonl)")
         if args.cpus is not None and args.cpus < 1:
             raise UserInputError(f"--cpus must be a core count of 1 or more, got {args.cpus}")
-        records = records_from_csv(Path(args.key), cpus=args.cpus)
+        records = records_from_file(Path(args.key), cpus=args.cpus)
         left_out = [r for r in records if args.without_inference_runs and "inference_study" in r["spec"]["overrides"]]
         records = [r for r in records if r not in left_out]
         with Registry(Path(args.results)) as registry:
@@ -408,16 +439,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--models", help="comma-separated: run only these models' runs now (the report covers all)")
     rep.add_argument("--std", action="store_true", help="tables show mean ± std over seeds")
     rep.add_argument("--report-only", action="store_true", help="rebuild the report from the registry, run nothing")
+    rep.add_argument("--runs", metavar="FILE", help="with --report-only: build the report from this `results export` "
+                     "file (.jsonl or .csv) instead of a registry")
     rep.add_argument("--rerun-changed", action="store_true", help="run again the finished runs whose recorded "
                      "settings today's config files no longer give (refused otherwise)")
     rep.add_argument("--snapshot-every", type=float, default=120.0, metavar="SECONDS",
                      help="a running run saves its training state under RESULTS/snapshots at most this often, so a "
                           "stopped sweep's runs resume where they were (default 120; 0: they restart)")
     rep.set_defaults(func=cmd_reproduce)
-    res = sub.add_parser("results", help="read a results registry: list, show KEY, export; import FILE.csv")
+    res = sub.add_parser("results", help="read a results registry: list, show KEY, export; import FILE (.csv or .jsonl)")
     res.add_argument("action", choices=("list", "show", "export", "import"))
     res.add_argument("key", nargs="?", metavar="KEY|FILE",
-                     help="run key or its first characters (show); a CSV that `results export` wrote (import: its "
+                     help="run key or its first characters (show); a file `results export` wrote (.csv or .jsonl) (import: its "
                           "runs join the registry, those already there are kept)")
     res.add_argument("--results", required=True, help="results folder holding registry.lmdb")
     res.add_argument("--status", choices=("done", "failed"), help="only runs with this status")

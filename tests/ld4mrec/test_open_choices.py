@@ -1,4 +1,4 @@
-"""The open-choice switches beyond the paper's reading (docs/model-quality.md): each is off by
+"""The open-choice switches beyond the paper's reading (docs/findings.md): each is off by
 default and changes what it says. That LD4MRec trains with them: tests/models/test_ld4mrec_open_choices.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LD4MRec with the open-choice switches beyond the paper's reading (docs/model-quality.md): with
+"""LD4MRec with the open-choice switches beyond the paper's reading (docs/findings.md): with
 each on it trains and predicts, and LD4MRec runs the tuned switches while LD4MRecPaper keeps the
 paper's reading. The switches themselves: tests/ld4mrec/test_open_choices.py."""
 

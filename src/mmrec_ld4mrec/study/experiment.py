@@ -12,6 +12,12 @@
       EASE: {}
       MGCN: {engine: mmrec}          # one of MMRec's models, run in its checkout (--mmrec-root)
       DiffRec: {profile: tuned/DiffRec-tiktok.best.yaml}  # the settings `tune` exported (relative to this file)
+      LD4MRec-defaults: {model: LD4MRec, note: as shipped}  # another row of a model; a note under the table
+    tuning:                          # optional: the studies behind the profiles, for the report
+      journal: tuned/studies.journal # the studies' Optuna journal (relative to this file)
+      trials: 10                     # the budget each study is run to
+    title: TikTok                    # optional: the report's title and its opening text (Markdown)
+    about: DiffMM's split ...
     prepare:                         # optional: how to build a dataset missing from data_path
       tiktok: {source: diffmm, src: ../../shared/data/tiktok}   # relative to this file
     studies:                         # optional, each one a figure
@@ -23,8 +29,11 @@
 Each study runs on every dataset, with ``seeds`` (default: the first main seed). A run is
 identified by (dataset, model, seed, overrides); runs that coincide across studies are one run.
 ``name`` (default: the file's stem) is the results folder's name under ``results/``, so it is
-a plain folder name. Every run's configuration is checked by the engine (:func:`check_runs`)
-before a sweep starts, and an error names the file and the key that set the value.
+a plain folder name. With ``tuning``, a model whose profile is missing or comes from an
+unfinished study is *pending*: it keeps its table row, which says how far its study is
+("study pending: 3 of 10 trials"), and has no runs until its study exports the profile.
+Every run's configuration is checked by the engine (:func:`check_runs`) before a sweep
+starts, and an error names the file and the key that set the value.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ from ..errors import ConfigError, UserInputError
 from ..models import MODELS, get_model
 from .inference_study import split_inference_study
 from .tune import read_profile
+from .tune.storage import study_progress
 
 STUDIES = ("inference", "robustness", "ablation", "heatmap")
 ENGINES = ("standalone", "mmrec")
@@ -81,10 +91,20 @@ class Experiment:
     studies: dict[str, dict]
     data_path: str | None = None
     profiles: dict[str, dict] = field(default_factory=dict)  # model -> the `tune` profile it runs (with its path)
+    model_of: dict[str, str] = field(default_factory=dict)  # a row named otherwise -> the model class it runs
+    notes: dict[str, str] = field(default_factory=dict)  # row -> the line the report prints under Table 2
+    pending: dict[str, str] = field(default_factory=dict)  # row -> how far its study is ("3 of 10 trials")
+    tuning: dict = field(default_factory=dict)  # {journal: resolved path, trials: N}
+    title: str = ""
+    about: str = ""
 
     def mmrec_models(self) -> list[str]:
-        """Models run through an MMRec checkout (``engine: mmrec``)."""
-        return [m for m, o in self.models.items() if o.get("engine") == "mmrec"]
+        """Models run through an MMRec checkout (``engine: mmrec``), pending ones aside."""
+        return [m for m, o in self.models.items() if o.get("engine") == "mmrec" and m not in self.pending]
+
+    def model_class(self, row: str) -> str:
+        """The model a row runs: its ``model`` key, else the row's own name."""
+        return self.model_of.get(row, row)
 
     def baselines(self) -> list[str]:
         return [m for m in self.models if m != self.ours and m not in self.ours_variants]
@@ -94,14 +114,15 @@ class Experiment:
 
     def spec(self, dataset: str, model: str, seed: int, **extra) -> RunSpec:
         note = ",".join(f"{k}={v}" for k, v in extra.items() if k != "hyper_parameters")
-        return RunSpec(dataset, model, seed, {**self.base, **self.models.get(model, {}), **extra}, note)
+        return RunSpec(dataset, self.model_class(model), seed, {**self.base, **self.models.get(model, {}), **extra},
+                       note)
 
     # ---- which runs each table and figure reads ------------------------------------------
     def study_models(self, study: str) -> list[str]:
         """The models a study runs on: its ``models`` (inference, ablation, robustness), else
         ours (every model for robustness)."""
         default = list(self.models) if study == "robustness" else [self.ours]
-        return list(self.studies.get(study, {}).get("models") or default)
+        return [m for m in self.studies.get(study, {}).get("models") or default if m not in self.pending]
 
     def main_spec(self, dataset: str, model: str, seed: int) -> RunSpec:
         """A model's main run. Under the inference study it also ranks its trained best state
@@ -113,7 +134,8 @@ class Experiment:
         return self.spec(dataset, model, seed, **extra)
 
     def main_runs(self, dataset: str, model: str) -> list[RunSpec]:
-        return [self.main_spec(dataset, model, s) for s in self.seeds]
+        """A row's runs, one per seed; none while its study is pending."""
+        return [] if model in self.pending else [self.main_spec(dataset, model, s) for s in self.seeds]
 
     def inference_strategies(self, dataset: str, model: str) -> list[int]:
         """Fig. 3's strategies for ``model``: 0 (forward-free) and each k of ``steps`` (``T`` is
@@ -166,7 +188,7 @@ class Experiment:
         if self.data_path:
             overrides["data_path"] = self.data_path
         try:
-            return int(Config(model, dataset, overrides)["steps"])
+            return int(Config(self.model_class(model), dataset, overrides)["steps"])
         except ConfigError as exc:
             raise ConfigError(f"{self.path}: models.{model}: {exc}", key=exc.key) from None
 
@@ -262,6 +284,36 @@ def _check_studies(path: Path, studies: dict) -> dict:
     return out
 
 
+def _tuning(path: Path, value) -> dict:
+    """The ``tuning`` key: {journal: the studies' journal, resolved; trials: the budget}."""
+    tuning = _mapping(path, "tuning", value)
+    if not tuning:
+        return {}
+    if set(tuning) != {"journal", "trials"} or not isinstance(tuning["journal"], str) or not tuning["journal"] \
+            or not isinstance(tuning["trials"], int) or isinstance(tuning["trials"], bool) or tuning["trials"] < 1:
+        raise ConfigError(f"{path}: key 'tuning' must be {{journal: PATH, trials: N >= 1}}, got {tuning!r:.120}")
+    return {"journal": (path.parent / tuning["journal"]).resolve(), "trials": tuning["trials"]}
+
+
+def _pending(path: Path, name: str, profile: object, tuning: dict) -> str | None:
+    """With ``tuning``: how far the study behind a missing or unfinished profile is, e.g.
+    "3 of 10 trials" (the study is the profile's name less ``.best.yaml``);
+    None where the profile is there and finished, or without ``tuning``."""
+    if not tuning or not isinstance(profile, str) or not profile.endswith(".best.yaml"):
+        return None
+    profile_path = (path.parent / profile).resolve()
+    if profile_path.is_file():
+        budget = read_profile(profile_path).get("budget")
+        if not isinstance(budget, dict) or not all(isinstance(budget.get(k), int) for k in ("trials", "complete",
+                                                                                            "pruned")):
+            return None
+        if budget["complete"] + budget["pruned"] >= budget["trials"]:
+            return None
+    study = profile_path.name[:-len(".best.yaml")]
+    finished, _ = study_progress(tuning["journal"], study)
+    return f"{finished} of {tuning['trials']} trials"
+
+
 def _with_profile(path: Path, name: str, overrides: dict, datasets: tuple[str, ...]) -> tuple[dict, dict]:
     """A model entry's ``profile:`` (a file ``tune`` exported, relative to the experiment file)
     expanded: (its settings with the entry's own keys on top, the profile with its ``path``)."""
@@ -275,8 +327,9 @@ def _with_profile(path: Path, name: str, overrides: dict, datasets: tuple[str, .
         profile = read_profile(profile_path)
     except UserInputError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    if profile["model"] != name:
-        raise ConfigError(f"{where}: {profile_path} is {profile['model']}'s profile, not {name}'s")
+    model = overrides.get("model", name)
+    if profile["model"] != model:
+        raise ConfigError(f"{where}: {profile_path} is {profile['model']}'s profile, not {model}'s")
     if profile.get("dataset") is not None and str(profile["dataset"]) not in datasets:
         raise ConfigError(f"{where}: {profile_path} was tuned on {profile['dataset']}, which is not among this "
                           f"experiment's datasets ({', '.join(datasets)})")
@@ -286,7 +339,7 @@ def _with_profile(path: Path, name: str, overrides: dict, datasets: tuple[str, .
         if finished < budget["trials"]:
             raise ConfigError(f"{where}: {profile_path} comes from an unfinished study ({finished} of "
                               f"{budget['trials']} trials finished): finish it (run its `tune` command again)")
-    settings = {**profile["settings"], **{k: v for k, v in overrides.items() if k != "profile"}}
+    settings = {**profile["settings"], **{k: v for k, v in overrides.items() if k not in ("profile", "model")}}
     return settings, {**profile, "path": value}
 
 
@@ -297,7 +350,8 @@ def load_experiment(path: Path) -> Experiment:
         data = read_yaml(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the experiment file ({exc.strerror})") from None
-    known = {"name", "datasets", "seeds", "base", "ours", "ours_variants", "models", "prepare", "studies", "data_path"}
+    known = {"name", "datasets", "seeds", "base", "ours", "ours_variants", "models", "prepare", "studies", "data_path",
+             "tuning", "title", "about"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(map(str, unknown))}; expected some of {sorted(known)}")
@@ -312,16 +366,32 @@ def load_experiment(path: Path) -> Experiment:
         if overrides is not None and not isinstance(overrides, dict):
             raise ConfigError(f"{path}: models.{name}: expected a mapping of config keys, got {overrides!r}")
     models = {_plain(path, "models", str(k)): dict(v or {}) for k, v in models.items()}
-    profiles = {}
+    tuning = _tuning(path, data.get("tuning"))
+    profiles, model_of, notes, pending = {}, {}, {}, {}
     for name, overrides in models.items():
+        for key, into in (("model", model_of), ("note", notes)):
+            if key in overrides:
+                if not isinstance(overrides[key], str) or not overrides[key].strip():
+                    raise ConfigError(f"{path}: models.{name}.{key}: expected a name or a line of text, "
+                                      f"got {overrides[key]!r:.80}")
+                into[name] = overrides[key]
+        overrides.pop("note", None)
         if "profile" in overrides:
-            models[name], profiles[name] = _with_profile(path, name, overrides, datasets)
+            pending[name] = _pending(path, name, overrides["profile"], tuning)
+            if pending[name]:
+                models[name] = {k: v for k, v in overrides.items() if k not in ("profile", "model")}
+            else:
+                del pending[name]
+                models[name], profiles[name] = _with_profile(path, name, overrides, datasets)
+        else:
+            models[name] = {k: v for k, v in overrides.items() if k != "model"}
 
     for name, overrides in models.items():
         engine = overrides.get("engine", "standalone")
+        model = model_of.get(name, name)
         if engine not in ENGINES:
             raise ConfigError(f"{path}: models.{name}.engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
-        if engine == "standalone" and name not in MODELS:
+        if engine == "standalone" and model not in MODELS:
             raise ConfigError(f"{path}: models.{name}: unknown model; known: {', '.join(sorted(MODELS))} "
                               "(or set engine: mmrec to run one of MMRec's models in an MMRec checkout)")
     ours = data.get("ours", next(iter(models)))
@@ -335,7 +405,8 @@ def load_experiment(path: Path) -> Experiment:
 
     for name in ("inference", "ablation"):  # LD4MRec's own studies: its models only
         for model in studies.get(name, {}).get("models", []):
-            if model not in models or model not in MODELS or not hasattr(get_model(model), "inference_strategy"):
+            cls = model_of.get(model, model)
+            if model not in models or cls not in MODELS or not hasattr(get_model(cls), "inference_strategy"):
                 raise ConfigError(f"{path}: studies.{name}.models: '{model}' must be an LD4MRec model under 'models'")
     if "robustness" in studies:
         for model in studies["robustness"].get("models") or models:
@@ -360,7 +431,16 @@ def load_experiment(path: Path) -> Experiment:
         path=path, name=exp_name, datasets=datasets,
         seeds=_seeds(path, "seeds", data.get("seeds")), base=base, models=models, ours=ours,
         ours_variants=variants, prepare=prepare,
-        studies=studies, data_path=data_path, profiles=profiles)
+        studies=studies, data_path=data_path, profiles=profiles, model_of=model_of, notes=notes, pending=pending,
+        tuning=tuning, title=_text(path, "title", data.get("title")), about=_text(path, "about", data.get("about")))
+
+
+def _text(path: Path, key: str, value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: key '{key}' must be text, got {value!r:.80}")
+    return value.strip()
 
 
 # ---- every run's configuration, checked before a sweep starts ---------------------------------------

@@ -7,6 +7,7 @@ Nothing here trains; a run the registry lacks shows as missing ("—"), never as
 from __future__ import annotations
 
 import csv
+import json
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +19,7 @@ from .drift import changed_runs, describe
 from .experiment import Experiment, RunSpec
 from .registry import Registry
 from .summarize import COLUMNS
+from .tune.storage import study_progress
 
 
 def _write(path: Path, text: str) -> None:
@@ -35,13 +37,15 @@ def accuracy_table(exp: Experiment, done: dict[str, dict], dataset: str) -> tabl
         values = {c: {r["spec"]["seed"]: r["result"]["test"][c] for r in records if c in r["result"]["test"]}
                   for c in COLUMNS}
         devices = {r["spec"]["seed"]: tables.device_of(r) for r in records}
-        rows.append(tables.Row(model, values, devices))
+        status = f"study pending: {exp.pending[model]}" if model in exp.pending else "" if records else "not run yet"
+        rows.append(tables.Row(model, values, devices, status))
     return tables.AccuracyTable(dataset, rows, exp.ours, exp.baselines())
 
 
 # The report writer's mark in its assets folder: a folder that holds other files but not this
 # one is the user's, and the report never writes into it.
 REPORT_MARKER = ".mmrec-ld4mrec-report"
+OWN_FILES = ("table", "fig3-", "fig4-", "fig5-", "heatmap-", "tuning-budget.")  # the names the report writes
 
 
 def _check_assets_folder(assets: Path, what: str) -> None:
@@ -73,9 +77,46 @@ def check_report_path(md_path: Path, what: str = "--report") -> Path:
     return md_path
 
 
+def protocol_lines(exp: Experiment) -> list[str]:
+    """The equal budget in a few lines, read from the studies' journal (``tuning``): trials per
+    model, sampler, pruner, early stopping and tuning seeds as each study recorded them."""
+    if not exp.tuning:
+        return []
+    recorded = {}
+    for model, profile in exp.profiles.items():
+        study = profile.get("study")
+        if isinstance(study, str):
+            recorded[model] = study_progress(exp.tuning["journal"], study)[1]
+    kinds: dict[str, list[str]] = {}
+    for model, protocol in recorded.items():  # the engine aside: it is the model's, not the search's
+        same = {k: v for k, v in protocol.items() if k != "engine"} if isinstance(protocol, dict) else protocol
+        kinds.setdefault(json.dumps(same, sort_keys=True), []).append(model)
+    seeds = ", ".join(map(str, exp.seeds))
+    lines = [f"- **Selection on validation only.** Every epoch, grid point and trial is chosen on validation "
+             f"Recall@20; the test split is read once, at the chosen state, for seeds {seeds}.",
+             f"- **An equal budget.** Each tuned model's `tune` study runs to {exp.tuning['trials']} finished "
+             "trials (pruned ones count) over its search space (`configs/search/`), then its best trial runs "
+             "with every seed above."]
+    for text, models in kinds.items():
+        protocol = json.loads(text)
+        if not isinstance(protocol, dict):
+            lines.append(f"- {', '.join(models)}: the study recorded no protocol.")
+            continue
+        pruner, settings = protocol.get("pruner") or {}, protocol.get("settings") or {}
+        who = "" if len(kinds) == 1 else f" ({', '.join(models)})"
+        lines.append(f"- **The same search for every model{who}:** TPE sampler seed {protocol.get('sampler_seed')}; "
+                     f"{pruner.get('kind', 'no')} pruner after {pruner.get('startup_trials')} trials and "
+                     f"{pruner.get('warmup_epochs')} warm-up epochs; at most {settings.get('epochs')} epochs, early "
+                     f"stopping after {settings.get('stopping_step')} evaluations without a better validation "
+                     f"Recall@20; tuning seed(s) {', '.join(map(str, protocol.get('seeds') or []))}, apart from "
+                     "the reported ones.")
+    return lines
+
+
 def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: bool = False,
-                 command: str = "") -> list[Path]:
-    """Write the report; returns every file written (tables and figures included)."""
+                 command: str = "", source: str = "") -> list[Path]:
+    """Write the report; returns every file written (tables and figures included). ``source``
+    names where the runs came from (default: the registry's path)."""
     records = list(registry.records())  # a damaged registry is refused before anything is written
     assets = md_path.with_suffix("")
     _check_assets_folder(assets, f"report {md_path}")
@@ -97,14 +138,19 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     needed_keys = {s.key for s in needed}
     machines = Counter(_machine(r) for r in done.values() if r["key"] in needed_keys)
-    lines = [f"# Results: {exp.name}", "",
-             f"Built {now} from the registry `{registry.path}` by `mmrec-ld4mrec`."
-             + (f" Command: `{command}`." if command else ""), "",
-             f"Runs: {sum(s.key in done for s in needed)} of {len(needed)} finished, "
-             f"{sum(s.key in failed for s in needed)} failed, "
-             f"{sum(s.key not in done and s.key not in failed for s in needed)} not run. "
-             f"Seeds: {list(exp.seeds)}. Test-split metrics (full ranking, training items masked); "
-             "epochs and grid points were chosen on validation Recall@20.", ""]
+    lines = [f"# {exp.title or f'Results: {exp.name}'}", "",
+             f"Built {now} from {source or f'the registry `{registry.path}`'} by `mmrec-ld4mrec`."
+             + (f" Command: `{command}`." if command else ""), ""]
+    if exp.about:
+        lines += [exp.about, ""]
+    protocol = protocol_lines(exp)
+    if protocol:
+        lines += ["## Protocol", "", *protocol, ""]
+    lines += [f"Runs: {sum(s.key in done for s in needed)} of {len(needed)} finished, "
+              f"{sum(s.key in failed for s in needed)} failed, "
+              f"{sum(s.key not in done and s.key not in failed for s in needed)} not run. "
+              f"Seeds: {list(exp.seeds)}. Test-split metrics (full ranking, training items masked); "
+              "epochs and grid points were chosen on validation Recall@20.", ""]
     for machine, n in sorted(machines.items()):
         lines.append(f"- {n} run(s) on {machine}")
     imported = sum("imported_from" in r for r in done.values() if r["key"] in needed_keys)
@@ -123,11 +169,13 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
         budget = tables.budget_rows(exp.profiles)
         put("tuning-budget.md", tables.budget_markdown(budget))
         put("tuning-budget.csv", tables.budget_csv(budget))
-        untuned = [m for m in exp.models if m not in exp.profiles]
+        untuned = [m for m in exp.models if m not in exp.profiles and m not in exp.pending]
         lines += ["## Tuning budget", "",
                   "Each tuned model runs the best trial of its `tune` study, chosen on validation only "
                   "(trials: finished trials asked for; wall s: the trials' own time)."
-                  + (f" Run as configured, without a study: {', '.join(untuned)}." if untuned else ""), "",
+                  + (f" Run as configured, without a study: {', '.join(untuned)}." if untuned else "")
+                  + (f" Studies pending: {', '.join(f'{m} ({n})' for m, n in exp.pending.items())}."
+                     if exp.pending else ""), "",
                   tables.budget_markdown(budget), "File: `tuning-budget.md|csv`.", ""]
 
     for i, dataset in enumerate(exp.datasets):
@@ -140,7 +188,9 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
                   "Means ± sample std over seeds; **best**, <u>runner-up</u> by mean. "
                   f"Improvement and p-value: {exp.ours} against the best baseline of each column "
                   f"(baselines: {', '.join(exp.baselines()) or 'none'}).", "",
-                  tables.to_markdown(table, True), f"Files: `{stem}.md|csv|tex`.", ""]
+                  tables.to_markdown(table, True)]
+        lines += [f"- **{model}**: {note}" for model, note in exp.notes.items()] + [""] * bool(exp.notes)
+        lines += [f"Files: `{stem}.md|csv|tex`.", ""]
 
     cost = tables.cost_rows({(d, m): _done(done, exp.main_runs(d, m)) for d in exp.datasets for m in exp.models})
     put("table5-cost.md", tables.cost_markdown(cost))
@@ -162,7 +212,7 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
         ("heatmap", "heatmap-pgamma", f"p × γ ({{}}, {heatmap_model})", exp.heatmap_runs,
          figures.heatmap_csv, figures.plot_heatmap),
     )
-    figure_specs = []
+    figure_specs, not_run = [], []
     for dataset in exp.datasets:
         for study, stem, title, runs_of, to_csv, plot in studies:
             if study in exp.studies:
@@ -178,7 +228,12 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
                                 "not carry the strategies' metrics, and are missing from it; `results import "
                                 "--without-inference-runs` leaves them out so that `reproduce` runs them again "
                                 "(docs/reproduce.md).")
+                if not _study_ran(exp, study, dataset, runs_of(dataset), done):
+                    not_run.append(f"{title.format(dataset)}")
+                    continue
                 figure_specs.append((f"{stem}-{dataset}", title.format(dataset), to_csv(groups), plot, groups, note))
+    if not_run:
+        lines += ["## The paper's studies not run yet", "", *[f"- {line}" for line in not_run], ""]
     for stem, title, csv_text, plot, groups, note in figure_specs:
         put(f"{stem}.csv", csv_text)
         png = assets / f"{stem}.png"
@@ -194,7 +249,22 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
                                            for r in failures] + [""]
     _write(md_path, "\n".join(lines))
     written.append(md_path)
+    for stale in assets.iterdir():  # what an earlier build wrote and this one did not (a study now pending)
+        if stale.is_file() and stale not in written and stale.name.startswith(OWN_FILES):
+            stale.unlink()
     return written
+
+
+def _study_ran(exp: Experiment, study: str, dataset: str, runs: dict, done: dict[str, dict]) -> bool:
+    """Whether a study has a finished run of its own: one that is not a main run (whose clean
+    point every study shares), or, for Fig. 3, a main run that held the strategies' metrics
+    (an import from a CSV lost them, which the figure then says)."""
+    keys = {s.key for specs in runs.values() for s in specs}
+    if study == "inference":
+        return any("inference_study" in (done[k].get("result") or {}) or "imported_from" in done[k]
+                   for k in keys if k in done)
+    main = {s.key for m in exp.models for s in exp.main_runs(dataset, m)}
+    return any(k in done for k in keys - main)
 
 
 def _machine(record: dict) -> str:

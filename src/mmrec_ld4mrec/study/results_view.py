@@ -1,5 +1,5 @@
 """``mmrec-ld4mrec results list|show|export|import``: reading the registry without training, and
-rebuilding one from the runs a ``results export`` CSV holds."""
+rebuilding one from the runs a ``results export`` file holds (CSV: the metrics; JSONL: whole records)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import UserInputError
 from .experiment import RunSpec
+from .registry import record_problem
 from .summarize import COLUMNS
 
 FLAT_FIELDS = ("key", "status", "experiment", "model", "dataset", "seed", "overrides", "best_epoch", "epochs_run",
@@ -180,3 +181,41 @@ def records_from_csv(path: Path, cpus: int | None = None) -> list[dict]:
     except csv.Error as exc:
         raise UserInputError(f"{path} line {start}: not valid CSV ({exc})") from None
     return records
+
+
+def records_from_jsonl(path: Path) -> list[dict]:
+    """Every line of a ``results export --format jsonl`` file as the registry record it was,
+    whole (settings, per-strategy figures, imports' marks); each is checked as the registry
+    checks what it stores, and its key against its spec. Errors name the file and the line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{path}: cannot read it as a JSONL file of runs ({getattr(exc, 'strerror', None) or exc})"
+                             ) from None
+    records, first_line = [], {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UserInputError(f"{path} line {number}: not a JSON record ({exc})") from None
+        key = record.get("key") if isinstance(record, dict) else None
+        problem = record_problem(record, key if isinstance(key, str) else "")
+        if problem:
+            raise UserInputError(f"{path} line {number}: not a run record: {problem}")
+        spec = record["spec"]
+        if RunSpec(spec["dataset"], spec["model"], spec["seed"], spec["overrides"]).key != key:
+            raise UserInputError(f"{path} line {number}: 'key' {key!r:.30} is not the key of its spec; the record "
+                                 "was edited or belongs to another version")
+        if key in first_line:
+            raise UserInputError(f"{path} line {number}: the run of line {first_line[key]} again (key {key})")
+        first_line[key] = number
+        records.append(record)
+    return records
+
+
+def records_from_file(path: Path, cpus: int | None = None) -> list[dict]:
+    """The runs of a ``results export`` file: JSONL (``.jsonl``, whole records) or CSV."""
+    return records_from_jsonl(path) if Path(path).suffix == ".jsonl" else records_from_csv(path, cpus)

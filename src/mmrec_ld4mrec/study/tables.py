@@ -29,6 +29,7 @@ class Row:
     model: str
     values: dict[str, dict[int, float]]  # metric -> seed -> value
     devices: dict[int, str] = field(default_factory=dict)  # seed -> device it ran on (unknown: absent)
+    status: str = ""  # why the row has no runs yet ("study pending: 3 of 10 trials")
 
     def mean(self, col: str) -> float:
         v = list(self.values[col].values())
@@ -120,7 +121,8 @@ def to_markdown(table: AccuracyTable, with_std: bool = False) -> str:
             text = _fmt(row, c, with_std)
             rank = ranks[c].get(row.model)
             cells.append(f"**{text}**" if rank == 1 else f"<u>{text}</u>" if rank == 2 else text)
-        lines.append(f"| {row.model} | {row.n} | " + " | ".join(cells) + " |")
+        seeds = row.status if row.status and not row.n else row.n
+        lines.append(f"| {row.model} | {seeds} | " + " | ".join(cells) + " |")
     imp = [table.improvement(c) for c in COLUMNS]
     lines.append(f"| Improv. of {table.ours} | | " + " | ".join(f"{_pct(v)} vs {b}" if b else "—" for v, b in imp) + " |")
     tests = [table.t_test(c) for c in COLUMNS]
@@ -132,9 +134,10 @@ def to_markdown(table: AccuracyTable, with_std: bool = False) -> str:
 def to_csv(table: AccuracyTable) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["model", "seeds", *[f"{c} {k}" for c in COLUMNS for k in ("mean", "std")]])
+    w.writerow(["model", "seeds", *[f"{c} {k}" for c in COLUMNS for k in ("mean", "std")], "status"])
     for row in table.rows:
-        w.writerow([row.model, row.n, *[f"{x:.6f}" if row.n else "" for c in COLUMNS for x in (row.mean(c), row.std(c))]])
+        w.writerow([row.model, row.n, *[f"{x:.6f}" if row.n else "" for c in COLUMNS for x in (row.mean(c), row.std(c))],
+                    row.status if not row.n else ""])
     imp = [table.improvement(c) for c in COLUMNS]
     w.writerow([f"improvement_pct_of_{table.ours}", "", *[x for v, _ in imp for x in (f"{v:.3f}", "")]])
     w.writerow(["best_baseline", "", *[x for _, b in imp for x in (b, "")]])
@@ -158,6 +161,8 @@ def to_latex(table: AccuracyTable, with_std: bool = False) -> str:
             text = _fmt(row, c, with_std).replace("±", r"$\pm$").replace("—", "--")
             rank = ranks[c].get(row.model)
             cells.append(rf"\textbf{{{text}}}" if rank == 1 else rf"\underline{{{text}}}" if rank == 2 else text)
+        if row.status and not row.n:
+            cells = [rf"\multicolumn{{{len(COLUMNS)}}}{{c}}{{{_tex(row.status)}}}"]
         lines.append(_tex(row.model) + " & " + " & ".join(cells) + r" \\")
     lines.append(r"\midrule")
     lines.append("Improv. & " + " & ".join(_tex(_pct(table.improvement(c)[0])) for c in COLUMNS) + r" \\")

@@ -101,3 +101,20 @@ def requeue_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStora
 def finished_states() -> tuple[TrialState, ...]:
     """The states that count towards a study's budget of trials."""
     return (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def study_progress(journal: Path, study_name: str) -> tuple[int, dict | None]:
+    """(finished trials, recorded protocol) of ``study_name`` in a journal file, read without
+    writing: (0, None) where the journal or the study does not exist yet."""
+    journal = Path(journal)
+    if not journal.is_file():
+        return 0, None
+    try:
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return 0, None
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"{journal}: cannot read it as an Optuna journal ({exc})") from None
+    finished = sum(t.state in finished_states() for t in study.get_trials(deepcopy=False))
+    return finished, study.user_attrs.get("protocol")

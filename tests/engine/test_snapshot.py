@@ -249,3 +249,83 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "Z"
+
+
+def _tamper_optimizer(payload):  # a fused Adam step would write past these tensors' ends
+    payload["optimizer"]["state"] = {0: {"step": torch.tensor(1.0), "exp_avg": torch.zeros(2),
+                                         "exp_avg_sq": torch.zeros(2)}}
+
+
+def _tamper_rng(payload):
+    payload["rng"]["python"][1] = payload["rng"]["python"][1][:10]
+
+
+def _tamper_loader(payload):
+    payload["loader"]["frame"] = torch.zeros_like(payload["loader"]["frame"])  # row 0, over and over
+
+
+TAMPERED = {
+    "optimizer state of another shape": (_tamper_optimizer, "has shape (2,)"),
+    "next_epoch far beyond the epochs": (lambda p: p.update(next_epoch=10 ** 9), "'next_epoch' is 1000000000"),
+    "a NaN best score": (lambda p: p.update(best=float("nan")), "'best' is nan"),
+    "a negative patience count": (lambda p: p.update(stale=-1), "'stale' is -1"),
+    "evaluations that are not pairs": (lambda p: p.update(evaluations=[[0, "x"]]), "'evaluations'"),
+    "a NaN test result": (lambda p: p["fit"]["test"].update({"Recall@20": float("nan")}), "'fit.test'"),
+    "a truncated random generator": (_tamper_rng, "Python generator"),
+    "a loader order that repeats rows": (_tamper_loader, "does not order the"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(TAMPERED))
+def test_a_snapshot_that_cannot_be_this_runs_is_set_aside_and_the_run_starts_over(what, tmp_path, data_path, caplog):
+    """Every restored value is checked for type, shape and range before anything is loaded: a
+    damaged or hand-edited snapshot never crashes the process (an optimizer state of the wrong
+    shape made fused Adam write out of bounds) or ends the run at a wrong score; the run starts
+    from epoch 0 and ends with the digits of one never stopped."""
+    tamper, needle = TAMPERED[what]
+    config = _config(data_path, TRAINED["SimGCL"])
+    whole = run("SimGCL", "synthetic", config)
+    file = tmp_path / "run.snapshot"
+
+    def stop(epoch, valid):
+        if epoch == STOP_AT:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run("SimGCL", "synthetic", config, on_evaluation=stop, snapshot=file, snapshot_every=0)
+    payload = torch.load(file, weights_only=True)
+    tamper(payload)
+    torch.save(payload, file)
+    resumed = run("SimGCL", "synthetic", config, snapshot=file, snapshot_every=0)
+    assert "resumed_from_epoch" not in resumed and _comparable(resumed) == _comparable(whole)
+    assert (tmp_path / "run.snapshot.unused").is_file() and not file.exists()
+    assert needle in caplog.text and "starts from epoch 0" in caplog.text
+
+
+def test_a_snapshot_path_that_is_a_folder_is_set_aside_not_a_crash(tmp_path, data_path, caplog):
+    config = _config(data_path, TRAINED["SimGCL"])
+    (tmp_path / "run.snapshot").mkdir()
+    result = run("SimGCL", "synthetic", config, snapshot=tmp_path / "run.snapshot", snapshot_every=0)
+    assert result["epochs_run"] == EPOCHS and (tmp_path / "run.snapshot.unused").is_dir()
+    assert "not a file" in caplog.text
+
+
+def test_each_models_own_optimizers_are_checked_too(tmp_path, caplog):
+    """DiffMM's denoisers' and MMSSL's discriminator's optimizers live in the model's training
+    state: a state of the wrong shape there is refused as well."""
+    from mmrec_ld4mrec.models.optimizer_state import optimizer_misfit
+
+    layer = torch.nn.Linear(3, 2)
+    adam = torch.optim.Adam(layer.parameters())
+    layer(torch.ones(1, 3)).sum().backward()
+    adam.step()
+    good = adam.state_dict()
+    assert optimizer_misfit(good, adam) is None
+    bad = {**good, "state": {**good["state"], 0: {**good["state"][0], "exp_avg": torch.zeros(5)}}}
+    assert "'exp_avg' of parameter 0 has shape (5,), its parameter (2, 3)" == optimizer_misfit(bad, adam)
+    bad = {**good, "state": {**good["state"], 0: {**good["state"][0], "step": torch.tensor(float("inf"))}}}
+    assert "'step' of parameter 0" in optimizer_misfit(bad, adam)
+    bad = {**good, "state": {**good["state"], 7: good["state"][0]}}
+    assert "holds parameter 7" in optimizer_misfit(bad, adam)
+    bad = {**good, "state": {**good["state"], 1: {**good["state"][1], "exp_avg_sq": good["state"][1]["exp_avg_sq"].double()}}}
+    assert "torch.float64" in optimizer_misfit(bad, adam)

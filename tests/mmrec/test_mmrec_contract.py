@@ -191,6 +191,46 @@ def test_an_mmrec_run_stopped_between_epochs_resumes_with_the_digits_of_one_neve
     assert not file.exists()
 
 
+@pytest.mark.parametrize("what", ["optimizer", "next_epoch", "cur_step"])
+def test_an_mmrec_snapshot_that_cannot_be_this_runs_is_set_aside_and_the_run_starts_over(checkout, tmp_path, what):
+    """MMRec's path checks what it puts back as the standalone one does: an optimizer state of
+    another shape (a fused step would write out of bounds), an epoch beyond the run, a patience
+    count out of range. The run starts from epoch 0 and ends as one never stopped."""
+    import torch
+
+    from mmrec_ld4mrec.mmrec.driver import run_in_mmrec
+
+    class Stop(Exception):
+        pass
+
+    config = {"epochs": 3, "stopping_step": 100, "hyper_parameters": [], "seed": 3, "n_layers": 2,
+              "reg_weight": 0.001, "train_batch_size": 8192}
+    whole = run_in_mmrec(checkout, "LightGCN", "synthetic", config)
+    file = tmp_path / "run.snapshot"
+
+    def stop_at_1(epoch, valid):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_in_mmrec(checkout, "LightGCN", "synthetic", config, on_evaluation=stop_at_1, snapshot=file,
+                     snapshot_every=0)
+    payload = torch.load(file, weights_only=True)
+    if what == "optimizer":
+        payload["optimizer"]["state"] = {0: {"step": torch.tensor(1.0), "exp_avg": torch.zeros(2),
+                                             "exp_avg_sq": torch.zeros(2)}}
+    elif what == "next_epoch":
+        payload["next_epoch"] = 10 ** 9
+    else:
+        payload["trainer"]["cur_step"] = -4
+    torch.save(payload, file)
+    resumed = run_in_mmrec(checkout, "LightGCN", "synthetic", config, snapshot=file, snapshot_every=0)
+    assert "resumed_from_epoch" not in resumed
+    assert {k: resumed[k] for k in ("valid", "test", "best_epoch", "epochs_run")} == \
+        {k: whole[k] for k in ("valid", "test", "best_epoch", "epochs_run")}
+    assert (tmp_path / "run.snapshot.unused").is_file() and not file.exists()
+
+
 @pytest.mark.parametrize("model, settings", [("MMSSL", ["cl_rate=0.03", "G_rate=0.0018"]),
                                              ("DiffMM", ["dims=[64]", "ssl_reg=0.01", "e_loss=0.1"])])
 def test_standalone_and_mmrec_agree_for_the_multimedia_peers(checkout, tmp_path, model, settings):

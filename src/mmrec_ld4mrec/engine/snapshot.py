@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -32,6 +33,7 @@ import pandas as pd
 import torch
 
 from ..files import atomic_write
+from ..models.optimizer_state import optimizer_misfit
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +129,79 @@ def misfit(payload: dict, model, optimizer, required: tuple[str, ...] = ()) -> s
         groups = [len(g["params"]) for g in payload["optimizer"]["param_groups"]]
         if groups != [len(g["params"]) for g in optimizer.param_groups]:
             return "its optimizer holds other parameter groups"
-    except (KeyError, TypeError, AttributeError) as exc:
+        problem = optimizer_misfit(payload["optimizer"], optimizer)
+        if problem:
+            return f"its optimizer state {problem}"
+        checker = getattr(model, "training_state_problem", None)
+        if checker is not None and payload.get("model_training_state") is not None:
+            problem = checker(payload["model_training_state"])
+            if problem:
+                return f"its model's training state {problem}"
+        problem = rng_problem(payload["rng"]) if "rng" in payload else None
+        if problem:
+            return f"its random generators' state {problem}"
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
         return f"it lacks what a resume needs ({type(exc).__name__}: {exc})"
+    return None
+
+
+def rng_problem(state) -> str | None:
+    """Why saved random-generator states cannot be put back (each generator's own layout)."""
+    if not isinstance(state, dict) or not {"python", "numpy", "torch"} <= set(state):
+        return "lacks Python's, numpy's or torch's"
+    python, numpy_state, torch_state = state["python"], state["numpy"], state["torch"]
+    own_python, own_numpy, own_torch = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    if not (isinstance(python, (list, tuple)) and len(python) == 3 and isinstance(python[1], torch.Tensor)
+            and tuple(python[1].shape) == (len(own_python[1]),) and python[1].dtype == torch.int64
+            and python[0] == own_python[0] and bool(((python[1] >= 0) & (python[1] < 2 ** 32)).all())):
+        return "holds no Python generator state of this version"
+    if not (isinstance(numpy_state, (list, tuple)) and len(numpy_state) == 5 and numpy_state[0] == own_numpy[0]
+            and isinstance(numpy_state[1], torch.Tensor) and tuple(numpy_state[1].shape) == own_numpy[1].shape
+            and bool(((numpy_state[1] >= 0) & (numpy_state[1] < 2 ** 32)).all())
+            and isinstance(numpy_state[2], int) and 0 <= numpy_state[2] <= len(own_numpy[1])):
+        return "holds no numpy generator state of this version"
+    if not (isinstance(torch_state, torch.Tensor) and torch_state.dtype == own_torch.dtype
+            and tuple(torch_state.shape) == tuple(own_torch.shape)):
+        return "holds no torch generator state of this version"
+    return None
+
+
+def loader_problem(state, original_rows: int, users, items) -> str | None:
+    """Why a training loader's saved orders are not orders of this loader's data: the frame's
+    order must be a permutation of its rows, the users and the negative pool the same sets."""
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), torch.Tensor) for k in ("frame", "users", "items")):
+        return "is not a loader's orders (frame, users, items)"
+    frame = state["frame"]
+    if frame.dim() != 1 or len(frame) != original_rows or frame.is_floating_point() or \
+            not torch.equal(torch.sort(frame.long()).values, torch.arange(original_rows)):
+        return f"does not order the {original_rows} training rows"
+    for name, saved, own in (("users", state["users"], users), ("items", state["items"], items)):
+        mine = np.sort(np.asarray(own, dtype=np.int64))
+        if saved.dim() != 1 or saved.is_floating_point() or not np.array_equal(np.sort(saved.numpy()), mine):
+            return f"holds other {name} than this loader's"
+    return None
+
+
+def metrics_problem(name: str, value) -> str | None:
+    """``value`` maps metric names to finite numbers."""
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (int, float))
+                                              and not isinstance(v, bool) and math.isfinite(v) for k, v in value.items()):
+        return f"its '{name}' is not a mapping of metrics to finite numbers"
+    return None
+
+
+def seconds_problem(name: str, value) -> str | None:
+    """``value`` is a list of finite durations >= 0."""
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              and math.isfinite(v) and v >= 0 for v in value):
+        return f"its '{name}' is not a list of durations"
+    return None
+
+
+def counter_problem(name: str, value, low: int, high: int) -> str | None:
+    """``value`` is a whole number in [low, high] (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return f"its '{name}' is {value!r:.40}, expected a whole number from {low} to {high}"
     return None
 
 
@@ -154,11 +227,14 @@ class Snapshot:
         atomic_write(self.path, lambda tmp: torch.save(payload, tmp))
         self._last = time.monotonic()
 
-    def load(self, model, optimizer, required: tuple[str, ...] = ()) -> dict | None:
+    def load(self, model, optimizer, required: tuple[str, ...] = (), check=None) -> dict | None:
         """The saved state, or None where there is none. A file this run cannot use (unreadable,
         another format, made for other settings, weights or optimizer state that do not fit
-        ``model`` and ``optimizer``) is renamed aside with a warning, before anything is loaded:
+        ``model`` and ``optimizer``, or what ``check(payload)`` names: the engine's own counters,
+        results and loader orders) is renamed aside with a warning, before anything is loaded:
         a fresh start is always correct, a wrong resume never is."""
+        if os.path.lexists(self.path) and not self.path.is_file():
+            return self.set_aside("not a file")
         if not self.path.is_file():
             return None
         try:
@@ -171,6 +247,11 @@ class Snapshot:
         if payload.get("identity") != self.identity:
             return self.set_aside("made for another model, dataset or settings")
         problem = misfit(payload, model, optimizer, required)
+        if problem is None and check is not None:
+            try:
+                problem = check(payload)
+            except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+                problem = f"it lacks what a resume needs ({type(exc).__name__}: {exc})"
         if problem:
             return self.set_aside(f"does not fit this run: {problem}")
         if payload.get("device", self.device) != self.device:

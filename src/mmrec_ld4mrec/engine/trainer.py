@@ -19,7 +19,17 @@ import torch
 from .dataloader import EvalDataLoader, TrainDataLoader
 from .evaluator import evaluate
 from .precision import apply_matmul_precision, precision_context
-from .snapshot import Snapshot, load_model_training_state, model_training_state, rng_state, set_rng_state
+from .snapshot import (
+    Snapshot,
+    counter_problem,
+    load_model_training_state,
+    loader_problem,
+    metrics_problem,
+    model_training_state,
+    rng_state,
+    seconds_problem,
+    set_rng_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +149,10 @@ class Trainer:
         trains = getattr(self.model, "needs_training", True)
         epochs = int(self.config["epochs"]) if trains else 1
         evaluations: list[list] = []  # [epoch, validation metrics] as on_evaluation got them, for a resume
-        saved = snapshot.load(self.model, self.optimizer, SNAPSHOT_KEYS) if snapshot is not None and trains else None
+        saved = None
+        if snapshot is not None and trains:
+            saved = snapshot.load(self.model, self.optimizer, SNAPSHOT_KEYS,
+                                  check=lambda payload: self._snapshot_problem(payload, train, epochs))
         if saved is not None:
             with snapshot.restoring():
                 first, best, stale = self._restore(saved, result, train)
@@ -209,6 +222,48 @@ class Trainer:
                 "model": self.model.state_dict(), "model_training_state": model_training_state(self.model),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "loader": train.order_state(), "rng": rng_state()}
+
+    def _snapshot_problem(self, saved: dict, train: TrainDataLoader, epochs: int) -> str | None:
+        """Why a snapshot's counters, results and loader orders cannot be this run's: each is
+        checked for type and range before anything is put back (a trusted ``next_epoch`` of 1e9
+        or a NaN best score would end the run at a wrong result)."""
+        next_epoch = saved["next_epoch"]
+        problem = counter_problem("next_epoch", next_epoch, 1, epochs - 1) or \
+            counter_problem("stale", saved["stale"], 0, int(self.config["stopping_step"]))
+        if problem:
+            return problem
+        best = saved["best"]
+        if not isinstance(best, float) or math.isnan(best) or best == math.inf:
+            return f"its 'best' is {best!r:.40}, expected a finite score (or -inf before the first)"
+        evaluations = saved["evaluations"]
+        if not isinstance(evaluations, list) or not all(
+                isinstance(e, list) and len(e) == 2 and not counter_problem("epoch", e[0], 0, next_epoch - 1)
+                and not metrics_problem("evaluation", e[1]) for e in evaluations):
+            return "its 'evaluations' are not [epoch before next_epoch, metrics] pairs"
+        fit = saved["fit"]
+        if not isinstance(fit, dict):
+            return "its 'fit' is not a mapping"
+        problem = (counter_problem("fit.best_epoch", fit["best_epoch"], -1, next_epoch - 1)
+                   or counter_problem("fit.epochs_run", fit["epochs_run"], 0, next_epoch)
+                   or metrics_problem("fit.valid", fit["valid"]) or metrics_problem("fit.test", fit["test"])
+                   or seconds_problem("fit.train_seconds", fit["train_seconds"]))
+        if problem:
+            return problem
+        if (fit["best_epoch"] >= 0) != (best > -math.inf) or (best > -math.inf and not fit["valid"]):
+            return "its best score and best epoch disagree"
+        if not isinstance(fit["history"], list):
+            return "its 'fit' history is not a list"
+        if fit["best_state"] is not None:
+            own = self.model.state_dict()
+            kept = fit["best_state"]
+            if not isinstance(kept, dict) or set(kept) != set(own) or any(
+                    not isinstance(kept[k], torch.Tensor) or kept[k].shape != own[k].shape for k in own):
+                return "its best epoch's weights do not fit this model"
+        topk = fit["test_topk"]
+        if topk is not None and (not isinstance(topk, torch.Tensor) or topk.dim() != 2 or topk.is_floating_point()):
+            return "its best epoch's top-k lists are not a 2-D tensor of item ids"
+        problem = loader_problem(saved["loader"], len(train._original_df), train.all_uids, train.all_items)
+        return f"its training loader's orders {problem}" if problem else None
 
     def _restore(self, saved: dict, result: FitResult, train: TrainDataLoader) -> tuple[int, float, int]:
         """Load a snapshot into the model, optimizer, scheduler, loader, random generators and

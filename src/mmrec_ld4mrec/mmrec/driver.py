@@ -34,7 +34,7 @@ from ..files import die_with_parent
 from ..models import MODELS, RETIRED_HINT, RETIRED_KEYS, get_model
 from .cache_files import guard_torch_files
 from .overlay import check_checkout
-from .resume import SNAPSHOT_KEYS, restore, run_identity
+from .resume import SNAPSHOT_KEYS, restore, run_identity, snapshot_problem
 from .shims import apply as apply_shims
 from .trainer import display_metrics, recording_trainer
 
@@ -78,7 +78,8 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         train.pretrain_setup()
         model = mmrec_model(config["model"])(config, train).to(config["device"])
         trainer = trainer_class(config, model, valid, train, request.get("progress"), snapshot)
-        saved = snapshot.load(model, trainer.optimizer, SNAPSHOT_KEYS) if snapshot is not None else None
+        saved = None if snapshot is None else snapshot.load(
+            model, trainer.optimizer, SNAPSHOT_KEYS, check=lambda payload: snapshot_problem(payload, trainer, train))
         if saved is not None:
             with snapshot.restoring():
                 restore(saved, trainer, model, train)

@@ -11,17 +11,23 @@ epoch, its evaluation and early stopping are then complete), and puts them back 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..engine.checkpoint import dataset_fingerprint
 from ..engine.quick_start import feature_paths
 from ..engine.snapshot import (
+    counter_problem,
     identity_of,
     load_model_training_state,
     loader_orders,
+    loader_problem,
+    metrics_problem,
     model_training_state,
     reordered,
     rng_state,
+    seconds_problem,
     set_rng_state,
 )
 
@@ -66,6 +72,31 @@ def training_state(trainer, model, train, next_epoch: int) -> dict:
                         "best_epoch": int(trainer.best_epoch)},
             "seconds": list(trainer.seconds), "reported": list(trainer.reported), "loader": _loader_state(train),
             "rng": rng_state()}
+
+
+def snapshot_problem(saved: dict, trainer, train) -> str | None:
+    """Why a snapshot's counters, results and loader orders cannot be this run's (type and range
+    of each, before anything is put back; ``engine.snapshot`` checks the weights, optimizer and
+    random generators)."""
+    next_epoch, state = saved["next_epoch"], saved["trainer"]
+    problem = counter_problem("next_epoch", next_epoch, 1, int(trainer.epochs) - 1)
+    if problem or not isinstance(state, dict):
+        return problem or "its 'trainer' is not a mapping"
+    problem = (counter_problem("trainer.cur_step", state["cur_step"], 0, int(trainer.stopping_step) + 1)
+               or counter_problem("trainer.best_epoch", state.get("best_epoch", -1), -1, next_epoch - 1)
+               or metrics_problem("trainer.best_valid_result", state["best_valid_result"])
+               or metrics_problem("trainer.best_test_upon_valid", state["best_test_upon_valid"])
+               or seconds_problem("seconds", saved["seconds"]))
+    if problem:
+        return problem
+    score = state["best_valid_score"]
+    if not isinstance(score, float) or math.isnan(score) or score == math.inf:
+        return f"its 'trainer.best_valid_score' is {score!r:.40}, expected a finite score (or -inf)"
+    if len(saved["seconds"]) > next_epoch or not isinstance(saved["reported"], list) or \
+            not all(isinstance(line, str) for line in saved["reported"]):
+        return "its epochs' seconds or validation lines are not what a run records"
+    problem = loader_problem(saved["loader"], len(train.dataset_bk.df), train.all_uids, train.all_items)
+    return f"its training loader's orders {problem}" if problem else None
 
 
 def restore(saved: dict, trainer, model, train) -> None:

@@ -46,6 +46,7 @@ from .diffrec import DiffRecDenoiser, reverse_chain, snr_step_weight
 from .graph import info_nce_all, sparse_mm, symmetric_spmm
 from .keys import bool_key, int_key, int_list_key, real_key
 from .modalities import item_modalities, require_modalities
+from .optimizer_state import optimizer_misfit
 from .rows import DeviceRows
 
 
@@ -155,6 +156,17 @@ class DiffMM(general_recommender_base()):
     def training_state(self) -> dict:
         """Training state beyond the weights, for a snapshot (``engine.snapshot``): the denoisers' optimizers."""
         return {"denoiser_optimizers": [opt.state_dict() for opt in self.denoiser_optimizers()]}
+
+    def training_state_problem(self, state) -> str | None:
+        """Why ``state`` cannot be loaded (checked before any snapshot is put back)."""
+        saved = state.get("denoiser_optimizers") if isinstance(state, dict) else None
+        if not isinstance(saved, list) or len(saved) != len(self.denoiser_optimizers()):
+            return "does not hold one optimizer state per denoiser"
+        for i, (opt, one) in enumerate(zip(self.denoiser_optimizers(), saved)):
+            problem = optimizer_misfit(one, opt)
+            if problem:
+                return f"(denoiser {i}'s optimizer) {problem}"
+        return None
 
     def load_training_state(self, state: dict) -> None:
         for opt, saved in zip(self.denoiser_optimizers(), state["denoiser_optimizers"], strict=True):

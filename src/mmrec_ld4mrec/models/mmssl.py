@@ -45,6 +45,7 @@ from .base import config_get, general_recommender_base
 from .graph import info_nce, row_scaled, sparse_mm
 from .keys import int_key, real_key, real_list_key
 from .modalities import item_modalities, require_modalities
+from .optimizer_state import optimizer_misfit
 from .rows import DeviceRows
 
 
@@ -250,6 +251,14 @@ class MMSSL(general_recommender_base()):
         """Training state beyond the weights, for a snapshot (``engine.snapshot``): the epochs
         started (the first trains on G_m = R) and the discriminator's optimizer."""
         return {"epochs_started": self._epochs_started, "discriminator_optimizer": self.discriminator_optimizer().state_dict()}
+
+    def training_state_problem(self, state) -> str | None:
+        """Why ``state`` cannot be loaded (checked before any snapshot is put back)."""
+        if not isinstance(state, dict) or isinstance(state.get("epochs_started"), bool) or \
+                not isinstance(state.get("epochs_started"), int) or state["epochs_started"] < 0:
+            return "holds no count of epochs started"
+        problem = optimizer_misfit(state.get("discriminator_optimizer"), self.discriminator_optimizer())
+        return f"(the discriminator's optimizer) {problem}" if problem else None
 
     def load_training_state(self, state: dict) -> None:
         self._epochs_started = int(state["epochs_started"])

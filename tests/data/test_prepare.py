@@ -1,6 +1,7 @@
 """prepare: published splits and raw releases to MMRec's layout."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ from mmrec_ld4mrec.cli import main
 from mmrec_ld4mrec.engine.quick_start import run
 
 from ..conftest import SHARED
-from ..prepare_fixtures import N_ITEMS, write_diffmm, write_diffrec, write_hm, write_microlens, write_tmall
+from ..prepare_fixtures import N_ITEMS, N_USERS, write_diffmm, write_diffrec, write_hm, write_microlens, write_tmall
 
 TIKTOK = SHARED / "data" / "tiktok"
 ML1M = SHARED / "data" / "ml-1m"
@@ -156,3 +157,33 @@ def test_overwrite_replaces_only_on_success(tmp_path, capsys):
     np.save(tmp_path / "src" / "test_list.npy", np.zeros((0, 2), dtype=np.int64))
     assert _prepare("diffrec", "--src", tmp_path / "src", "--out", out, "--overwrite") == 2
     assert (out / "cf.inter").read_bytes() == before
+
+
+def _independent_core(pairs: set[tuple[int, int]], k: int) -> set[tuple[int, int]]:
+    """Drop users and items with fewer than ``k`` pairs until none is left to drop."""
+    while True:
+        users = Counter(u for u, _ in pairs)
+        items = Counter(i for _, i in pairs)
+        kept = {(u, i) for u, i in pairs if users[u] >= k and items[i] >= k}
+        if kept == pairs:
+            return kept
+        pairs = kept
+
+
+def test_tmall_pairs_are_a_dedup_and_10_core_of_every_raw_row_the_last_included(tmp_path):
+    """The prepared pairs, mapped back to raw ids, are exactly an independent dedup and 10-core
+    of the raw events; the file's last row is a new pair of a user and an item that stay, so a
+    reader dropping it shows."""
+    events = write_tmall(tmp_path / "raw")
+    pairs = set(zip(events.user, events.item))
+    user, item = next((u, i) for u in range(N_USERS) for i in range(N_ITEMS) if (u, i) not in pairs)
+    with open(tmp_path / "raw" / "Tianchi_2014002_Rec_Tmall_Log_partc.txt", "a") as fh:
+        fh.write(f"{item + 1000}\tu{user}\tclick\t2013-09-30 23:59:59\n")
+    expected = _independent_core(pairs | {(user, item)}, 10)
+    assert (user, item) in expected
+    assert _prepare("tmall", "--raw", tmp_path / "raw", "--out", tmp_path / "tmall") == 0
+    inter = pd.read_csv(tmp_path / "tmall" / "tmall.inter", sep="\t")
+    users = pd.read_csv(tmp_path / "tmall" / "user_id_mapping.tsv", sep="\t", dtype=str).raw_id.to_numpy()
+    items = pd.read_csv(tmp_path / "tmall" / "item_id_mapping.tsv", sep="\t", dtype=str).raw_id.to_numpy()
+    got = {(users[u], items[i]) for u, i in zip(inter.userID, inter.itemID)}
+    assert got == {(f"u{u}", str(i + 1000)) for u, i in expected}

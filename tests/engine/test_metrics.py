@@ -33,3 +33,12 @@ def test_average_over_users_and_short_ideal_lists():
 def test_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="Hit"):
         topk_metrics(np.zeros((1, 2), bool), np.array([1]), ["Hit"], [1])
+
+
+def test_recall_divides_by_every_test_item_not_by_the_cut_off():
+    """One user with 5 test items and a hit at rank 1: Recall@2 is 1/5 (MMRec's definition),
+    not 1/min(5, 2)."""
+    hits = np.array([[True, False, False, False, False]])
+    out = topk_metrics(hits, np.array([5]), ["recall", "precision"], [1, 2, 5])
+    assert out["Recall@2"] == pytest.approx(0.2) and out["Recall@1"] == pytest.approx(0.2)
+    assert out["Precision@2"] == pytest.approx(0.5)

@@ -329,3 +329,29 @@ def test_each_models_own_optimizers_are_checked_too(tmp_path, caplog):
     assert "holds parameter 7" in optimizer_misfit(bad, adam)
     bad = {**good, "state": {**good["state"], 1: {**good["state"][1], "exp_avg_sq": good["state"][1]["exp_avg_sq"].double()}}}
     assert "torch.float64" in optimizer_misfit(bad, adam)
+
+
+def test_a_resumed_run_keeps_its_patience_count_and_stops_where_its_twin_stops(tmp_path, data_path):
+    """The twin never stopped ends by early stopping after the snapshot's epoch, with evaluations
+    without improvement already counted at the snapshot: the resumed run stops at the same epoch
+    with the same best epoch (a patience count reset on resume would run on)."""
+    config = {**_config(data_path, {**TRAINED["SimGCL"], "learning_rate": 0.05}), "epochs": 30, "stopping_step": 1}
+    scores = []
+    whole = run("SimGCL", "synthetic", config, on_evaluation=lambda e, v: scores.append(round(v["Recall@20"], 4)))
+    assert whole["epochs_run"] < 30  # early stopping ended it
+    stale, best, counts = 0, -1.0, []
+    for score in scores:
+        stale, best = (0, score) if score > best else (stale + 1, best)
+        counts.append(stale)
+    stop = next(e for e in range(2, len(scores)) if counts[e - 1] >= 1)  # saved before it: patience already counting
+    file = tmp_path / "run.snapshot"
+
+    def stop_at(epoch, valid):
+        if epoch == stop:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run("SimGCL", "synthetic", config, on_evaluation=stop_at, snapshot=file, snapshot_every=0)
+    resumed = run("SimGCL", "synthetic", config, snapshot=file, snapshot_every=0)
+    assert resumed["resumed_from_epoch"] == stop
+    assert (resumed["epochs_run"], resumed["best_epoch"]) == (whole["epochs_run"], whole["best_epoch"])

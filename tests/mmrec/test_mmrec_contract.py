@@ -191,6 +191,49 @@ def test_an_mmrec_run_stopped_between_epochs_resumes_with_the_digits_of_one_neve
     assert not file.exists()
 
 
+SCRIPTED_GRID = """
+import json, os, sys
+sys.path.insert(0, os.getcwd())
+from mmrec_ld4mrec.mmrec import driver
+
+SCORES = {0.001: (0.30, 0.10), 0.0001: (0.20, 0.50)}  # reg_weight -> (validation, test) Recall@20
+real = driver.recording_trainer
+
+
+def scripted(base):
+    class Scripted(real(base)):
+        def _valid_epoch(self, data):  # MMRec scores validation and test through this one method
+            valid, test = SCORES[self.config["reg_weight"]]
+            score = valid if data is self.valid_data else test
+            return score, {"recall@20": score, "ndcg@20": score}
+    return Scripted
+
+
+driver.recording_trainer = scripted
+result = driver._child(json.loads(sys.argv[1]))
+print(json.dumps({k: result[k] for k in ("hyper_parameters", "valid", "test", "grid")}))
+"""
+
+
+def test_the_mmrec_path_chooses_the_grid_point_on_validation_when_test_disagrees(checkout, tmp_path):
+    """Two grid points whose validation and test orders are opposite: the driver keeps the one
+    better on validation (MMRec's own summary would keep the other)."""
+    from mmrec_ld4mrec.mmrec.driver import checked_request, child_environment
+
+    config = checked_request(checkout, "BPR", "synthetic", {"epochs": 2, "reg_weight": [0.0001, 0.001],
+                                                            "hyper_parameters": ["reg_weight"]})
+    request = {"model": "BPR", "dataset": "synthetic", "config": config, "out": str(tmp_path / "out.json")}
+    script = tmp_path / "scripted_grid.py"
+    script.write_text(SCRIPTED_GRID)
+    proc = subprocess.run([sys.executable, str(script), json.dumps(request)], cwd=checkout / "src",
+                          env=child_environment(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [p["point"]["reg_weight"] for p in result["grid"]] == [0.0001, 0.001]
+    assert result["hyper_parameters"]["reg_weight"] == 0.001
+    assert result["valid"]["Recall@20"] == 0.30 and result["test"]["Recall@20"] == 0.10
+
+
 @pytest.mark.parametrize("what", ["optimizer", "next_epoch", "cur_step"])
 def test_an_mmrec_snapshot_that_cannot_be_this_runs_is_set_aside_and_the_run_starts_over(checkout, tmp_path, what):
     """MMRec's path checks what it puts back as the standalone one does: an optimizer state of

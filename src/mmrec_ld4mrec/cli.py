@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .engine.config import parse_overrides, settings_per_model
 from .errors import UserInputError
-from .files import atomic_write, check_output_file, check_output_folder, write_json
+from .files import atomic_write, check_apart, check_output_file, check_output_folder, write_json
 from .study.summarize import compare_table, load_results, markdown, metrics_table, summary_rows
 
 # Each command imports the code it runs inside its function: `mmrec-ld4mrec --help` and the
@@ -53,11 +53,20 @@ def _run_one(args, model: str, config: dict | None = None) -> dict:
                after_fit=study)
 
 
+def _run_inputs(args) -> dict:
+    """What ``run`` and ``compare`` read: the dataset's folder, the profile, the checkpoint."""
+    return {"the dataset's folder": Path(args.data_path or "data") / args.dataset,
+            "the --profile file": getattr(args, "profile", None), "the --load checkpoint": getattr(args, "load", None)}
+
+
 def cmd_run(args) -> int:
+    inputs = _run_inputs(args)
     if args.out:  # every output path is checked before any work, so a finished run cannot be lost
         check_output_file(args.out, "--out")
+        check_apart(args.out, "--out", inputs)
     if args.save:
         check_output_folder(args.save, "--save")
+        check_apart(args.save, "--save", inputs)
     result = _run_one(args, args.model)
     print(f"\n{args.model} on {args.dataset}: best epoch {result['best_epoch']} "
           f"({result['selection']}); {result['train_seconds_per_epoch']:.2f} s/epoch, "
@@ -75,6 +84,7 @@ def cmd_compare(args) -> int:
         raise UserInputError("-m/--models expects a comma-separated list of model names")
     if args.out:  # checked before any model trains, so a finished comparison cannot be lost
         check_output_file(args.out, "--out")
+        check_apart(args.out, "--out", _run_inputs(args))
     settings = parse_overrides(args.set or [])
     per_model = {m: settings for m in models}
     if args.engine == "standalone":
@@ -165,6 +175,7 @@ def cmd_prepare(args) -> int:
 def cmd_summarize(args) -> int:
     if args.out:
         check_output_file(args.out, "--out")
+        check_apart(args.out, "--out", {f"the result file {p}": p for p in args.files})
     rows = summary_rows(load_results([Path(p) for p in args.files]))
     for split in ("valid", "test"):
         print(f"\n{split} metrics, mean ± std over seeds:\n")
@@ -189,6 +200,7 @@ def cmd_reproduce(args) -> int:
         raise UserInputError(f"--results {results}: exists and is not a folder (the results folder holds the registry)")
     report = check_report_path(Path(args.report or results / "report.md"))
     exp = resolve_data_path(exp, results, args.data_path)
+    _check_report_apart(report, exp, {"the registry": results / "registry.lmdb", "the sweep's lock": results / ".lock"})
     counts = None
     if not args.report_only:
         only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
@@ -203,6 +215,16 @@ def cmd_reproduce(args) -> int:
               f"{counts['failed']} failed")
     print(f"wrote {report} and {len(written) - 1} table/figure file(s) in {report.with_suffix('')}/")
     return 1 if counts and counts["failed"] else 0
+
+
+def _check_report_apart(report: Path, exp, stores: dict) -> None:
+    """The report and its assets folder are none of what ``reproduce`` reads: the experiment
+    file, its profiles and journal, the data folder, the registry or runs file."""
+    inputs = {"the experiment file": exp.path, "the studies' journal": exp.tuning.get("journal"), **stores,
+              **{f"{m}'s profile": (exp.path.parent / p["path"]) for m, p in exp.profiles.items()}}
+    inputs.update({f"dataset {d}'s folder": Path(exp.data_path) / d for d in exp.datasets} if exp.data_path else {})
+    check_apart(report, "--report", inputs)
+    check_apart(report.with_suffix(""), f"--report {report}: its assets folder", inputs)
 
 
 def _report_from_runs(args, exp) -> int:
@@ -221,6 +243,7 @@ def _report_from_runs(args, exp) -> int:
     if not args.report:
         raise UserInputError("--runs FILE: give the report's path with --report")
     report = check_report_path(Path(args.report))
+    _check_report_apart(report, exp, {"the --runs file": args.runs})
     records = records_from_file(Path(args.runs))
     with tempfile.TemporaryDirectory(prefix="ld4mrec-report-") as scratch:
         exp = resolve_data_path(exp, Path(scratch), args.data_path)
@@ -256,6 +279,8 @@ def cmd_results(args) -> int:
         return 0
     if args.out:
         check_output_file(args.out, "--out")
+        check_apart(args.out, "--out", {"the registry": Path(args.results) / "registry.lmdb",
+                                        "the results folder's lock": Path(args.results) / ".lock"})
     with Registry(Path(args.results), readonly=True) as registry:
         if args.action == "show":
             if not args.key:
@@ -302,6 +327,12 @@ def cmd_tune(args) -> int:
     export = Path(args.export) if args.export else out_dir / f"{study_name}.best.yaml"
 
     check_output_file(str(export), "--export")
+    stored = next((storage[len(prefix):] for prefix in ("journal:", "sqlite:///") if storage.startswith(prefix)), None)
+    check_apart(export, "--export", {
+        "the study's storage": stored, "the storage's lock": stored and f"{stored}.lock",
+        "the storage's claim lock": stored and f"{stored}.claim.lock", "the --space file": args.space,
+        "the dataset's folder": Path(args.data_path or "data") / args.dataset,
+        "the trials' snapshots": out_dir / "snapshots"})
     settings = parse_overrides(args.set or [])
     if args.data_path:
         settings["data_path"] = str(Path(args.data_path).resolve()) + "/"

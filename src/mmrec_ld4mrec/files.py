@@ -112,3 +112,18 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+def check_apart(output: str | Path, what: str, inputs: dict[str, str | Path | None]) -> None:
+    """Refuse, before any work, an output path that is one of the command's inputs or stores, or
+    lies inside one (a dataset folder, a registry), naming both: writing there would destroy
+    what the command reads. ``inputs`` maps a description to its path (None: not used)."""
+    out = Path(os.path.realpath(output))
+    for name, path in inputs.items():
+        if path is None or str(path) == "":
+            continue
+        source = Path(os.path.realpath(path))
+        if out == source or source in out.parents:
+            where = "is" if out == source else "lies inside"
+            raise UserInputError(f"{what} {output}: {where} {name} ({path}), which this command reads; "
+                                 "choose another path")

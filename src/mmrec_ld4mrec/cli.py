@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 
-from .engine.config import parse_overrides, settings_per_model
+from .engine.config import parse_overrides, plain_name_problem, settings_per_model
 from .errors import UserInputError
 from .files import atomic_write, check_apart, check_output_file, check_output_folder, write_json
 from .study.summarize import compare_table, load_results, markdown, metrics_table, summary_rows
@@ -313,10 +314,12 @@ def cmd_tune(args) -> int:
         tuning_seeds,
         write_profile,
     )
+    from .study.tune.storage import check_storage
 
-    if args.trials < 1 or args.seeds < 1 or args.heartbeat <= 0:
-        raise UserInputError(f"--trials and --seeds expect integers >= 1 and --heartbeat seconds > 0, got "
-                             f"{args.trials}, {args.seeds}, {args.heartbeat}")
+    if args.trials < 1 or args.seeds < 1 or not 0 < args.heartbeat < math.inf or args.sampler_seed < 0:
+        raise UserInputError(f"--trials and --seeds expect integers >= 1, --heartbeat finite seconds > 0 and "
+                             f"--sampler-seed an integer >= 0, got {args.trials}, {args.seeds}, {args.heartbeat}, "
+                             f"{args.sampler_seed}")
     if not args.snapshot_every >= 0:
         raise UserInputError(f"--snapshot-every expects seconds >= 0 (0: no snapshots), got {args.snapshot_every}")
     if args.engine == "mmrec" and not args.mmrec_root:
@@ -324,6 +327,11 @@ def cmd_tune(args) -> int:
     out_dir = Path(args.results)
     storage = args.storage or f"sqlite:///{out_dir / 'optuna.db'}"
     study_name = args.study or f"{args.model}-{args.dataset}"
+    problem = plain_name_problem(study_name)
+    if problem:  # it names RESULTS/STUDY.best.yaml and RESULTS/snapshots/STUDY/
+        raise UserInputError(f"--study {study_name!r:.80}: a study name must be a plain name ({problem}); it names "
+                             "the exported profile and the trials' snapshot folder")
+    check_storage(storage)
     export = Path(args.export) if args.export else out_dir / f"{study_name}.best.yaml"
 
     check_output_file(str(export), "--export")

@@ -165,19 +165,6 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
                   "(a config file changed since; `reproduce --rerun-changed` runs them again):", ""]
         lines += [f"- {describe(spec, diff)}" for spec, diff in changed] + [""]
 
-    if exp.profiles:
-        budget = tables.budget_rows(exp.profiles)
-        put("tuning-budget.md", tables.budget_markdown(budget))
-        put("tuning-budget.csv", tables.budget_csv(budget))
-        untuned = [m for m in exp.models if m not in exp.profiles and m not in exp.pending]
-        lines += ["## Tuning budget", "",
-                  "Each tuned model runs the best trial of its `tune` study, chosen on validation only "
-                  "(trials: finished trials asked for; wall s: the trials' own time)."
-                  + (f" Run as configured, without a study: {', '.join(untuned)}." if untuned else "")
-                  + (f" Studies pending: {', '.join(f'{m} ({n})' for m, n in exp.pending.items())}."
-                     if exp.pending else ""), "",
-                  tables.budget_markdown(budget), "File: `tuning-budget.md|csv`.", ""]
-
     for i, dataset in enumerate(exp.datasets):
         table = accuracy_table(exp, done, dataset)
         stem = f"table{i + 2}-{dataset}"
@@ -191,6 +178,19 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
                   tables.to_markdown(table, True)]
         lines += [f"- **{model}**: {note}" for model, note in exp.notes.items()] + [""] * bool(exp.notes)
         lines += [f"Files: `{stem}.md|csv|tex`.", ""]
+
+    if exp.profiles:
+        budget = tables.budget_rows(exp.profiles)
+        put("tuning-budget.md", tables.budget_markdown(budget))
+        put("tuning-budget.csv", tables.budget_csv(budget))
+        untuned = [m for m in exp.models if m not in exp.profiles and m not in exp.pending]
+        lines += ["## Tuning budget", "",
+                  "Each tuned model runs the best trial of its `tune` study, chosen on validation only "
+                  "(trials: finished trials asked for; wall s: the trials' own time)."
+                  + (f" Run as configured, without a study: {', '.join(untuned)}." if untuned else "")
+                  + (f" Studies pending: {', '.join(f'{m} ({n})' for m, n in exp.pending.items())}."
+                     if exp.pending else ""), "",
+                  tables.budget_markdown(budget), "File: `tuning-budget.md|csv`.", ""]
 
     cost = tables.cost_rows({(d, m): _done(done, exp.main_runs(d, m)) for d in exp.datasets for m in exp.models})
     put("table5-cost.md", tables.cost_markdown(cost))

@@ -144,7 +144,8 @@ def _tune(request: TuneRequest, run_fn: RunFn | None) -> optuna.Study:
             if done + running >= request.trials:
                 break
             # reseeded per trial number: reproducible alone, distinct draws across workers
-            study.sampler = optuna.samplers.TPESampler(seed=request.sampler_seed * 1_000_003 + len(trials))
+            # (modulo 2^32, numpy's seed range: the same seeds as before below it)
+            study.sampler = optuna.samplers.TPESampler(seed=(request.sampler_seed * 1_000_003 + len(trials)) % 2 ** 32)
             trial = study.ask()
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         started = time.time()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from ...errors import UserInputError
+from ...files import check_output_file
 
 
 def storage_lock_path(url: str) -> Path | None:
@@ -118,3 +121,75 @@ def study_progress(journal: Path, study_name: str) -> tuple[int, dict | None]:
         raise UserInputError(f"{journal}: cannot read it as an Optuna journal ({exc})") from None
     finished = sum(t.state in finished_states() for t in study.get_trials(deepcopy=False))
     return finished, study.user_attrs.get("protocol")
+
+
+JOURNAL_OPERATIONS = range(11)  # optuna.storages.journal's operation codes, CREATE_STUDY .. DISCARD_TRIALS
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_storage(url: str) -> None:
+    """Refuse, before anything is created or written, a ``--storage`` a study could not live in,
+    naming it: a file path that is empty, a folder, a device or pipe, under a file or in a folder
+    that cannot be written; a journal that is damaged (cut short mid-record, a line that is not a
+    record, an unknown operation), since new records would be glued onto it; an SQLite file that
+    is not a database, or a database of something else (Optuna would add its tables to it); an
+    in-memory database (the study would vanish with the process); a database URL whose dialect or
+    driver is not installed."""
+    what = "--storage"
+    for prefix in ("journal:", "sqlite:///"):
+        if url.startswith(prefix):
+            path = url[len(prefix):]
+            if not path or path == ":memory:" or path.startswith("file::memory:"):
+                raise UserInputError(f"{what} {url!r}: names no file (an in-memory database would vanish with "
+                                     "this process); give a file path")
+            check_output_file(Path(path), f"{what} {prefix}")
+            if Path(path).is_file():
+                (_check_journal if prefix == "journal:" else _check_sqlite)(Path(path), url)
+            return
+    if "://" not in url:
+        raise UserInputError(f"{what}: expected sqlite:///PATH, journal:PATH or a database URL, got {url!r}")
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        dialect = make_url(url).get_dialect()
+        dialect.import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        raise UserInputError(f"{what} {url!r}: not a database URL SQLAlchemy knows ({exc})") from None
+    except ImportError as exc:
+        raise UserInputError(f"{what} {url!r}: its database driver is not installed ({exc.name or exc}); "
+                             "install it, or use sqlite:///PATH or journal:PATH") from None
+
+
+def _check_journal(path: Path, url: str) -> None:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if data and not data.endswith(b"\n"):
+        raise UserInputError(f"--storage {url!r}: the journal is cut short in its last record (a copy stopped "
+                             "part-way?); restore it from a full copy before writing to it")
+    for number, line in enumerate(data.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or record.get("op_code") not in JOURNAL_OPERATIONS:
+            raise UserInputError(f"--storage {url!r}: line {number} of the journal is not an Optuna journal "
+                                 "record; restore it from a full copy before writing to it")
+
+
+def _check_sqlite(path: Path, url: str) -> None:
+    with open(path, "rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if not header:
+        return  # an empty file: SQLite makes it a database
+    if header != SQLITE_HEADER:
+        raise UserInputError(f"--storage {url!r}: {path} is not an SQLite database")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        raise UserInputError(f"--storage {url!r}: {path} is a damaged SQLite database ({exc})") from None
+    if tables and "studies" not in tables:
+        raise UserInputError(f"--storage {url!r}: {path} is a database of something else (tables "
+                             f"{', '.join(sorted(tables)[:5])}); Optuna would add its tables to it: give another file")

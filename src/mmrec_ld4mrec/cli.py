@@ -139,8 +139,10 @@ def cmd_uninstall(args) -> int:
 
 def cmd_bench(args) -> int:
     from .study.bench import main as bench_main
+    from .study.tune.loop import termination_as_exit
 
-    return bench_main(args)
+    with termination_as_exit():  # SIGTERM unwinds, so the generated data's temporary folder is removed
+        return bench_main(args)
 
 
 def cmd_prepare(args) -> int:

@@ -117,3 +117,18 @@ def test_every_model_of_the_project_has_its_overlay_module_and_yaml():
         assert module is not None, name
         assert re.search(rf"^from mmrec_ld4mrec\.models\.{MODELS[name]} import {name}\b", module, re.M), name
         assert f"src/configs/model/{name}.yaml" in targets, name
+
+
+def test_uninstall_never_removes_a_file_install_does_not_write_whatever_the_manifest_says(checkout):
+    """A hand-edited manifest listing MMRec's own src/main.py with its real checksum: uninstall
+    keeps it (and says so), and removes what install wrote."""
+    import json
+
+    install(checkout)
+    manifest = json.loads((checkout / MANIFEST).read_text())
+    main_py = checkout / "src" / "main.py"
+    manifest["files"]["src/main.py"] = hashlib.sha256(main_py.read_bytes()).hexdigest()
+    (checkout / MANIFEST).write_text(json.dumps(manifest))
+    report = uninstall(checkout)
+    assert main_py.read_text() == "# upstream file\n"
+    assert "src/main.py" in report["kept"] and "src/models/ld4mrec.py" in report["removed"]

@@ -33,3 +33,36 @@ def test_bench_reports_ratios_to_the_first_model(tmp_path, data_path, capsys):
     assert med["Pop"]["train_bound_seconds"] is None and bound["Pop"]["train"] is None  # no dense products
     assert f"| {ratio['LD4MRec:residual=false']['inference_seconds']:.3f}x |" in printed
     assert main(["bench", "-d", "synthetic", "--data-path", str(data_path), "-m", "LD4MRec:oops"]) == 2
+
+
+def test_bench_leaves_no_temporary_folder_after_a_bad_src(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert main(["bench", "-d", "tiktok", "-m", "Pop", "--src", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    assert list(scratch.iterdir()) == []
+
+
+def test_bench_stopped_with_sigterm_during_a_scale_study_removes_its_generated_data(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.cli", "bench", "--scale", "-m", "EASE",
+                             "--scale-factors", "1,2,4,8", "--epochs", "1"],
+                            env={**os.environ, "TMPDIR": str(scratch)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith("ld4mrec-scale-") for p in scratch.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    assert not any(p.name.startswith("ld4mrec-") for p in scratch.iterdir()), list(scratch.iterdir())

@@ -4,7 +4,8 @@ MMRec checkout, and take exactly those away again.
 Only new files are written; MMRec's own files are never edited. What is added:
 ``patches/overlay/`` (model modules and the shim hook), our model and dataset YAMLs, and the
 generated ``synthetic`` dataset. A manifest in the checkout records each file and its hash,
-so uninstall removes only what install wrote and still holds the content it wrote.
+so uninstall removes only what install wrote and still holds the content it wrote, and never
+a file install does not write, whatever a hand-edited manifest lists.
 """
 
 from __future__ import annotations
@@ -198,11 +199,12 @@ def uninstall(mmrec_root: str | Path) -> dict:
         raise UserInputError(f"{root}: nothing to uninstall (no {MANIFEST})")
     manifest = _read_manifest(root)
     removed, kept = [], []
+    ours = {f.target for f in planned_files()}  # whatever the manifest claims, nothing else is ever removed
     for target, digest in manifest["files"].items():
         path = root / target
         if not path.is_file():
             continue
-        if _sha(path.read_bytes()) == digest:
+        if target in ours and _sha(path.read_bytes()) == digest:
             path.unlink()
             removed.append(target)
         else:

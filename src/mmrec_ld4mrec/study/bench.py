@@ -273,10 +273,11 @@ def main(args) -> int:
         if args.dataset != "tiktok":
             raise UserInputError(f"--data-path DIR is needed for {args.dataset!r} (DIR/{args.dataset}/ in MMRec layout)")
         tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-bench-"))
-        prepare_diffmm(Path(args.src), tmp / "tiktok")
-        data_path = str(tmp)
     runs = []
     try:
+        if tmp is not None:  # inside the try: a bad --src leaves no temporary folder behind
+            prepare_diffmm(Path(args.src), tmp / "tiktok")
+            data_path = str(tmp)
         data_path = str(Path(data_path).resolve()) + "/"
         per_model = settings_per_model([parse_spec(s)[0] for s in specs], args.dataset, settings, data_path)
         for rep in range(args.repeats):

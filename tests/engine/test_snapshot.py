@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from mmrec_ld4mrec.engine.quick_start import run
-from mmrec_ld4mrec.engine.snapshot import Snapshot, frame_order, reordered, rng_state, set_rng_state
+from mmrec_ld4mrec.engine.snapshot import (
+    Snapshot,
+    SnapshotUnusable,
+    frame_order,
+    reordered,
+    rng_state,
+    set_rng_state,
+)
 from mmrec_ld4mrec.study.tune import default_config
 
 
@@ -113,13 +120,41 @@ def test_weights_that_do_not_fit_are_set_aside_before_anything_is_loaded(tmp_pat
     assert (tmp_path / "run.snapshot.unused2").is_file()
 
 
-def test_a_restore_failing_part_way_sets_the_snapshot_aside_and_fails_this_attempt_only(tmp_path, caplog):
+def test_a_restore_failing_part_way_sets_the_snapshot_aside_and_says_to_start_over(tmp_path, caplog):
     file = tmp_path / "run.snapshot"
     file.write_text("state")
-    with pytest.raises(KeyError), Snapshot(file, "x").restoring():
+    with pytest.raises(SnapshotUnusable) as caught, Snapshot(file, "x").restoring():
         raise KeyError("rng")
-    assert not file.exists() and (tmp_path / "run.snapshot.unused").is_file()  # the next attempt starts over
+    assert isinstance(caught.value.__cause__, KeyError)
+    assert not file.exists() and (tmp_path / "run.snapshot.unused").is_file()
     assert "could not be put back" in caplog.text
+
+
+def test_a_run_whose_restore_fails_part_way_starts_over_from_epoch_0_with_a_fresh_model(tmp_path, data_path,
+                                                                                          monkeypatch, caplog):
+    """The weights are loaded, then the random generators fail to come back: the run builds its
+    model afresh and ends with the digits of one never stopped (no half-restored start, no
+    failed attempt)."""
+    from mmrec_ld4mrec.engine import trainer
+
+    config = _config(data_path, TRAINED["SimGCL"])
+    whole = run("SimGCL", "synthetic", config)
+    file = tmp_path / "run.snapshot"
+
+    def stop(epoch, valid):
+        if epoch == STOP_AT:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run("SimGCL", "synthetic", config, on_evaluation=stop, snapshot=file, snapshot_every=0)
+
+    def broken(state):
+        raise ValueError("state is not a 3-tuple")
+
+    monkeypatch.setattr(trainer, "set_rng_state", broken)
+    resumed = run("SimGCL", "synthetic", config, snapshot=file, snapshot_every=0)
+    assert "resumed_from_epoch" not in resumed and _comparable(resumed) == _comparable(whole)
+    assert (tmp_path / "run.snapshot.unused").is_file() and "could not be put back" in caplog.text
 
 
 def test_a_model_whose_training_state_beyond_its_weights_changed_is_not_resumed(tmp_path, caplog):

@@ -34,7 +34,7 @@ from .dataloader import EvalDataLoader, TrainDataLoader
 from .dataset import RecDataset, inject_false_positives
 from .evaluator import evaluate, rank_topk
 from .run_result import PointResult, RunResult, resumable, run_grid
-from .snapshot import Snapshot, identity_of
+from .snapshot import Snapshot, SnapshotUnusable, identity_of
 from .trainer import FitResult, Trainer
 
 log = logging.getLogger(__name__)
@@ -153,15 +153,19 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         torch.cuda.reset_peak_memory_stats(config["device"])
     kept: dict[int, tuple[FitResult, list]] = {}  # per point: the fit (best state, top-k) and the test users
 
-    def fit_point(idx: int, point: dict) -> PointResult:
-        for key, value in point.items():
-            config[key] = value
+    def fresh_model():
         init_seed(int(config["seed"]))
         train.batch_size = int(config["train_batch_size"])
         train.pretrain_setup()
         model = model_cls(config, train).to(config["device"])
         if after_fit is not None:
             after_fit.check(model)
+        return model
+
+    def fit_point(idx: int, point: dict) -> PointResult:
+        for key, value in point.items():
+            config[key] = value
+        model = fresh_model()
         if payload:
             load_state(model, payload["state_dict"], checkpoint_path(Path(load_dir)), model_name)
             fit = FitResult(best_epoch=int(payload.get("best_epoch", -1)), epochs_run=0)
@@ -171,7 +175,11 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
             saver = None if snapshot is None else Snapshot(snapshot, _snapshot_identity(config, fingerprint), snapshot_every,
                                                            torch.device(config["device"]).type)
             keep = bool(save_dir) or after_fit is not None  # the best state, to save or to study
-            fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=keep, snapshot=saver)
+            try:
+                fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=keep, snapshot=saver)
+            except SnapshotUnusable:  # set aside part-way through its restore: a fresh model, from epoch 0
+                model = fresh_model()
+                fit = Trainer(config, model, on_evaluation).fit(train, valid, test, keep_state=keep, snapshot=saver)
             if fit.best_state is not None:
                 model.load_state_dict(fit.best_state)
         more = after_fit(model, valid, test, config) if after_fit is not None and not payload else {}

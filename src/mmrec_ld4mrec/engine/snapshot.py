@@ -205,6 +205,10 @@ def counter_problem(name: str, value, low: int, high: int) -> str | None:
     return None
 
 
+class SnapshotUnusable(Exception):
+    """A snapshot failed part-way through its restore and was set aside: start the run over."""
+
+
 class Snapshot:
     """One run's snapshot file: ``due()`` says whether ``every_seconds`` have passed since the
     last save (or the run's start), ``save()`` writes atomically, ``load()`` returns the saved
@@ -274,13 +278,14 @@ class Snapshot:
     @contextlib.contextmanager
     def restoring(self) -> Iterator[None]:
         """Context of a restore: if putting the state back fails part-way, the file is set aside
-        (the run's next attempt starts from epoch 0) and the error goes on."""
+        and :class:`SnapshotUnusable` raised, so that the caller builds its model afresh and
+        trains from epoch 0 (half-loaded weights are no start)."""
         try:
             yield
         except Exception as exc:
             if self.path.is_file():
                 self.set_aside(f"could not be put back ({type(exc).__name__}: {exc})")
-            raise
+            raise SnapshotUnusable(f"{self.path}: could not be put back ({type(exc).__name__}: {exc})") from exc
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -28,7 +28,7 @@ import torch
 from ..engine.config import check_plain_name, grid_points, hyper_parameter_list, read_yaml, validate_config
 from ..engine.quick_start import peak_rss_mb
 from ..engine.run_result import PointResult, RunResult, resumable, run_grid
-from ..engine.snapshot import Snapshot
+from ..engine.snapshot import Snapshot, SnapshotUnusable
 from ..errors import ConfigError, UserInputError
 from ..files import die_with_parent
 from ..models import MODELS, RETIRED_HINT, RETIRED_KEYS, get_model
@@ -71,18 +71,26 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
                             torch.device(config["device"]).type)
     trainer_class = recording_trainer(get_trainer())
 
-    def fit_point(idx: int, point: dict) -> PointResult:
-        for key, value in point.items():
-            config[key] = value
+    def fresh_trainer():
         init_seed(config["seed"])
         train.pretrain_setup()
         model = mmrec_model(config["model"])(config, train).to(config["device"])
-        trainer = trainer_class(config, model, valid, train, request.get("progress"), snapshot)
+        return model, trainer_class(config, model, valid, train, request.get("progress"), snapshot)
+
+    def fit_point(idx: int, point: dict) -> PointResult:
+        for key, value in point.items():
+            config[key] = value
+        model, trainer = fresh_trainer()
         saved = None if snapshot is None else snapshot.load(
             model, trainer.optimizer, SNAPSHOT_KEYS, check=lambda payload: snapshot_problem(payload, trainer, train))
         if saved is not None:
-            with snapshot.restoring():
-                restore(saved, trainer, model, train)
+            try:
+                with snapshot.restoring():
+                    restore(saved, trainer, model, train)
+            except SnapshotUnusable:  # set aside part-way through its restore: a fresh model, from epoch 0
+                saved = None
+                model, trainer = fresh_trainer()
+        if saved is not None:
             if request.get("progress"):  # the parent passes them to its pruner again, in order
                 Path(request["progress"]).write_text("".join(line + "\n" for line in trainer.reported), encoding="utf-8")
         _, best_valid, best_test = trainer.fit(train, valid_data=valid, test_data=test, saved=False)

@@ -122,7 +122,7 @@ def ld4mrec_settings(get: Callable[[str], Any]) -> LD4MRecSettings:
         residual=_bool("residual", val("residual")),
         input_norm=_choice("input_norm", val("input_norm"), INPUT_NORMS),
         item_graph_k=_int("item_graph_k", val("item_graph_k"), 0),
-        item_graph_weight=_float("item_graph_weight", val("item_graph_weight"), 0.0, math.inf),
+        item_graph_weight=_float("item_graph_weight", val("item_graph_weight"), 0.0, 1000.0),
     )
     if s.noise_min > s.noise_max:
         raise ConfigError(f"config keys 'noise_min'/'noise_max': noise_min ({s.noise_min}) exceeds noise_max "

@@ -61,8 +61,9 @@ class DiffRec(general_recommender_base()):
     def __init__(self, config, dataloader):
         super().__init__(config, dataloader)
         get = lambda key, default: config_get(config, key, default)  # noqa: E731
-        dims = list(get("dims", [1000]))
-        if not dims or any((not isinstance(d, int)) or d < 1 for d in dims):
+        dims = get("dims", [1000])
+        if not isinstance(dims, list) or not dims or any(not isinstance(d, int) or isinstance(d, bool) or d < 1
+                                                         for d in dims):
             raise ConfigError(f"config key 'dims': expected a list of positive integers, got {dims!r}", key="dims")
         self.steps = int(get("steps", 100))
         self.sampling_steps = int(get("sampling_steps", 0))
@@ -71,8 +72,15 @@ class DiffRec(general_recommender_base()):
         if not 0 <= self.sampling_steps <= self.steps:
             raise ConfigError(f"config key 'sampling_steps': expected 0..steps ({self.steps}), got {self.sampling_steps}",
                               key="sampling_steps")
-        self.sampling_noise = bool(get("sampling_noise", False))
-        self.reweight = bool(get("reweight", True))
+        for key, default in (("sampling_noise", False), ("reweight", True), ("norm", True)):
+            if not isinstance(get(key, default), bool):
+                raise ConfigError(f"config key '{key}': expected true or false, got {get(key, default)!r}", key=key)
+        history = get("history_num_per_term", 10)
+        if not isinstance(history, int) or isinstance(history, bool) or history < 1:
+            raise ConfigError(f"config key 'history_num_per_term': expected an integer >= 1, got {history!r}",
+                              key="history_num_per_term")
+        self.sampling_noise = get("sampling_noise", False)
+        self.reweight = get("reweight", True)
         self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         self.rows = DeviceRows(self.train_matrix, self.device)
         # On a GPU every op of a step has static shapes and no host wait (steps drawn by inverse

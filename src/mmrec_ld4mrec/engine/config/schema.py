@@ -66,6 +66,7 @@ def hyper_parameter_list(value: Any, where: str) -> list[str]:
 
 SEED_MAX = 2**32 - 1  # numpy's seed range
 PRECISIONS = ("fp32", "bf16", "tf32")
+LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop")  # the optimizers engine.trainer builds
 
 
 def _is_int(v: Any) -> bool:
@@ -110,7 +111,7 @@ SCALAR_CHECKS: dict[str, tuple[Any, str]] = {
     "ITEM_ID_FIELD": (_name, "a column name"),
     "inter_splitting_label": (_name, "a column name"),
     "field_separator": (_name, "a non-empty separator string such as \"\\t\""),
-    "learner": (_name, "an optimizer name such as adam"),
+    "learner": (lambda v: isinstance(v, str) and v.lower() in LEARNERS, f"one of {', '.join(LEARNERS)}"),
     "precision": (lambda v: v in PRECISIONS, "one of fp32, bf16, tf32"),
     "data_path": (lambda v: isinstance(v, str) and "\0" not in v, "a folder path"),
     "inter_file_name": (_optional_file, "a file name"),
@@ -184,6 +185,17 @@ def _check_valid_metric(cfg: dict, metrics: list[str] | None, topk: list[int] | 
     cfg["valid_metric"] = f"{DISPLAY[match.group(1).lower()]}@{int(match.group(2))}"
 
 
+def _non_finite(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is, or holds (lists, mappings), a float that is NaN or infinite."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if depth < 8 and isinstance(value, (list, tuple)):
+        return any(_non_finite(v, depth + 1) for v in value)
+    if depth < 8 and isinstance(value, dict):
+        return any(_non_finite(v, depth + 1) for v in value.values())
+    return False
+
+
 def validate_config(cfg: dict) -> None:
     """Refuse, with the key's name, a value of the engine's own keys (``configs/overall.yaml``)
     of the wrong type or out of range; normalise ``topk`` (a scalar becomes a one-item list),
@@ -192,6 +204,11 @@ def validate_config(cfg: dict) -> None:
     for key in hyper:
         if key not in cfg:
             raise ConfigError(f"hyper_parameters names '{key}', which no config file sets", key=key)
+        if isinstance(cfg[key], list) and not cfg[key]:
+            raise ConfigError(f"config key '{key}': an empty list of values to search over (hyper_parameters)", key=key)
+    for key, value in cfg.items():  # NaN or infinity is no setting of any key: it runs to a meaningless end
+        if _non_finite(value):
+            raise ConfigError(f"config key '{key}': expected finite numbers, got {_shown(value)}", key=key)
     for key, (ok, expected) in SCALAR_CHECKS.items():
         if key in cfg:
             _check_scalar(cfg, key, ok, expected, hyper)

@@ -26,10 +26,40 @@ from .schema import SCALAR_CHECKS, _check_data_path, _check_scalar, check_plain_
 
 
 def _yaml_loader():
-    """A safe loader that also reads 1e-4 (not only 1.0e-4) as a float, like MMRec's."""
+    """A safe loader that also reads 1e-4 (not only 1.0e-4) as a float, like MMRec's, and reads
+    a config the way a reader of the file would: a key given twice, a key that is not text, an
+    alias (``*name``: what a "billion laughs" file multiplies itself with), a date or a tagged
+    binary, set or ordered map is refused, not resolved silently."""
 
     class Loader(yaml.SafeLoader):
-        pass
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(None, None, "aliases (*name) are not read here: write the value "
+                                                  "out", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    raise yaml.constructor.ConstructorError(None, None, f"keys must be text, found {key!r:.40}",
+                                                            key_node.start_mark)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key!r:.40} appears twice",
+                                                            key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    def refuse(loader, node):
+        raise yaml.constructor.ConstructorError(None, None, f"{node.tag} values are not read here: write text or "
+                                                "a number", node.start_mark)
+
+    for tag in ("timestamp", "binary", "set", "omap", "pairs"):
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", refuse)
+    Loader.yaml_implicit_resolvers = {  # a date-like value stays text
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",
@@ -62,7 +92,9 @@ def read_yaml(path: Path) -> dict:
     try:
         data = yaml.load(text, Loader=YAML_LOADER)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}{where})") from None
     except RecursionError:
         raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from None
     if data is None:

@@ -86,13 +86,20 @@ def test_spreadsheet_csvs_and_cells_over_several_lines(tmp_path):
                                                      ("4" if records[0] is error else "3")]
 
 
-def test_a_metric_the_run_did_not_compute_stays_out_and_nan_is_kept(tmp_path):
+def test_a_metric_the_run_did_not_compute_stays_out(tmp_path):
     record = _record(1)
     del record["result"]["valid"]["Recall@10"], record["result"]["test"]["Recall@10"]
-    record["result"]["test"]["NDCG@10"] = float("nan")
     imported = records_from_csv(_export(tmp_path, [record]))[0]["result"]
     assert "Recall@10" not in imported["valid"] and "Recall@10" not in imported["test"]
-    assert imported["test"]["NDCG@10"] != imported["test"]["NDCG@10"]  # NaN
+
+
+@pytest.mark.parametrize("value", [float("nan"), -5.0, 5.0])
+def test_a_metric_no_run_can_have_is_refused_naming_line_and_column(tmp_path, value):
+    """NaN, -5 or 5 as Recall@20: no run computes it (the report used to bold NaN ± NaN as best)."""
+    record = _record(1)
+    record["result"]["test"]["Recall@20"] = value
+    with pytest.raises(UserInputError, match=r"line 2: 'test Recall@20' must be"):
+        records_from_csv(_export(tmp_path, [record]))
 
 
 def test_imports_leave_out_fig3_runs_when_asked_and_refuse_a_bad_core_count(tmp_path, capsys):

@@ -120,7 +120,10 @@ def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) ->
     result = {}
     if done:  # a metric the run did not compute (its own topk or metrics) is blank: left out, as export wrote it
         for split in ("valid", "test"):
-            values = {c: _number(path, line, f"{split} {c}", row[f"{split} {c}"], nan=True) for c in COLUMNS}
+            values = {c: _number(path, line, f"{split} {c}", row[f"{split} {c}"]) for c in COLUMNS}
+            for c, v in values.items():
+                if v is not None and not 0.0 <= v <= 1.0:
+                    raise UserInputError(f"{path} line {line}: '{split} {c}' must be a metric in [0, 1], got {v!r}")
             result[split] = {c: v for c, v in values.items() if v is not None}
         for field, whole in (("best_epoch", True), ("epochs_run", True), ("train_seconds_per_epoch", False),
                              ("inference_seconds", False), ("peak_rss_mb", False), ("peak_gpu_mb", False)):
@@ -202,7 +205,7 @@ def records_from_jsonl(path: Path) -> list[dict]:
         except ValueError as exc:
             raise UserInputError(f"{path} line {number}: not a JSON record ({exc})") from None
         key = record.get("key") if isinstance(record, dict) else None
-        problem = record_problem(record, key if isinstance(key, str) else "")
+        problem = record_problem(record, key if isinstance(key, str) else "") or _metrics_problem(record)
         if problem:
             raise UserInputError(f"{path} line {number}: not a run record: {problem}")
         spec = record["spec"]
@@ -214,6 +217,15 @@ def records_from_jsonl(path: Path) -> list[dict]:
         first_line[key] = number
         records.append(record)
     return records
+
+
+def _metrics_problem(record: dict) -> str | None:
+    """A finished run's metrics are numbers in [0, 1] (NaN and values outside are no run's)."""
+    for split in ("valid", "test"):
+        for name, value in (record.get("result") or {}).get(split, {}).items():
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                return f"'result.{split}.{name}' must be a metric in [0, 1], got {value!r:.40}"
+    return None
 
 
 def records_from_file(path: Path, cpus: int | None = None) -> list[dict]:

@@ -94,7 +94,7 @@ class AccuracyTable:
 
     def ranks(self, col: str) -> dict[str, int]:
         """model -> 1 (best) / 2 (runner-up) by mean."""
-        ordered = sorted((r for r in self.rows if r.n), key=lambda r: -r.mean(col))
+        ordered = sorted((r for r in self.rows if r.n and math.isfinite(r.mean(col))), key=lambda r: -r.mean(col))
         return {r.model: i + 1 for i, r in enumerate(ordered[:2])}
 
 

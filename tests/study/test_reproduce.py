@@ -102,10 +102,19 @@ def test_the_report_shows_each_tuned_models_budget(tmp_path):
     rows = list(csv.DictReader((tmp_path / "report" / "tuning-budget.csv").open()))
     assert rows[0]["pruned"] == "3" and rows[0]["profile"] == "tuned/EASE.best.yaml"
     # a hand-written profile (no study, no budget) is shown as such, not as a tuned one
-    (tmp_path / "tuned" / "EASE.best.yaml").write_text("model: EASE\nbudget: oops\nsettings: {reg_weight: 7.0}\n")
+    (tmp_path / "tuned" / "EASE.best.yaml").write_text("model: EASE\nsettings: {reg_weight: 7.0}\n")
     exp = load_experiment(tmp_path / "exp.yaml")
     assert tables.budget_markdown(tables.budget_rows(exp.profiles)).splitlines()[2] == \
         "| EASE | — (no study) | — | — | — | — | — | — | — |"
+    # a budget that is not tune's (it would skip the unfinished-study check) is refused
+    for budget in ("5", "oops", "{trials: '20', complete: 1, pruned: 0}"):
+        (tmp_path / "tuned" / "EASE.best.yaml").write_text(f"model: EASE\nbudget: {budget}\nsettings: {{}}\n")
+        with pytest.raises(ConfigError, match="'budget' must hold whole numbers"):
+            load_experiment(tmp_path / "exp.yaml")
+    # so is a profile that would move the run's data
+    (tmp_path / "tuned" / "EASE.best.yaml").write_text("model: EASE\nsettings: {data_path: /elsewhere/}\n")
+    with pytest.raises(ConfigError, match="settings.data_path"):
+        load_experiment(tmp_path / "exp.yaml")
     # a profile tuned on another dataset is refused
     (tmp_path / "tuned" / "EASE.best.yaml").write_text("model: EASE\ndataset: tiktok\nsettings: {}\n")
     with pytest.raises(ConfigError, match="tuned on tiktok"):

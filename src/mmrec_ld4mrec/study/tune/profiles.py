@@ -43,12 +43,26 @@ def write_profile(path: Path, profile: dict) -> None:
     atomic_write(Path(path), lambda p: Path(p).write_text(text, encoding="utf-8"))
 
 
+MACHINE_KEYS = ("data_path", "device", "gpu_id", "use_gpu")
+
+
 def read_profile(path: Path) -> dict:
     """A profile ``tune`` exported: a mapping with ``model`` and a ``settings`` mapping."""
     if not Path(path).is_file():
         raise UserInputError(f"{path}: profile not found")
     data = read_yaml(Path(path))
-    if not isinstance(data, dict) or not isinstance(data.get("model"), str) or not isinstance(data.get("settings"), dict):
-        raise ConfigError(f"{path}: expected a profile written by `tune` (keys 'model' and 'settings'), got "
-                          f"{sorted(data) if isinstance(data, dict) else type(data).__name__}")
+    if not isinstance(data.get("model"), str) or not isinstance(data.get("settings"), dict):
+        shown = {k: type(data[k]).__name__ for k in ("model", "settings") if k in data}
+        raise ConfigError(f"{path}: expected a profile written by `tune`: 'model' (a name) and 'settings' (a mapping "
+                          f"of config keys), got {shown or 'neither'}")
+    where = [k for k in MACHINE_KEYS if k in data["settings"]]
+    if where:  # a run's data and device are its own: a profile naming them would redirect it silently
+        raise ConfigError(f"{path}: settings.{where[0]}: a profile holds a model's settings, not where a run's data "
+                          "or device is; give it with --data-path / --set instead")
+    budget = data.get("budget")
+    if budget is not None and not (isinstance(budget, dict) and all(
+            isinstance(budget.get(k), int) and not isinstance(budget.get(k), bool) and budget[k] >= 0
+            for k in ("trials", "complete", "pruned"))):
+        raise ConfigError(f"{path}: 'budget' must hold whole numbers trials, complete and pruned (as `tune` writes "
+                          f"it), got {budget!r:.80}")
     return data

@@ -257,7 +257,7 @@ def test_a_damaged_record_is_refused_naming_the_registry(tmp_path, data_path, ca
 
 BAD_EXPERIMENTS = {
     "binary": (bytes(range(256)) * 4, "not UTF-8"),
-    "keys-of-two-types": (b"1: x\nfoo: y\ndatasets: [synthetic]\nseeds: [1]\nmodels: {Pop: {}}\n", "unknown key"),
+    "keys-of-two-types": (b"1: x\nfoo: y\ndatasets: [synthetic]\nseeds: [1]\nmodels: {Pop: {}}\n", "keys must be text"),
     "negative-epochs": (POP.format(name="x", seeds=[1]).replace("epochs: 1", "epochs: -3").encode(), "base.epochs"),
     "fractional-epochs": (POP.format(name="x", seeds=[1]).replace("epochs: 1", "epochs: 1.5").encode(), "base.epochs"),
     "zero-batch": (POP.format(name="x", seeds=[1]).replace("{Pop: {}}", "{Pop: {train_batch_size: 0}}").encode(),

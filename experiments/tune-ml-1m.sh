@@ -1,5 +1,5 @@
 #!/bin/bash
-# The equal-budget search behind experiments/ml-1m-tuned.yaml (protocol 2, docs/tuning.md): every
+# The equal-budget search behind experiments/ml-1m-tuned.yaml (docs/tuning.md#an-equal-budget): every
 # model that applies to MovieLens-1M (interactions only: no multimodal baseline) gets the same
 # number of finished trials (TRIALS, default 10 on the 2-core CPU; pruned trials count), the same
 # early stopping (1000 epochs at most, patience 20 evaluations on validation Recall@20), the same

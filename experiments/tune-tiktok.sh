@@ -1,7 +1,7 @@
 #!/bin/bash
-# The equal-budget search behind experiments/tiktok-tuned.yaml (protocol 2, docs/tuning.md):
+# The equal-budget search behind experiments/tiktok-tuned.yaml (docs/tuning.md#an-equal-budget):
 # every model of the TikTok roster gets the same number of finished trials (TRIALS, default 10,
-# as on ML-1M; a GPU session can raise every study to 20 alike;
+# as on ML-1M; a larger budget is given to every study alike;
 # pruned trials count), the same early stopping (MMRec's and ours: 1000 epochs at most,
 # patience 20 evaluations on validation Recall@20), the same median pruner (5 startup trials,
 # warm-up = the patience), one tuning seed per trial (1001), TPE seed 0. All studies share one

@@ -16,7 +16,7 @@ HAND_WRITTEN = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.
 NARRATION = {
     "a work period": r"\b(this|last|next|a later|an earlier|one|the same|each) (work )?session\b|\bsessions?\b",
     "an issue number": r"\bissues? #?\d+|(?<![\w/&])#\d+\b",
-    "a borrowed machine": r"\b(lent|borrowed|lease[ds]?)\b",
+    "a borrowed machine": r"\b(lent|borrowed|lease[ds]?)\b|\b(this|these) machines?\b",
     "progress talk": r"\bso far\b|\bnow being\b|\bnot yet rerun\b|\bfor now\b",
     "a date of work": r"\b20\d\d-\d\d-\d\d\b|\b(January|February|March|April|May|June|July|August|September|October|"
                       r"November|December) \d{1,2}(st|nd|rd|th)?,? 20\d\d\b",
@@ -40,6 +40,7 @@ def test_pages_do_not_narrate_how_the_work_was_done(page):
 
 def test_the_narration_check_finds_what_it_looks_for():
     planted = "Run in session 3 (issue 35, #12) on a lent H200 on 2026-11-28, so far, from /tmp/D/tiktok."
+    assert re.search(NARRATION["a borrowed machine"], "the CPU build these machines keep", re.I)
     hits = {what for what, pattern in NARRATION.items() if re.search(pattern, planted, re.I)}
     assert hits == set(NARRATION)
     clean = "The study resumes from its journal; see docs/results/tiktok.md#table-2-tiktok and [x](#protocol)."
@@ -86,6 +87,6 @@ def test_the_figure_check_reads_prose_and_tables():
 
 def test_the_hand_written_manual_stays_short():
     words = {p.relative_to(ROOT): len(p.read_text(encoding="utf-8").split()) for p in HAND_WRITTEN}
-    assert sum(words.values()) <= 12_500, words
-    long_pages = {p: n for p, n in words.items() if n > 1_600}
+    assert sum(words.values()) <= 12_000, words
+    long_pages = {p: n for p, n in words.items() if n > 1_500}
     assert not long_pages, long_pages

@@ -216,8 +216,24 @@ def test_the_readme_headline_is_the_tiktok_pages_table_2():
         return re.sub(r"</?u>|\*\*", "", cell)
 
     assert sorted(re.sub(r" \(.*\)$", "", m) for m in readme) == sorted(models)
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    prose = text[text.index("## Headline result"):text.index("## Layout")].split("| DiffMM |")[-1]
+    page_text = (ROOT / "docs" / "results" / "tiktok.md").read_text(encoding="utf-8")
+    for pct in re.findall(r"(\d+\.\d) %", prose):  # the gaps the prose quotes are the page's improvement row
+        assert f"-{pct}% vs" in page_text, pct
+    for p in re.findall(r"p = (\d\.\de-\d+)", prose):  # and its p-values
+        assert re.sub(r"e-(\d)$", r"e-0\1", p) in page_text, p
     for label, cells in readme.items():
         model = re.sub(r" \(.*\)$", "", label)
         seeds, r10, r20, n10, n20 = page[model]
         want = [seeds, "—"] if seeds.startswith(("study pending", "not run")) else [plain(r20), plain(n20)]
         assert [plain(c) for c in cells] == want, model
+
+
+def test_findings_quotes_the_pages_own_test_figures():
+    """findings.md's test figures (where LD4MRec stands) are the TikTok page's, row for row."""
+    page = _table((ROOT / "docs" / "results" / "tiktok.md").read_text(encoding="utf-8"), "## Table 2: tiktok")
+    text = (ROOT / "docs" / "findings.md").read_text(encoding="utf-8")
+    for row, r20 in re.findall(r'"(LD4MRec[\w-]*)": Recall@20\s+(0\.\d{4} ± 0\.\d{4})', text.replace("\n", " ")):
+        assert re.sub(r"</?u>|\*\*", "", page[row][2]) == r20, row
+    assert re.search(r'"LD4MRec-defaults": Recall@20', text.replace("\n", " "))

@@ -37,7 +37,8 @@ def accuracy_table(exp: Experiment, done: dict[str, dict], dataset: str) -> tabl
         values = {c: {r["spec"]["seed"]: r["result"]["test"][c] for r in records if c in r["result"]["test"]}
                   for c in COLUMNS}
         devices = {r["spec"]["seed"]: tables.device_of(r) for r in records}
-        status = f"study pending: {exp.pending[model]}" if model in exp.pending else "" if records else "not run yet"
+        status = f"study pending: {exp.pending[model]}" if model in exp.pending else \
+            "" if records else f"runs pending: 0 of {len(exp.seeds)} seeds"
         rows.append(tables.Row(model, values, devices, status))
     return tables.AccuracyTable(dataset, rows, exp.ours, exp.baselines())
 
@@ -229,7 +230,12 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
                                 "--without-inference-runs` leaves them out so that `reproduce` runs them again "
                                 "(docs/reproduce.md).")
                 if not _study_ran(exp, study, dataset, runs_of(dataset), done):
-                    not_run.append(f"{title.format(dataset)}")
+                    bare = study == "inference" and any(s.key in done for specs in runs_of(dataset).values()
+                                                        for s in specs)
+                    not_run.append(title.format(dataset) + (
+                        ": its runs were imported from a `results export` CSV, which does not carry the strategies' "
+                        "metrics (`results import --without-inference-runs` leaves them out, so that `reproduce` "
+                        "runs them again)" if bare else ""))
                     continue
                 figure_specs.append((f"{stem}-{dataset}", title.format(dataset), to_csv(groups), plot, groups, note))
     if not_run:
@@ -257,12 +263,11 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
 
 def _study_ran(exp: Experiment, study: str, dataset: str, runs: dict, done: dict[str, dict]) -> bool:
     """Whether a study has a finished run of its own: one that is not a main run (whose clean
-    point every study shares), or, for Fig. 3, a main run that held the strategies' metrics
-    (an import from a CSV lost them, which the figure then says)."""
+    point every study shares), or, for Fig. 3, a main run holding the strategies' metrics (a
+    CSV export does not carry them)."""
     keys = {s.key for specs in runs.values() for s in specs}
     if study == "inference":
-        return any("inference_study" in (done[k].get("result") or {}) or "imported_from" in done[k]
-                   for k in keys if k in done)
+        return any("inference_study" in (done[k].get("result") or {}) for k in keys if k in done)
     main = {s.key for m in exp.models for s in exp.main_runs(dataset, m)}
     return any(k in done for k in keys - main)
 

@@ -318,6 +318,8 @@ def cmd_tune(args) -> int:
     )
     from .study.tune.storage import check_storage
 
+    if not 1 <= args.seeds <= 100:  # a trial runs its seeds one after another
+        raise UserInputError(f"--seeds expects a number of tuning seeds from 1 to 100, got {args.seeds}")
     if args.trials < 1 or args.seeds < 1 or not 0 < args.heartbeat < math.inf or args.sampler_seed < 0:
         raise UserInputError(f"--trials and --seeds expect integers >= 1, --heartbeat finite seconds > 0 and "
                              f"--sampler-seed an integer >= 0, got {args.trials}, {args.seeds}, {args.heartbeat}, "

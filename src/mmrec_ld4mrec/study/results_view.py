@@ -101,8 +101,10 @@ def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) ->
     seed = _number(path, line, "seed", row["seed"], whole=True)
     try:
         overrides = json.loads(row["overrides"] or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         overrides = None
+    if _depth(overrides) > 8:
+        raise UserInputError(f"{path} line {line}: 'overrides' is nested more deeply than any config (8 levels)")
     if not isinstance(overrides, dict):
         raise UserInputError(f"{path} line {line}: 'overrides' must be a JSON mapping, got {row['overrides']!r:.60}")
     for field in ("model", "dataset"):
@@ -153,6 +155,14 @@ def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) ->
     if row.get("error"):
         record["error"] = row["error"]
     return record
+
+
+def _depth(value, limit: int = 9) -> int:
+    """How deeply ``value`` nests lists and mappings (counted up to ``limit``)."""
+    if limit == 0 or not isinstance(value, dict | list):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
 
 
 def records_from_csv(path: Path, cpus: int | None = None) -> list[dict]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,7 +128,8 @@ def run_scale_study(args, spec: str) -> dict:
 def parse_shape(text: str) -> tuple[int, int]:
     """``--scale-shape 1371980x105542``: users x items, each at least 10."""
     users, sep, items = str(text).lower().partition("x")
-    if not sep or not users.isdigit() or not items.isdigit() or int(users) < 10 or int(items) < 10:
+    plain = re.fullmatch(r"[0-9]{1,12}", users) and re.fullmatch(r"[0-9]{1,12}", items)  # not '²', not 10^400
+    if not sep or not plain or int(users) < 10 or int(items) < 10:
         raise UserInputError(f"--scale-shape: expected USERSxITEMS such as 1371980x105542, got {text!r}")
     return int(users), int(items)
 

@@ -44,7 +44,13 @@ def search_space_path(model: str) -> Path:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number a float holds (a 400-digit bound is none)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value)) and abs(value) <= 2**53
+    except OverflowError:
+        return False
 
 
 def parse_dimension(path: Path, name: str, spec: Any) -> Dimension:
@@ -70,7 +76,8 @@ def parse_dimension(path: Path, name: str, spec: Any) -> Dimension:
                                                    if isinstance(c, list) else c for c in choices))
     low, high = spec.get("low"), spec.get("high")
     if not _number(low) or not _number(high):
-        raise ConfigError(f"{where}: {kind} needs numbers 'low' and 'high', got low={low!r}, high={high!r}")
+        raise ConfigError(f"{where}: {kind} needs finite numbers 'low' and 'high' of at most 2**53, got "
+                          f"low={low!r:.40}, high={high!r:.40}")
     if kind == "int" and (not isinstance(low, int) or not isinstance(high, int)):
         raise ConfigError(f"{where}: int needs integer bounds, got low={low!r}, high={high!r}")
     if not low < high:

@@ -1,0 +1,50 @@
+"""Inputs that used to end in a traceback or exhaust memory: a 400-digit bound, a superscript
+digit in a shape, a million tuning seeds, an overrides cell nested thousands deep. Each is
+refused in one line naming its flag, file or column."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from mmrec_ld4mrec.errors import UserInputError
+from mmrec_ld4mrec.study.experiment import RunSpec
+from mmrec_ld4mrec.study.results_view import FLAT_FIELDS, records_from_csv
+
+from ..hostile import assert_clean_error, cli, snapshot
+
+
+def test_a_400_digit_bound_in_a_search_space_is_refused(tmp_path, data_path, capsys):
+    (tmp_path / "space.yaml").write_text(f"reg_weight: {{type: log_float, low: 1.0, high: {'9' * 400}}}\n")
+    before = snapshot(tmp_path)
+    outcome = cli(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", data_path, "--trials", "1",
+                   "--results", tmp_path / "R", "--space", tmp_path / "space.yaml"], capsys)
+    assert_clean_error(outcome, "space.yaml", "reg_weight", "finite numbers")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("shape", ["²x100", "1" * 40 + "x100", "100x", "x100"])
+def test_a_shape_that_is_not_two_plain_numbers_is_refused(shape, capsys):
+    assert_clean_error(cli(["bench", "-m", "EASE", "--scale-shape", shape], capsys), "--scale-shape")
+
+
+def test_a_million_tuning_seeds_are_refused_before_anything_is_made(tmp_path, data_path, capsys):
+    outcome = cli(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", data_path, "--trials", "1",
+                   "--results", tmp_path / "R", "--seeds", "1000000000"], capsys)
+    assert_clean_error(outcome, "--seeds", "1 to 100")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_overrides_cell_nested_thousands_deep_is_refused_naming_line_and_column(tmp_path):
+    spec = RunSpec("synthetic", "Pop", 1, {})
+    row = {f: "" for f in FLAT_FIELDS} | {"key": spec.key, "status": "done", "experiment": "x", "model": "Pop",
+                                          "dataset": "synthetic", "seed": "1", "overrides": "[" * 5000 + "]" * 5000}
+    row.update({f"{s} {c}": "0.1" for s in ("valid", "test") for c in ("Recall@10", "Recall@20", "NDCG@10",
+                                                                       "NDCG@20")})
+    with open(tmp_path / "runs.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FLAT_FIELDS)
+        writer.writeheader()
+        writer.writerow(row)
+    with pytest.raises(UserInputError, match="line 2: 'overrides'"):
+        records_from_csv(tmp_path / "runs.csv")

@@ -191,6 +191,20 @@ def test_an_mmrec_run_stopped_between_epochs_resumes_with_the_digits_of_one_neve
     assert not file.exists()
 
 
+@pytest.mark.parametrize("override, needle", [({"regg_weight": 0.1}, "unknown config key 'regg_weight'"),
+                                             ({"learner": "nope"}, "config key 'learner'"),
+                                             ({"learner": "adamw"}, "config key 'learner'")])
+def test_a_key_or_optimizer_mmrec_would_ignore_is_refused_before_it_starts(checkout, override, needle):
+    """MMRec's Config takes any key and its trainer falls back to Adam for an optimizer it does not
+    build: both would run silently as something else."""
+    from mmrec_ld4mrec.errors import ConfigError
+    from mmrec_ld4mrec.mmrec.driver import checked_request
+
+    with pytest.raises(ConfigError, match=needle):
+        checked_request(checkout, "BPR", "synthetic", {"epochs": 1, **override})
+    assert checked_request(checkout, "BPR", "synthetic", {"epochs": 1, "reg_weight": 0.1, "learner": "sgd"})
+
+
 SCRIPTED_GRID = """
 import json, os, sys
 sys.path.insert(0, os.getcwd())
@@ -437,8 +451,9 @@ def test_bad_values_are_refused_before_mmrec_starts(checkout, tmp_path, capsys, 
 
 
 def test_every_model_and_dataset_of_the_checkout_passes_the_checks(checkout):
-    """The checks know only the engine's common keys and our models' own; MMRec's baselines keep
-    their keys (unknown here) and their shipped values pass."""
+    """The checks know the engine's common keys and our models' own; MMRec's baselines keep the
+    keys their YAMLs set (unknown to our checks) and their shipped values pass. A key none of
+    the YAMLs sets is refused (test_a_key_or_optimizer_mmrec_would_ignore_is_refused...)."""
     from mmrec_ld4mrec.mmrec.driver import checked_request
 
     models = sorted(p.stem for p in (checkout / "src" / "configs" / "model").glob("*.yaml"))
@@ -447,7 +462,7 @@ def test_every_model_and_dataset_of_the_checkout_passes_the_checks(checkout):
     for model in models:
         for dataset in datasets:
             checked_request(checkout, model, dataset, {})
-    assert checked_request(checkout, "BPR", "synthetic", {"reg_weight": [0.1], "not_a_key_we_know": 3})
+    assert checked_request(checkout, "MGCN", "synthetic", {"cl_loss": 0.01, "knn_k": 5})
 
 
 def test_uninstall_leaves_the_checkout_clean(checkout):

@@ -20,7 +20,7 @@ def test_a_400_digit_bound_in_a_search_space_is_refused(tmp_path, data_path, cap
     before = snapshot(tmp_path)
     outcome = cli(["tune", "-m", "EASE", "-d", "synthetic", "--data-path", data_path, "--trials", "1",
                    "--results", tmp_path / "R", "--space", tmp_path / "space.yaml"], capsys)
-    assert_clean_error(outcome, "space.yaml", "reg_weight", "finite numbers")
+    assert_clean_error(outcome, "space.yaml", "reg_weight", "finite, at most 2**53")
     assert snapshot(tmp_path) == before
 
 

@@ -202,6 +202,10 @@ def _check_model(root: Path, model: str) -> None:
         raise ConfigError(f"unknown model {model!r}: {module} does not define it{hint}")
 
 
+MMREC_LEARNERS = ("adam", "sgd", "adagrad", "rmsprop")  # what MMRec's Trainer._build_optimizer builds
+RUN_KEYS = {"seed", "hyper_parameters", "data_path", "gpu_id", "use_gpu"}  # keys every run may set
+
+
 def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, settings: dict, overrides: dict) -> dict:
     """The config MMRec's ``Config`` will build (overall -> dataset -> model YAML -> the entries
     handed over), checked as the standalone engine checks it: the engine's common keys by
@@ -219,6 +223,15 @@ def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, s
             merged.update(data)
             origin.update(dict.fromkeys(data, str(path)))
     merged["hyper_parameters"] = hyper
+    if model in MODELS:  # MMRec's Config takes any key: ours name the options this version no longer has
+        for key in overrides:
+            if key in RETIRED_KEYS:
+                raise ConfigError(f"--set: unknown config key '{key}'; {RETIRED_HINT}", key=key)
+    known = set(merged) | set(settings) | RUN_KEYS
+    unknown = [k for k in overrides if k not in known]
+    if unknown:  # MMRec's Config takes any key and its model never reads it: a typo would run silently
+        raise ConfigError(f"--set: unknown config key '{unknown[0]}' for {model} in MMRec (none of {configs}/overall.yaml, "
+                          f"dataset/{dataset}.yaml, model/{model}.yaml sets it)", key=unknown[0])
     for where, values in ((str(prepared), settings), ("--set", overrides)):
         merged.update(values)
         origin.update(dict.fromkeys(values, where))
@@ -230,10 +243,10 @@ def _check_values(root: Path, model: str, dataset: str, prepared: Path | None, s
     data_path = cfg.get("data_path")
     if isinstance(data_path, str) and data_path and not Path(data_path).is_absolute():
         cfg["data_path"] = str(root / "src" / data_path)  # MMRec resolves it from its src folder
-    if model in MODELS:  # MMRec's Config takes any key: ours name the options this version no longer has
-        for key in overrides:
-            if key in RETIRED_KEYS:
-                raise ConfigError(f"--set: unknown config key '{key}'; {RETIRED_HINT}", key=key)
+    learner = overrides.get("learner", "adam")
+    if not isinstance(learner, str) or learner.lower() not in MMREC_LEARNERS:  # MMRec falls back to Adam silently
+        raise ConfigError(f"--set: config key 'learner': MMRec's trainer builds {', '.join(MMREC_LEARNERS)}, "
+                          f"got {learner!r:.40}", key="learner")
     try:
         validate_config(cfg)
         check = getattr(get_model(model), "check_settings", None) if model in MODELS else None

@@ -76,7 +76,7 @@ def parse_dimension(path: Path, name: str, spec: Any) -> Dimension:
                                                    if isinstance(c, list) else c for c in choices))
     low, high = spec.get("low"), spec.get("high")
     if not _number(low) or not _number(high):
-        raise ConfigError(f"{where}: {kind} needs finite numbers 'low' and 'high' of at most 2**53, got "
+        raise ConfigError(f"{where}: {kind} needs numbers 'low' and 'high' (finite, at most 2**53), got "
                           f"low={low!r:.40}, high={high!r:.40}")
     if kind == "int" and (not isinstance(low, int) or not isinstance(high, int)):
         raise ConfigError(f"{where}: int needs integer bounds, got low={low!r}, high={high!r}")

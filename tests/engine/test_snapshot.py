@@ -46,6 +46,17 @@ def _config(data_path, settings: dict, model: str = "SimGCL") -> dict:
             **first, "seed": 5, **settings}
 
 
+def _interrupted(model: str, config: dict, file: Path, at: int = STOP_AT) -> None:
+    """Run ``model`` with snapshots in ``file`` until the evaluation of epoch ``at`` stops it."""
+
+    def stop(epoch, valid):
+        if epoch == at:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(model, "synthetic", config, on_evaluation=stop, snapshot=file, snapshot_every=0)
+
+
 def _comparable(result: dict) -> dict:
     # the first run in a process may sum an epoch's loss in another order (last digits): loss to 1e-6
     history = [{k: (pytest.approx(v, rel=1e-6) if k == "loss" else v) for k, v in entry.items() if k != "train_seconds"}
@@ -83,12 +94,7 @@ def test_a_snapshot_made_for_other_settings_is_set_aside_not_loaded(tmp_path, da
     settings = TRAINED["SimGCL"]
     file = tmp_path / "run.snapshot"
 
-    def stop(epoch, valid):
-        if epoch == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run("SimGCL", "synthetic", _config(data_path, settings), on_evaluation=stop, snapshot=file, snapshot_every=0)
+    _interrupted("SimGCL", _config(data_path, settings), file, at=2)
     other = _config(data_path, {**settings, "learning_rate": 0.01})
     fresh = run("SimGCL", "synthetic", other)
     resumed = run("SimGCL", "synthetic", other, snapshot=file, snapshot_every=0)
@@ -141,12 +147,7 @@ def test_a_run_whose_restore_fails_part_way_starts_over_from_epoch_0_with_a_fres
     whole = run("SimGCL", "synthetic", config)
     file = tmp_path / "run.snapshot"
 
-    def stop(epoch, valid):
-        if epoch == STOP_AT:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run("SimGCL", "synthetic", config, on_evaluation=stop, snapshot=file, snapshot_every=0)
+    _interrupted("SimGCL", config, file)
 
     def broken(state):
         raise ValueError("state is not a 3-tuple")
@@ -322,12 +323,7 @@ def test_a_snapshot_that_cannot_be_this_runs_is_set_aside_and_the_run_starts_ove
     whole = run("SimGCL", "synthetic", config)
     file = tmp_path / "run.snapshot"
 
-    def stop(epoch, valid):
-        if epoch == STOP_AT:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run("SimGCL", "synthetic", config, on_evaluation=stop, snapshot=file, snapshot_every=0)
+    _interrupted("SimGCL", config, file)
     payload = torch.load(file, weights_only=True)
     tamper(payload)
     torch.save(payload, file)
@@ -381,12 +377,7 @@ def test_a_resumed_run_keeps_its_patience_count_and_stops_where_its_twin_stops(t
     stop = next(e for e in range(2, len(scores)) if counts[e - 1] >= 1)  # saved before it: patience already counting
     file = tmp_path / "run.snapshot"
 
-    def stop_at(epoch, valid):
-        if epoch == stop:
-            raise Stop
-
-    with pytest.raises(Stop):
-        run("SimGCL", "synthetic", config, on_evaluation=stop_at, snapshot=file, snapshot_every=0)
+    _interrupted("SimGCL", config, file, at=stop)
     resumed = run("SimGCL", "synthetic", config, snapshot=file, snapshot_every=0)
     assert resumed["resumed_from_epoch"] == stop
     assert (resumed["epochs_run"], resumed["best_epoch"]) == (whole["epochs_run"], whole["best_epoch"])

@@ -101,3 +101,10 @@ def test_names_and_numbers_tune_cannot_use_are_refused(flags, needle, world, cap
     outcome = cli(_tune(world, *flags), capsys)
     assert_clean_error(outcome, needle)
     assert snapshot(world.parent) == before
+
+
+@pytest.mark.parametrize("space, needle", [("{w}/spaces", "is a folder"), ("/dev/zero", "not a regular file")])
+def test_a_search_space_that_is_not_a_file_says_what_it_is(space, needle, world, capsys):
+    (world / "spaces").mkdir()
+    outcome = cli(_tune(world, "--space", space.format(w=world)), capsys)
+    assert_clean_error(outcome, "--space", needle)

@@ -183,3 +183,14 @@ def test_a_file_that_is_not_an_export_is_refused_and_nothing_is_imported(tmp_pat
     bad = _edited(tmp_path, "seed", "x")
     assert main(["results", "import", str(bad), "--results", str(target)]) == 2
     assert not (target / "registry.lmdb").exists()  # every row is read before the registry is opened
+
+
+def test_results_list_shows_control_characters_escaped_not_run_by_the_terminal(tmp_path, capsys):
+    record = _record(1)
+    record["spec"]["dataset"] = "synthetic\x1b[2J\x1b[31m"  # a hand-made record's names reach the terminal
+    record["key"] = RunSpec(record["spec"]["dataset"], "EASE", 1, record["spec"]["overrides"]).key
+    with Registry(tmp_path / "r") as reg:
+        reg.put(record)
+    assert main(["results", "list", "--results", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[2J" in out

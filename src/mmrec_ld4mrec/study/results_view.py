@@ -43,13 +43,18 @@ def flatten(record: dict) -> dict:
     return row
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (a record's ANSI escapes, say) shown escaped, not run by the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def list_text(records: list[dict]) -> str:
     lines = [f"{'key':<20}  {'status':<6}  {'model':<14} {'dataset':<10} {'seed':>5}  {'test R@20':>9}  overrides"]
     for r in records:
         f = flatten(r)
         r20 = f["test Recall@20"]
-        lines.append(f"{f['key']:<20}  {f['status']:<6}  {f['model']:<14} {f['dataset']:<10} {f['seed']:>5}  "
-                     f"{'' if r20 is None else f'{r20:.4f}':>9}  {f['overrides']}")
+        lines.append(_printable(f"{f['key']:<20}  {f['status']:<6}  {f['model']:<14} {f['dataset']:<10} {f['seed']:>5}  "
+                                f"{'' if r20 is None else f'{r20:.4f}':>9}  {f['overrides']}"))
     done = sum(r["status"] == "done" for r in records)
     lines.append(f"{len(records)} run(s): {done} done, {len(records) - done} failed")
     return "\n".join(lines)

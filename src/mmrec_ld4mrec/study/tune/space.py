@@ -4,6 +4,8 @@ entry checked against its type and the config keys a run of the model accepts.""
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,6 +125,9 @@ def known_keys(model: str, engine: str = "standalone", mmrec_root: str | Path | 
 def load_space(path: Path, model: str, engine: str = "standalone", mmrec_root=None) -> list[Dimension]:
     """A search-space YAML, every entry checked against its type and the model's config keys."""
     path = Path(path)
+    if os.path.lexists(path) and (path.is_dir() or not stat.S_ISREG(os.stat(path).st_mode)):
+        kind = "a folder" if path.is_dir() else "not a regular file (a device or pipe)"
+        raise ConfigError(f"--space {path}: is {kind}; give the search-space YAML file")
     if not path.is_file():
         raise ConfigError(f"no search space {path} for model '{model}' (write one: docs/tuning.md)")
     data = read_yaml(path)

@@ -66,3 +66,11 @@ def test_bench_stopped_with_sigterm_during_a_scale_study_removes_its_generated_d
     proc.wait(timeout=120)
     assert proc.returncode != 0
     assert not any(p.name.startswith("ld4mrec-") for p in scratch.iterdir()), list(scratch.iterdir())
+
+
+def test_a_shape_measurement_of_a_model_without_a_matmul_bound_is_reported(tmp_path, capsys):
+    """EASE trains no epochs and has no matmul bound: the measurement is printed and written."""
+    out = tmp_path / "shape.json"
+    assert main(["bench", "-m", "EASE", "--scale-shape", "200x100", "--epochs", "1", "--out", str(out)]) == 0
+    assert "EASE at 200 users x 100 items" in capsys.readouterr().out
+    assert json.loads(out.read_text())["runs"][0]["model"] == "EASE"

@@ -187,3 +187,18 @@ def test_tmall_pairs_are_a_dedup_and_10_core_of_every_raw_row_the_last_included(
     items = pd.read_csv(tmp_path / "tmall" / "item_id_mapping.tsv", sep="\t", dtype=str).raw_id.to_numpy()
     got = {(users[u], items[i]) for u, i in zip(inter.userID, inter.itemID)}
     assert got == {(f"u{u}", str(i + 1000)) for u, i in expected}
+
+
+@pytest.mark.parametrize("stamp", ["inf", "1e30", "-5", "soon"])
+def test_a_microlens_timestamp_no_clock_can_give_is_refused_naming_the_row(tmp_path, stamp, capsys):
+    """inf and 1e30 milliseconds used to pass with a warning and wrap in int64."""
+    write_microlens(tmp_path / "raw")
+    path = tmp_path / "raw" / "MicroLens-50k_pairs.csv"
+    lines = path.read_text().splitlines()
+    user, item, _ = lines[3].split(",")
+    lines[3] = f"{user},{item},{stamp}"
+    path.write_text("\n".join(lines) + "\n")
+    assert _prepare("microlens", "--raw", tmp_path / "raw", "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "MicroLens-50k_pairs.csv" in err and "data row 3" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

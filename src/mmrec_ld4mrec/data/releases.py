@@ -56,10 +56,14 @@ def _require(df: pd.DataFrame, columns: list[str], path: Path) -> None:
             raise DataError(f"{path}: column '{c}' is empty in data row {int(np.flatnonzero(blank)[0]) + 1}")
 
 
+MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31 23:59:59 UTC
+
+
 def _times(values: pd.Series, path: Path, column: str, fmt: str | None = None, unit: str | None = None) -> np.ndarray:
     if unit:
         parsed = pd.to_numeric(values, errors="coerce")
-        bad = parsed.isna() | (parsed < 0)
+        limit = MAX_EPOCH_SECONDS * (1000 if unit == "ms" else 1)  # inf and 1e30 are no time (int64 wraps)
+        bad = parsed.isna() | (parsed < 0) | ~(parsed <= limit)
         seconds = (parsed // (1000 if unit == "ms" else 1)).astype("float64")
     else:
         stamp = pd.to_datetime(values, format=fmt, errors="coerce")
@@ -67,7 +71,7 @@ def _times(values: pd.Series, path: Path, column: str, fmt: str | None = None, u
         seconds = (stamp - pd.Timestamp("1970-01-01")) // pd.Timedelta(seconds=1)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        expected = f"{unit} since the epoch" if unit else f"a date as {fmt}"
+        expected = f"{unit} since the epoch, before the year 10000" if unit else f"a date as {fmt}"
         raise DataError(f"{path}: column '{column}' data row {row + 1} is {values.iloc[row]!r}, expected {expected}")
     return np.asarray(seconds, dtype=np.int64)
 

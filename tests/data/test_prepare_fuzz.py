@@ -62,6 +62,9 @@ DIFFMM = {
                                                              np.array([-1.0, 1.0]))),
     "NaN value": lambda s: _pkl(s / "trnMat.pkl", _coo(np.array([[0, 0], [N_USERS - 1, N_ITEMS - 1]]),
                                                         np.array([np.nan, 1.0]))),
+    "a trillion users": lambda s: [_pkl(s / n, _coo(np.stack([m.row, m.col], 1), shape=(10**12, N_ITEMS)))
+                                   for n, m in ((n, pickle.loads((s / n).read_bytes()))
+                                                for n in ("trnMat.pkl", "valMat.pkl", "tstMat.pkl"))],
     "duplicate entries": lambda s: _pkl(s / "trnMat.pkl", _coo(np.array([[0, 0], [0, 0], [N_USERS - 1, N_ITEMS - 1]]))),
     "pair in two splits": lambda s: _pkl(s / "tstMat.pkl", _coo(np.stack([_trn(s).row[:3], _trn(s).col[:3]], 1))),
     "last user never seen": lambda s: [_pkl(s / n, _without_last_user(pickle.loads((s / n).read_bytes())))

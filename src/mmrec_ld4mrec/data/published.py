@@ -23,6 +23,7 @@ DIFFMM_SPLITS = ("trnMat.pkl", "valMat.pkl", "tstMat.pkl")
 DIFFMM_FEATURES = {"image_feat.npy": "image_feat.npy", "text_feat.npy": "text_feat.npy",
                    "audio_feat.npy": "audio_feat.npy"}  # MMRec slots: vision, then text, then extra
 DIFFREC_SPLITS = ("train_list.npy", "valid_list.npy", "test_list.npy")
+MAX_IDS = 2**31 - 1  # torch indexes embedding rows with int32 kernels beyond this
 
 
 def _pairs_from_matrix(path: Path, m: sp.coo_matrix) -> np.ndarray:
@@ -41,14 +42,12 @@ def _pairs_from_matrix(path: Path, m: sp.coo_matrix) -> np.ndarray:
 
 def _check_disjoint(frames: list[np.ndarray], names: tuple[str, ...], src: Path) -> None:
     """No (user, item) pair may sit in two splits."""
-    width = int(max(p[:, 1].max() for p in frames)) + 1
-    keys = np.concatenate([p[:, 0] * width + p[:, 1] for p in frames])
+    pairs = np.concatenate(frames)  # compared as rows: a user * width + item key wraps in int64 near 2**32 ids
     owner = np.concatenate([np.full(len(p), k) for k, p in enumerate(frames)])
-    uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    uniq, counts = np.unique(pairs, axis=0, return_counts=True)
     if (counts > 1).any():
-        dup = uniq[counts > 1][0]
-        where = np.flatnonzero(keys == dup)
-        u, i = divmod(int(dup), width)
+        u, i = (int(v) for v in uniq[counts > 1][0])
+        where = np.flatnonzero((pairs[:, 0] == u) & (pairs[:, 1] == i))
         raise DataError(f"{src / names[owner[where[1]]]}: pair (user {u}, item {i}) is also in {names[owner[where[0]]]}")
 
 
@@ -63,6 +62,9 @@ def prepare_diffmm(src: Path, out: Path, overwrite: bool = False) -> dict:
         raise DataError(f"{src}: the split matrices disagree on shape: "
                         + ", ".join(f"{n} {m.shape}" for n, m in zip(DIFFMM_SPLITS, matrices)))
     n_users, n_items = shapes.pop()
+    if max(n_users, n_items) > MAX_IDS:  # a model would size its tables by them
+        raise DataError(f"{src}: the split matrices are {n_users} x {n_items}; more than {MAX_IDS:,} users or items "
+                        "cannot be indexed")
     pairs = [_pairs_from_matrix(src / n, m) for n, m in zip(DIFFMM_SPLITS, matrices)]
     _check_disjoint(pairs, DIFFMM_SPLITS, src)
     features = {}

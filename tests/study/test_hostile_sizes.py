@@ -48,3 +48,17 @@ def test_an_overrides_cell_nested_thousands_deep_is_refused_naming_line_and_colu
         writer.writerow(row)
     with pytest.raises(UserInputError, match="line 2: 'overrides'"):
         records_from_csv(tmp_path / "runs.csv")
+
+
+@pytest.mark.parametrize("model, line, key", [
+    ("LD4MRec", "soft_prob: {type: float, low: -0.5, high: 0.1}\n", "soft_prob"),
+    ("LD4MRec", "steps: {type: categorical, choices: [5, 1]}\n", "steps"),
+    ("EASE", "learning_rate: {type: categorical, choices: [0.01, -1.0]}\n", "learning_rate"),
+])
+def test_a_search_space_value_a_run_would_refuse_is_refused_before_the_study_exists(model, line, key, tmp_path,
+                                                                                    data_path, capsys):
+    (tmp_path / "space.yaml").write_text(line)
+    outcome = cli(["tune", "-m", model, "-d", "synthetic", "--data-path", data_path, "--trials", "1",
+                   "--results", tmp_path / "R", "--space", tmp_path / "space.yaml"], capsys)
+    assert_clean_error(outcome, "space.yaml", f"key '{key}'", "a run would refuse")
+    assert not (tmp_path / "R").exists()  # no study, no storage

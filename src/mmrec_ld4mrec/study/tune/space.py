@@ -142,4 +142,32 @@ def load_space(path: Path, model: str, engine: str = "standalone", mmrec_root=No
         if name in ("seed", "hyper_parameters", "data_path", "epochs", "stopping_step"):
             raise ConfigError(f"{path}: key '{name}' is fixed by the protocol and cannot be searched", key=name)
         dims.append(parse_dimension(path, name, spec))
+    _check_values(path, model, engine, mmrec_root, dims)
     return dims
+
+
+def _check_values(path: Path, model: str, engine: str, mmrec_root, dims: list[Dimension]) -> None:
+    """Each choice and each bound, put into the model's default config alone, passes the checks
+    a run makes (the engine's keys and, for this project's models, their own): a value a run
+    would refuse is refused here, before a study is created, not after five failed trials."""
+    from ...engine.config import validate_config
+    from ...models import MODELS, get_model
+
+    defaults = default_config(model, engine, mmrec_root)
+    grid = {*(defaults.get("hyper_parameters") or []), "seed"}  # a grid axis (and the seeds): its first value
+    base = {k: (v[0] if isinstance(v, list) and v and k in grid else v)
+            for k, v in defaults.items()}
+    base["hyper_parameters"] = []
+    check = getattr(get_model(model), "check_settings", None) if engine == "standalone" and model in MODELS else None
+    for dim in dims:
+        values = [yaml.safe_load(c) if isinstance(c, str) and c.startswith("[") else c for c in dim.choices] \
+            if dim.kind == "categorical" else [dim.low, dim.high]
+        for value in values:
+            config = {**base, dim.name: int(value) if dim.kind == "int" else value}
+            try:
+                validate_config(config)
+                if check is not None:
+                    check(config.get)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: key '{dim.name}': a run would refuse {value!r:.40} ({exc})",
+                                  key=dim.name) from None

@@ -9,15 +9,35 @@ import numpy as np
 from ..errors import DataError
 
 
+def load_npy(path) -> np.ndarray:
+    """``np.load`` of a file that must be numpy's own, never a pickle. numpy reads other bytes,
+    and object arrays, as pickles and advises ``allow_pickle``, which is never the fix here:
+    those are refused saying what the file is."""
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not magic.startswith((b"\x93NUMPY", b"PK")):  # a .npy, or an .npz archive (the caller refuses those)
+        raise DataError(f"{path}: not a .npy file (it does not start with numpy's header); write it with numpy.save")
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(f"{path}: holds Python objects (an object array), not numbers") from None
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+
+
 def load_feature_file(path: str, n_items: int) -> np.ndarray:
     """Load an item-feature ``.npy`` (row i = item i), refusing anything but a finite 2-D
     array of real numbers with one row per item and at least one column."""
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder, not a .npy feature file")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    arr = load_npy(path)
     if not isinstance(arr, np.ndarray):  # an .npz archive
         arr.close()
         raise DataError(f"{path}: not a .npy array (an .npz archive?)")

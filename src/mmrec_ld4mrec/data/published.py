@@ -15,7 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DataError
-from .features import load_feature_file
+from .features import load_feature_file, load_npy
 from .layout import check_output, write_dataset
 from .safe_pickle import load_sparse_pickle
 
@@ -90,12 +90,10 @@ def _check_full_range(inter: pd.DataFrame, n_users: int, n_items: int, src: Path
 
 
 def _load_pairs(path: Path) -> np.ndarray:
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    arr = load_npy(path)
+    if not isinstance(arr, np.ndarray):  # an .npz archive
+        arr.close()
+        raise DataError(f"{path}: not a .npy array (an .npz archive?)")
     if arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.integer):
         raise DataError(f"{path}: expected an integer array of shape (n, 2), got shape {arr.shape} dtype {arr.dtype}")
     if len(arr) == 0:

@@ -50,3 +50,10 @@ def test_a_date_stays_text():
     from mmrec_ld4mrec.engine.config import YAML_LOADER
 
     assert yaml.load("when: 2024-01-01\nrate: 1e-4\n", Loader=YAML_LOADER) == {"when": "2024-01-01", "rate": 1e-4}
+
+
+def test_a_set_value_that_multiplies_itself_is_read_as_text_and_refused_by_its_key(data_path, capsys):
+    laughs = "[&a [x, x, x, x, x, x, x, x], &b [*a, *a, *a, *a, *a, *a, *a, *a], [*b, *b, *b, *b, *b, *b, *b]]"
+    outcome = cli(["run", "-m", "EASE", "-d", "synthetic", "--data-path", data_path, "--set", f"reg_weight={laughs}"],
+                  capsys)
+    assert_clean_error(outcome, "reg_weight")

@@ -112,7 +112,7 @@ def test_features_with_nan(tmp_path, data_path, capsys):
 def test_feature_file_that_is_not_npy(tmp_path, data_path, capsys):
     root = _dataset(tmp_path, data_path)
     (root / "synthetic" / "image_feat.npy").write_bytes(b"not numpy")
-    _fails(capsys, _run(root), "image_feat.npy", "not a readable .npy")
+    _fails(capsys, _run(root), "image_feat.npy", "not a .npy file")
 
 
 def test_unknown_config_key(data_path, capsys):

@@ -192,12 +192,17 @@ def subprocess_measure(request: dict) -> dict:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
     errors = []
-    for line in proc.stderr:
-        if line.startswith("[bench]"):
-            print(line.rstrip(), file=sys.stderr, flush=True)
-        elif line.strip():
-            errors.append(line.rstrip())
-    out = proc.stdout.read()
+    try:
+        for line in proc.stderr:
+            if line.startswith("[bench]"):
+                print(line.rstrip(), file=sys.stderr, flush=True)
+            elif line.strip():
+                errors.append(line.rstrip())
+        out = proc.stdout.read()
+    except BaseException:  # Ctrl-C or SIGTERM: the measurement stops with this process, before its data is removed
+        proc.kill()
+        proc.wait()
+        raise
     if proc.wait() != 0:
         raise UserInputError(f"benchmark of {request['spec']} on {request['dataset']} failed: "
                              f"{errors[-1] if errors else 'no output'}")

@@ -62,3 +62,14 @@ def test_a_search_space_value_a_run_would_refuse_is_refused_before_the_study_exi
                    "--results", tmp_path / "R", "--space", tmp_path / "space.yaml"], capsys)
     assert_clean_error(outcome, "space.yaml", f"key '{key}'", "a run would refuse")
     assert not (tmp_path / "R").exists()  # no study, no storage
+
+
+@pytest.mark.parametrize("argv", [["--scale-shape", "100000000000x100000"],
+                                  ["--scale", "--scale-users", "100000000000", "--scale-items", "1000"]])
+def test_a_size_that_cannot_fit_is_refused_before_anything_is_generated(argv, tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    outcome = cli(["bench", "-m", "LD4MRec", *argv], capsys)
+    assert_clean_error(outcome, "GiB", "more than this machine's")
+    assert list(tmp_path.iterdir()) == []

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.layout import write_dataset
-from ..data.synthetic import generate, generate_large
+from ..data.synthetic import CLICKS_MEAN, generate, generate_large
 from ..engine.config import parse_overrides
 from ..errors import UserInputError
 
@@ -103,6 +103,8 @@ def run_scale_study(args, spec: str) -> dict:
     if args.scale_users < 100 or args.scale_items < 50:
         raise UserInputError("--scale-users / --scale-items: expected at least 100 users and 50 items")
     factors = parse_factors(args.scale_factors)
+    for _, n_users, n_items in scale_sizes(args.scale_users, args.scale_items, factors):
+        check_fits(n_users, n_items, "--scale")
     settings = parse_overrides(args.set or [])
     tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-scale-"))
     runs = []
@@ -125,6 +127,18 @@ def run_scale_study(args, spec: str) -> dict:
     return scale_report(runs)
 
 
+def check_fits(n_users: int, n_items: int, what: str) -> None:
+    """Refuse, before anything is generated, a size whose data and one batch of scores alone
+    (a lower bound of any model's peak) exceed this machine's memory."""
+    interactions = n_users * CLICKS_MEAN * 48  # bytes per generated interaction (ids, times, frames)
+    scores = 2 * 4096 * n_items * 4  # two float32 evaluation batches of 4,096 users by |I|
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if interactions + scores > total:
+        raise UserInputError(f"{what}: {n_users:,} users x {n_items:,} items need at least "
+                             f"{(interactions + scores) / 2**30:,.1f} GiB (the data and one batch of scores), more "
+                             f"than this machine's {total / 2**30:,.1f} GiB")
+
+
 def parse_shape(text: str) -> tuple[int, int]:
     """``--scale-shape 1371980x105542``: users x items, each at least 10."""
     users, sep, items = str(text).lower().partition("x")
@@ -139,6 +153,7 @@ def run_shape(args, spec: str) -> dict:
     (``generate_large``): epoch and inference time, their bounds, peak RSS and GPU memory."""
 
     n_users, n_items = parse_shape(args.scale_shape)
+    check_fits(n_users, n_items, "--scale-shape")
     tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-shape-"))
     try:
         df, features = generate_large(n_users, n_items)

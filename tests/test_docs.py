@@ -90,3 +90,10 @@ def test_the_hand_written_manual_stays_short():
     assert sum(words.values()) <= 12_000, words
     long_pages = {p: n for p, n in words.items() if n > 1_500}
     assert not long_pages, long_pages
+
+
+def test_no_file_under_docs_names_a_path_of_the_machine_it_was_made_on():
+    """The runs files and tables beside the pages too, not only the Markdown."""
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in sorted((ROOT / "docs").rglob("*")) if p.is_file()
+             for m in re.finditer(NARRATION["a machine's path"], p.read_text(encoding="utf-8", errors="replace"))]
+    assert not found, found[:5]

@@ -9,7 +9,7 @@ from mmrec_ld4mrec.cli import main
 from mmrec_ld4mrec.errors import UserInputError
 from mmrec_ld4mrec.study.experiment import RunSpec
 from mmrec_ld4mrec.study.registry import Registry
-from mmrec_ld4mrec.study.results_view import records_from_csv
+from mmrec_ld4mrec.study.results_view import records_from_csv, records_from_jsonl
 
 METRICS = {"Recall@10": 0.1, "Recall@20": 0.2, "NDCG@10": 0.05, "NDCG@20": 0.07}
 
@@ -194,3 +194,18 @@ def test_results_list_shows_control_characters_escaped_not_run_by_the_terminal(t
     assert main(["results", "list", "--results", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\x1b[2J" in out
+
+
+def test_a_jsonl_export_leaves_out_the_data_folder_of_the_machine_it_ran_on(tmp_path):
+    """An export is shared or committed: the run's data folder (a path of its machine) stays in
+    the registry only; everything else of the record comes back whole."""
+    record = _record(1)
+    record["result"]["config"] = {"data_path": "/scratch/someone/data/", "reg_weight": 250.0}
+    with Registry(tmp_path / "r") as reg:
+        reg.put(record)
+    out = tmp_path / "runs.jsonl"
+    assert main(["results", "export", "--results", str(tmp_path / "r"), "--format", "jsonl", "--out", str(out)]) == 0
+    assert "/scratch/someone" not in out.read_text()
+    (exported,) = records_from_jsonl(out)
+    assert exported["result"]["config"] == {"reg_weight": 250.0}
+    assert {k: v for k, v in exported.items() if k != "result"} == {k: v for k, v in record.items() if k != "result"}

@@ -60,9 +60,18 @@ def list_text(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _shareable(record: dict) -> dict:
+    """``record`` without the data folder the run read (a path of the machine it ran on, which
+    the drift check never compares): an export is made to be shared or committed."""
+    config = (record.get("result") or {}).get("config")
+    if not isinstance(config, dict) or "data_path" not in config:
+        return record
+    return {**record, "result": {**record["result"], "config": {k: v for k, v in config.items() if k != "data_path"}}}
+
+
 def export_text(records: list[dict], fmt: str) -> str:
     if fmt == "jsonl":
-        return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        return "".join(json.dumps(_shareable(r), sort_keys=True) + "\n" for r in records)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=FLAT_FIELDS, lineterminator="\n")
     writer.writeheader()

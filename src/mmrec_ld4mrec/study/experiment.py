@@ -295,26 +295,26 @@ def _tuning(path: Path, value) -> dict:
     return {"journal": (path.parent / tuning["journal"]).resolve(), "trials": tuning["trials"]}
 
 
-def _pending(path: Path, name: str, profile: object, tuning: dict) -> str | None:
+def _unfinished(budget: dict | None) -> bool:
+    """Whether a profile's budget (checked by ``read_profile``) is short of its trials."""
+    return budget is not None and budget["complete"] + budget["pruned"] < budget["trials"]
+
+
+def _pending(path: Path, profile: object, tuning: dict) -> str | None:
     """With ``tuning``: how far the study behind a missing or unfinished profile is, e.g.
     "3 of 10 trials" (the study is the profile's name less ``.best.yaml``);
     None where the profile is there and finished, or without ``tuning``."""
     if not tuning or not isinstance(profile, str) or not profile.endswith(".best.yaml"):
         return None
     profile_path = (path.parent / profile).resolve()
-    if profile_path.is_file():
-        budget = read_profile(profile_path).get("budget")
-        if not isinstance(budget, dict) or not all(isinstance(budget.get(k), int) for k in ("trials", "complete",
-                                                                                            "pruned")):
-            return None
-        if budget["complete"] + budget["pruned"] >= budget["trials"]:
-            return None
+    if profile_path.is_file() and not _unfinished(read_profile(profile_path).get("budget")):
+        return None
     study = profile_path.name[:-len(".best.yaml")]
     finished, _ = study_progress(tuning["journal"], study)
     return f"{finished} of {tuning['trials']} trials"
 
 
-def _with_profile(path: Path, name: str, overrides: dict, datasets: tuple[str, ...]) -> tuple[dict, dict]:
+def _with_profile(path: Path, name: str, model: str, overrides: dict, datasets: tuple[str, ...]) -> tuple[dict, dict]:
     """A model entry's ``profile:`` (a file ``tune`` exported, relative to the experiment file)
     expanded: (its settings with the entry's own keys on top, the profile with its ``path``)."""
 
@@ -327,19 +327,16 @@ def _with_profile(path: Path, name: str, overrides: dict, datasets: tuple[str, .
         profile = read_profile(profile_path)
     except UserInputError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    model = overrides.get("model", name)
     if profile["model"] != model:
         raise ConfigError(f"{where}: {profile_path} is {profile['model']}'s profile, not {model}'s")
     if profile.get("dataset") is not None and str(profile["dataset"]) not in datasets:
         raise ConfigError(f"{where}: {profile_path} was tuned on {profile['dataset']}, which is not among this "
                           f"experiment's datasets ({', '.join(datasets)})")
     budget = profile.get("budget")
-    if isinstance(budget, dict) and all(isinstance(budget.get(k), int) for k in ("trials", "complete", "pruned")):
-        finished = budget["complete"] + budget["pruned"]
-        if finished < budget["trials"]:
-            raise ConfigError(f"{where}: {profile_path} comes from an unfinished study ({finished} of "
-                              f"{budget['trials']} trials finished): finish it (run its `tune` command again)")
-    settings = {**profile["settings"], **{k: v for k, v in overrides.items() if k not in ("profile", "model")}}
+    if _unfinished(budget):
+        raise ConfigError(f"{where}: {profile_path} comes from an unfinished study ({budget['complete'] + budget['pruned']}"
+                          f" of {budget['trials']} trials finished): finish it (run its `tune` command again)")
+    settings = {**profile["settings"], **{k: v for k, v in overrides.items() if k != "profile"}}
     return settings, {**profile, "path": value}
 
 
@@ -369,22 +366,19 @@ def load_experiment(path: Path) -> Experiment:
     tuning = _tuning(path, data.get("tuning"))
     profiles, model_of, notes, pending = {}, {}, {}, {}
     for name, overrides in models.items():
-        for key, into in (("model", model_of), ("note", notes)):
+        for key, into in (("model", model_of), ("note", notes)):  # the row's, not config keys
             if key in overrides:
-                if not isinstance(overrides[key], str) or not overrides[key].strip():
-                    raise ConfigError(f"{path}: models.{name}.{key}: expected a name or a line of text, "
-                                      f"got {overrides[key]!r:.80}")
-                into[name] = overrides[key]
-        overrides.pop("note", None)
+                value = overrides.pop(key)
+                if not isinstance(value, str) or not value.strip():
+                    raise ConfigError(f"{path}: models.{name}.{key}: expected a name or a line of text, got {value!r:.80}")
+                into[name] = value
         if "profile" in overrides:
-            pending[name] = _pending(path, name, overrides["profile"], tuning)
-            if pending[name]:
-                models[name] = {k: v for k, v in overrides.items() if k not in ("profile", "model")}
+            how_far = _pending(path, overrides["profile"], tuning)
+            if how_far:
+                pending[name] = how_far
+                del overrides["profile"]
             else:
-                del pending[name]
-                models[name], profiles[name] = _with_profile(path, name, overrides, datasets)
-        else:
-            models[name] = {k: v for k, v in overrides.items() if k != "model"}
+                models[name], profiles[name] = _with_profile(path, name, model_of.get(name, name), overrides, datasets)
 
     for name, overrides in models.items():
         engine = overrides.get("engine", "standalone")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import sqlite3
 import threading
@@ -106,14 +107,21 @@ def finished_states() -> tuple[TrialState, ...]:
     return (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+@functools.lru_cache(maxsize=4)
+def _read_journal(path: str, mtime_ns: int, size: int) -> optuna.storages.BaseStorage:
+    """A journal replayed once per version of the file (a report reads every study of it)."""
+    return optuna.storages.JournalStorage(JournalFileBackend(path))
+
+
 def study_progress(journal: Path, study_name: str) -> tuple[int, dict | None]:
     """(finished trials, recorded protocol) of ``study_name`` in a journal file, read without
     writing: (0, None) where the journal or the study does not exist yet."""
     journal = Path(journal)
     if not journal.is_file():
         return 0, None
+    stat = journal.stat()
     try:
-        storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+        storage = _read_journal(str(journal.resolve()), stat.st_mtime_ns, stat.st_size)
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         return 0, None

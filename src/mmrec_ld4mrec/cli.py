@@ -316,14 +316,13 @@ def cmd_tune(args) -> int:
         tuning_seeds,
         write_profile,
     )
-    from .study.tune.storage import check_storage
+    from .study.tune.storage import check_storage, storage_file
 
     if not 1 <= args.seeds <= 100:  # a trial runs its seeds one after another
         raise UserInputError(f"--seeds expects a number of tuning seeds from 1 to 100, got {args.seeds}")
-    if args.trials < 1 or args.seeds < 1 or not 0 < args.heartbeat < math.inf or args.sampler_seed < 0:
-        raise UserInputError(f"--trials and --seeds expect integers >= 1, --heartbeat finite seconds > 0 and "
-                             f"--sampler-seed an integer >= 0, got {args.trials}, {args.seeds}, {args.heartbeat}, "
-                             f"{args.sampler_seed}")
+    if args.trials < 1 or not 0 < args.heartbeat < math.inf or args.sampler_seed < 0:
+        raise UserInputError(f"--trials expects an integer >= 1, --heartbeat finite seconds > 0 and --sampler-seed "
+                             f"an integer >= 0, got {args.trials}, {args.heartbeat}, {args.sampler_seed}")
     if not args.snapshot_every >= 0:
         raise UserInputError(f"--snapshot-every expects seconds >= 0 (0: no snapshots), got {args.snapshot_every}")
     if args.engine == "mmrec" and not args.mmrec_root:
@@ -339,7 +338,7 @@ def cmd_tune(args) -> int:
     export = Path(args.export) if args.export else out_dir / f"{study_name}.best.yaml"
 
     check_output_file(str(export), "--export")
-    stored = next((storage[len(prefix):] for prefix in ("journal:", "sqlite:///") if storage.startswith(prefix)), None)
+    stored = (storage_file(storage) or (None, None))[1]
     check_apart(export, "--export", {
         "the study's storage": stored, "the storage's lock": stored and f"{stored}.lock",
         "the storage's claim lock": stored and f"{stored}.claim.lock", "the --space file": args.space,

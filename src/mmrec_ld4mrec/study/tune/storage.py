@@ -21,14 +21,21 @@ from optuna.trial import TrialState
 from ...errors import UserInputError
 from ...files import check_output_file
 
+FILE_STORAGES = ("journal:", "sqlite:///")
+
+
+def storage_file(url: str) -> tuple[str, str] | None:
+    """(prefix, path) of a file storage (``journal:PATH``, ``sqlite:///PATH``); None for a server."""
+    return next(((prefix, url[len(prefix):]) for prefix in FILE_STORAGES if url.startswith(prefix)), None)
+
 
 def storage_lock_path(url: str) -> Path | None:
     """The lock file beside a file storage (``sqlite:///PATH``, ``journal:PATH``); None for a server."""
-    for prefix in ("journal:", "sqlite:///"):
-        if url.startswith(prefix):
-            path = Path(url[len(prefix):])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return path.with_name(path.name + ".claim.lock")  # ".lock" is the journal backend's own
+    stored = storage_file(url)
+    if stored is not None:
+        path = Path(stored[1])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path.with_name(path.name + ".claim.lock")  # ".lock" is the journal backend's own
     if "://" not in url:
         raise UserInputError(f"--storage: expected sqlite:///PATH, journal:PATH or a database URL, got {url!r}")
     return None
@@ -144,16 +151,16 @@ def check_storage(url: str) -> None:
     in-memory database (the study would vanish with the process); a database URL whose dialect or
     driver is not installed."""
     what = "--storage"
-    for prefix in ("journal:", "sqlite:///"):
-        if url.startswith(prefix):
-            path = url[len(prefix):]
-            if not path or path == ":memory:" or path.startswith("file::memory:"):
-                raise UserInputError(f"{what} {url!r}: names no file (an in-memory database would vanish with "
-                                     "this process); give a file path")
-            check_output_file(Path(path), f"{what} {prefix}")
-            if Path(path).is_file():
-                (_check_journal if prefix == "journal:" else _check_sqlite)(Path(path), url)
-            return
+    stored = storage_file(url)
+    if stored is not None:
+        prefix, path = stored
+        if not path or path == ":memory:" or path.startswith("file::memory:"):
+            raise UserInputError(f"{what} {url!r}: names no file (an in-memory database would vanish with "
+                                 "this process); give a file path")
+        check_output_file(Path(path), f"{what} {prefix}")
+        if Path(path).is_file():
+            (_check_journal if prefix == "journal:" else _check_sqlite)(Path(path), url)
+        return
     if "://" not in url:
         raise UserInputError(f"{what}: expected sqlite:///PATH, journal:PATH or a database URL, got {url!r}")
     from sqlalchemy.engine import make_url

@@ -109,6 +109,21 @@ def load_model_training_state(model, state: dict | None) -> None:
         model.load_training_state(state)
 
 
+def weights_misfit(saved, model) -> str | None:
+    """Why a saved state dict does not fit ``model``: other names, something that is not a tensor,
+    or another shape (but for the keys a model may resize, ``resizable_state_keys``)."""
+    own = model.state_dict()
+    if not isinstance(saved, dict) or set(saved) != set(own):
+        return f"weights are named otherwise ({len(set(saved) ^ set(own)) if isinstance(saved, dict) else 'all'} names differ)"
+    resizable = set(getattr(model, "resizable_state_keys", ()))
+    for key in own:
+        if not isinstance(saved[key], torch.Tensor):
+            return f"weight {key!r} is not a tensor"
+        if key not in resizable and tuple(saved[key].shape) != tuple(own[key].shape):
+            return f"weight {key!r} has shape {tuple(saved[key].shape)}, here {tuple(own[key].shape)}"
+    return None
+
+
 def misfit(payload: dict, model, optimizer, required: tuple[str, ...] = ()) -> str | None:
     """Why a snapshot cannot be put back into this run: an entry of ``required`` it lacks, or
     weights or optimizer state that do not fit ``model`` and ``optimizer`` (other names, shapes or
@@ -117,13 +132,9 @@ def misfit(payload: dict, model, optimizer, required: tuple[str, ...] = ()) -> s
     if missing:
         return f"it has no {', '.join(map(repr, missing))} (written by other code)"
     try:
-        saved, own = payload["model"], model.state_dict()
-        resizable = set(getattr(model, "resizable_state_keys", ()))
-        if set(saved) != set(own):
-            return f"its weights are named otherwise ({len(set(saved) ^ set(own))} names differ)"
-        shapes = [k for k in own if k not in resizable and tuple(saved[k].shape) != tuple(own[k].shape)]
-        if shapes:
-            return f"its weight {shapes[0]!r} has shape {tuple(saved[shapes[0]].shape)}, here {tuple(own[shapes[0]].shape)}"
+        problem = weights_misfit(payload["model"], model)
+        if problem:
+            return f"its {problem}"
         if (payload.get("model_training_state") is None) != (getattr(model, "training_state", None) is None):
             return "its model's training state beyond the weights (a second optimizer) is not this model's"
         groups = [len(g["params"]) for g in payload["optimizer"]["param_groups"]]

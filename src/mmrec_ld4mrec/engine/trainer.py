@@ -29,6 +29,7 @@ from .snapshot import (
     rng_state,
     seconds_problem,
     set_rng_state,
+    weights_misfit,
 )
 
 log = logging.getLogger(__name__)
@@ -253,12 +254,9 @@ class Trainer:
             return "its best score and best epoch disagree"
         if not isinstance(fit["history"], list):
             return "its 'fit' history is not a list"
-        if fit["best_state"] is not None:
-            own = self.model.state_dict()
-            kept = fit["best_state"]
-            if not isinstance(kept, dict) or set(kept) != set(own) or any(
-                    not isinstance(kept[k], torch.Tensor) or kept[k].shape != own[k].shape for k in own):
-                return "its best epoch's weights do not fit this model"
+        problem = None if fit["best_state"] is None else weights_misfit(fit["best_state"], self.model)
+        if problem:
+            return f"its best epoch's {problem}"
         topk = fit["test_topk"]
         if topk is not None and (not isinstance(topk, torch.Tensor) or topk.dim() != 2 or topk.is_floating_point()):
             return "its best epoch's top-k lists are not a 2-D tensor of item ids"

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ...engine.config import read_yaml
+from ...engine.config import read_yaml, validate_config
 from ...errors import ConfigError, UserInputError
+from ...models import MODELS, get_model
 from ...resources import resource_dir
 
 if TYPE_CHECKING:
@@ -150,9 +151,6 @@ def _check_values(path: Path, model: str, engine: str, mmrec_root, dims: list[Di
     """Each choice and each bound, put into the model's default config alone, passes the checks
     a run makes (the engine's keys and, for this project's models, their own): a value a run
     would refuse is refused here, before a study is created, not after five failed trials."""
-    from ...engine.config import validate_config
-    from ...models import MODELS, get_model
-
     defaults = default_config(model, engine, mmrec_root)
     grid = {*(defaults.get("hyper_parameters") or []), "seed"}  # a grid axis (and the seeds): its first value
     base = {k: (v[0] if isinstance(v, list) and v and k in grid else v)

@@ -136,6 +136,9 @@ def test_a_runs_file_is_read_whole_or_refused_naming_the_line(bench, tmp_path, c
     bad.write_text(json.dumps(record) + "\n")
     with pytest.raises(UserInputError, match="line 1: 'key' .* is not the key of its spec"):
         records_from_jsonl(bad)
+    bad.write_text('{"key": ' + "[" * 5000 + "]" * 5000 + "}\n")
+    with pytest.raises(UserInputError, match="line 1: not a JSON record"):
+        records_from_jsonl(bad)
     bad.write_text(lines[0] + "\n" + lines[0] + "\n")
     with pytest.raises(UserInputError, match="line 2: the run of line 1 again"):
         records_from_jsonl(bad)

@@ -226,8 +226,10 @@ def records_from_jsonl(path: Path) -> list[dict]:
             continue
         try:
             record = json.loads(line)
-        except ValueError as exc:
-            raise UserInputError(f"{path} line {number}: not a JSON record ({exc})") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
+            raise UserInputError(f"{path} line {number}: not a JSON record ({type(exc).__name__})") from None
+        if isinstance(record, dict) and _depth((record.get("spec") or {}).get("overrides")) > 8:
+            raise UserInputError(f"{path} line {number}: 'overrides' is nested more deeply than any config (8 levels)")
         key = record.get("key") if isinstance(record, dict) else None
         problem = record_problem(record, key if isinstance(key, str) else "") or _metrics_problem(record)
         if problem:

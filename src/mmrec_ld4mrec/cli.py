@@ -463,9 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="write the measurements as JSON")
     bench.add_argument("--scale", action="store_true",
                        help="scale study: the first model on synthetic data at 1x, 2x, 4x, 8x |U|·|I| (docs/peers.md)")
-    bench.add_argument("--scale-users", type=int, default=4000, metavar="N", help="--scale: users at 1x (default 4000)")
-    bench.add_argument("--scale-items", type=int, default=2000, metavar="N", help="--scale: items at 1x (default 2000)")
-    bench.add_argument("--scale-factors", default="1,2,4,8", metavar="F,F,..",
+    bench.add_argument("--scale-users", type=int, metavar="N", help="--scale: users at 1x (default 4000)")
+    bench.add_argument("--scale-items", type=int, metavar="N", help="--scale: items at 1x (default 2000)")
+    bench.add_argument("--scale-factors", metavar="F,F,..",
                        help="--scale: the multiples of |U|·|I| to measure (default 1,2,4,8)")
     bench.add_argument("--scale-shape", metavar="USERSxITEMS",
                        help="measure the first model once at this shape, e.g. 1371980x105542 (full H&M), fast generator")

@@ -73,3 +73,21 @@ def test_a_size_that_cannot_fit_is_refused_before_anything_is_generated(argv, tm
     outcome = cli(["bench", "-m", "LD4MRec", *argv], capsys)
     assert_clean_error(outcome, "GiB", "more than this machine's")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, flags", [
+    (["--scale-users", "100", "--scale-items", "50"], "--scale-users, --scale-items"),
+    (["--scale-shape", "200x100", "--scale-factors", "1,2"], "--scale-factors"),
+])
+def test_scale_sizes_without_the_scale_study_are_refused(argv, flags, capsys):
+    assert_clean_error(cli(["bench", "-m", "EASE", *argv], capsys), flags, "only size the --scale study")
+
+
+def test_a_shape_too_small_for_the_model_settings_names_the_key_not_a_traceback(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    outcome = cli(["bench", "-m", "LD4MRec", "--scale-shape", "10x10", "--set", "svd_rank=4"], capsys)
+    assert_clean_error(outcome, "benchmark of LD4MRec", "config key 'item_graph_k'", "fewer than |I| = 10")
+    assert "Error:" not in outcome.err and "mmrec_ld4mrec.errors" not in outcome.err
+    assert list(tmp_path.iterdir()) == []

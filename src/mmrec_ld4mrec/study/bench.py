@@ -261,6 +261,11 @@ def main(args) -> int:
     for spec in specs:
         parse_spec(spec)
     settings = parse_overrides(args.set or [])
+    sizing = [flag for flag, value in (("--scale-users", args.scale_users), ("--scale-items", args.scale_items),
+                                       ("--scale-factors", args.scale_factors)) if value is not None]
+    if sizing and (not args.scale or args.scale_shape):
+        raise UserInputError(f"{', '.join(sizing)}: only size the --scale study; "
+                             + ("--scale-shape gives its own shape" if args.scale_shape else "add --scale"))
     if args.scale or args.scale_shape:
         report = run_shape(args, specs[0]) if args.scale_shape else run_scale_study(args, specs[0])
         print("\n" + report["markdown"])
@@ -301,4 +306,8 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(json.loads(sys.argv[1]))))
+    try:
+        print(json.dumps(measure(json.loads(sys.argv[1]))))
+    except UserInputError as exc:  # a bad setting at this size: its message, not a traceback, goes back
+        print(exc, file=sys.stderr)
+        sys.exit(2)

@@ -97,19 +97,24 @@ def predict_peak_mb(model: dict, run: dict) -> float:
     return model["base_mb"] + terms["state"] + terms["buffers"] + model["activation_tensors"] * terms["activation_unit"]
 
 
+SCALE_DEFAULTS = {"users": 4000, "items": 2000, "factors": "1,2,4,8"}  # --scale's 1x shape and multiples
+
+
 def run_scale_study(args, spec: str) -> dict:
     """Generate, measure (in a fresh process each) and report each size."""
 
-    if args.scale_users < 100 or args.scale_items < 50:
+    base_users = SCALE_DEFAULTS["users"] if args.scale_users is None else args.scale_users
+    base_items = SCALE_DEFAULTS["items"] if args.scale_items is None else args.scale_items
+    if base_users < 100 or base_items < 50:
         raise UserInputError("--scale-users / --scale-items: expected at least 100 users and 50 items")
-    factors = parse_factors(args.scale_factors)
-    for _, n_users, n_items in scale_sizes(args.scale_users, args.scale_items, factors):
+    factors = parse_factors(args.scale_factors or SCALE_DEFAULTS["factors"])
+    for _, n_users, n_items in scale_sizes(base_users, base_items, factors):
         check_fits(n_users, n_items, "--scale")
     settings = parse_overrides(args.set or [])
     tmp = Path(tempfile.mkdtemp(prefix="ld4mrec-scale-"))
     runs = []
     try:
-        for factor, n_users, n_items in scale_sizes(args.scale_users, args.scale_items, factors):
+        for factor, n_users, n_items in scale_sizes(base_users, base_items, factors):
             name = f"scale{factor}"
             stats = write_scaled_dataset(tmp / name, n_users, n_items)
             request = {"spec": spec, "dataset": name, "data_path": str(tmp) + "/",

@@ -214,6 +214,21 @@ def test_a_truncated_registry_is_refused_not_a_crash(tmp_path, data_path, comman
     assert _without_lock_file(snapshot(tmp_path)) == before
 
 
+@pytest.mark.parametrize("content, fragment", [(b"", "an empty file"), (os.urandom(20000), "not an LMDB file"),
+                                               (bytes(4096), "not an LMDB file")])
+@pytest.mark.parametrize("command", ["list", "report-only"])
+def test_a_data_file_that_is_not_lmdb_is_refused_naming_it(tmp_path, capsys, content, fragment, command):
+    exp = _pop_experiment(tmp_path)
+    data = tmp_path / "r" / "registry.lmdb" / "data.mdb"
+    data.parent.mkdir(parents=True)
+    data.write_bytes(content)
+    argv = {"list": ["results", "list", "--results", tmp_path / "r"],
+            "report-only": ["reproduce", exp, "--results", tmp_path / "r", "--report-only"]}[command]
+    outcome = cli(argv, capsys)
+    assert_clean_error(outcome, "registry.lmdb", fragment)
+    assert "Bad file descriptor" not in outcome.err and data.read_bytes() == content
+
+
 def _corrupt(record: dict | None = None, raw: bytes | None = None) -> bytes:
     return raw if raw is not None else json.dumps(record).encode()
 

@@ -53,6 +53,9 @@ class Registry:
         if readonly and not data.is_file():
             raise UserInputError(f"{self.path}: no results registry here (run `mmrec-ld4mrec reproduce` "
                                  "with --results pointing at this folder first)")
+        if readonly and os.path.getsize(data) == 0:  # LMDB would say only "Bad file descriptor"
+            raise UserInputError(f"{data}: an empty file, not a results registry (a registry that was never "
+                                 "written, or a copy cut short)")
         try:
             if not readonly:
                 self.path.mkdir(parents=True, exist_ok=True)

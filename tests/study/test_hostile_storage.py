@@ -31,6 +31,11 @@ def _damaged_journal(world: Path, how: str) -> str:
     return f"journal:{path}"
 
 
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return f"journal:{path}"
+
+
 def _sqlite(world: Path, how: str) -> str:
     path = world / "db.sqlite"
     if how == "garbage":
@@ -47,6 +52,8 @@ STORAGES = {
     "a journal with an unknown operation": (lambda w: _damaged_journal(w, "unknown op"), "is not an Optuna journal"),
     "an empty journal path": (lambda w: "journal:", "names no file"),
     "the null device as a journal": (lambda w: "journal:/dev/null", "not a regular file"),
+    "a pipe as a journal": (lambda w: _fifo(w / "pipe.journal"), "not a regular file"),  # reading it would hang
+    "a pipe as an SQLite file": (lambda w: f"sqlite:///{_fifo(w / 'pipe.db')[len('journal:'):]}", "not a regular file"),
     "a folder as a journal": (lambda w: f"journal:{w}", "is a folder"),
     "a journal under a file": (lambda w: f"journal:{w / 'file.txt'}/j.journal", "file.txt"),
     "an in-memory database": (lambda w: "sqlite:///:memory:", "in-memory"),

@@ -2,6 +2,7 @@
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,7 @@ def test_diffmm_layout_and_slots(tmp_path):
     result = run("LD4MRec", "mini", settings)
     assert result["epochs_run"] == 1 and result["config"]["vision_feature_file"] == "image_feat.npy"
     _check_metrics(result)
+    _check_pop_against_the_split(tmp_path / "data", "mini")
 
 
 def test_diffrec_has_no_modalities(tmp_path):
@@ -67,6 +69,7 @@ def test_diffrec_has_no_modalities(tmp_path):
     result = run("LD4MRec", "cf", settings)
     assert result["epochs_run"] == 1 and result["config"]["is_multimodal_model"] is False
     _check_metrics(result)
+    _check_pop_against_the_split(tmp_path / "data", "cf")
 
 
 def _modalities(dataset: str, settings: dict) -> int:
@@ -87,6 +90,35 @@ def _check_metrics(result: dict) -> None:
         assert all(0.0 <= v <= 1.0 for v in metrics.values()), metrics
         assert metrics["Recall@5"] <= metrics["Recall@10"], metrics  # a longer list holds the shorter one
     assert result["test"]["Recall@10"] > 0  # 30 items, 10 ranked: a trained model finds some
+
+
+def _check_pop_against_the_split(data_path: Path, dataset: str) -> None:
+    """Pop's test Recall@K on the prepared split, worked out from the .inter file alone: items
+    ranked by training count, a user's training items masked. Items tied at the cut-off may
+    fall either side of it, so the hand figure is a range, which here is narrow."""
+    inter = pd.read_csv(data_path / dataset / f"{dataset}.inter", sep="\t")
+    train, test = inter[inter.x_label == 0], inter[inter.x_label == 2]
+    counts = train.itemID.value_counts().reindex(range(inter.itemID.max() + 1), fill_value=0).to_numpy()
+    seen = train.groupby("userID").itemID.apply(set)
+    result = run("Pop", dataset, {"data_path": f"{data_path}/", "topk": [5, 10], "valid_metric": "Recall@10"})
+    for k in (5, 10):
+        low, high = [], []
+        for user, items in test.groupby("userID").itemID:
+            if user not in seen:
+                continue  # no training interactions: dropped from evaluation
+            wanted = set(items)
+            candidates = np.array([i for i in range(len(counts)) if i not in seen[user]])
+            scores = counts[candidates]
+            cut = np.sort(scores)[::-1][k - 1]
+            above = list(candidates[scores > cut])
+            tied = list(candidates[scores == cut])
+            slots, tied_wanted = k - len(above), len(wanted & set(tied))
+            sure = len(wanted & set(above))
+            low.append((sure + max(0, slots - (len(tied) - tied_wanted))) / len(wanted))
+            high.append((sure + min(tied_wanted, slots)) / len(wanted))
+        assert np.mean(high) - np.mean(low) < 0.15  # the figure pins the result down
+        assert np.mean(low) - 1e-6 <= result["test"][f"Recall@{k}"] <= np.mean(high) + 1e-6, (k, np.mean(low),
+                                                                                             np.mean(high), result)
 
 
 def _check_release(out, events):

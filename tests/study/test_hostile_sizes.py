@@ -54,6 +54,14 @@ def test_an_overrides_cell_nested_thousands_deep_is_refused_naming_line_and_colu
     ("LD4MRec", "soft_prob: {type: float, low: -0.5, high: 0.1}\n", "soft_prob"),
     ("LD4MRec", "steps: {type: categorical, choices: [5, 1]}\n", "steps"),
     ("EASE", "learning_rate: {type: categorical, choices: [0.01, -1.0]}\n", "learning_rate"),
+    # the models' own checks (check_settings), not only the engine's keys
+    ("EASE", "reg_weight: {type: categorical, choices: [100.0, -1.0]}\n", "reg_weight"),
+    ("EASE", "reg_weight: {type: categorical, choices: [2020-01-01]}\n", "reg_weight"),
+    ("DiffRec", "noise_max: {type: categorical, choices: [0.01, 2.0]}\n", "noise_max"),
+    ("DiffRec", "history_num_per_term: {type: int, low: 0, high: 5}\n", "history_num_per_term"),
+    ("SimGCL", "eps: {type: float, low: -0.5, high: 0.1}\n", "eps"),
+    ("MMSSL", "head_num: {type: categorical, choices: [4, 3]}\n", "head_num"),
+    ("DiffMM", "steps: {type: categorical, choices: [5, 1]}\n", "steps"),
 ])
 def test_a_search_space_value_a_run_would_refuse_is_refused_before_the_study_exists(model, line, key, tmp_path,
                                                                                     data_path, capsys):

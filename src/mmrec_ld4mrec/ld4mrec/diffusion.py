@@ -12,6 +12,17 @@ import math
 import torch
 
 
+def check_schedule(steps: int, noise_scale: float, noise_min: float, noise_max: float) -> None:
+    """ValueError unless the schedule below is well defined (variances in (0, 1])."""
+    if steps < 2:
+        raise ValueError(f"steps must be >= 2, got {steps}")
+    if not all(math.isfinite(v) for v in (noise_scale, noise_min, noise_max)) or noise_scale <= 0 \
+            or not 0 < noise_min <= noise_max <= 1 or noise_scale * noise_max > 1:
+        raise ValueError(f"expected finite noise_scale > 0 and 0 < noise_min <= noise_max <= 1 with noise_scale x "
+                         f"noise_max <= 1 (a variance of at most 1), got noise_scale {noise_scale}, noise_min "
+                         f"{noise_min}, noise_max {noise_max}")
+
+
 class NoiseSchedule:
     """DiffRec's linear-variance schedule (Eq. 3), cited by the paper as [13].
 
@@ -22,13 +33,7 @@ class NoiseSchedule:
     """
 
     def __init__(self, steps: int, noise_scale: float, noise_min: float, noise_max: float):
-        if steps < 2:
-            raise ValueError(f"steps must be >= 2, got {steps}")
-        if not all(math.isfinite(v) for v in (noise_scale, noise_min, noise_max)) or noise_scale <= 0 \
-                or not 0 < noise_min <= noise_max <= 1 or noise_scale * noise_max > 1:
-            raise ValueError(f"expected finite noise_scale > 0 and 0 < noise_min <= noise_max <= 1 with noise_scale x "
-                             f"noise_max <= 1 (a variance of at most 1), got noise_scale {noise_scale}, noise_min "
-                             f"{noise_min}, noise_max {noise_max}")
+        check_schedule(steps, noise_scale, noise_min, noise_max)
         self.steps = steps
         t = torch.arange(steps, dtype=torch.float64)
         variance = noise_scale * (noise_min + t / (steps - 1) * (noise_max - noise_min))

@@ -31,7 +31,9 @@ Any number of modalities (MMRec's text and vision slots, then ``extra_feature_fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -40,11 +42,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..ld4mrec.diffusion import NoiseSchedule
+from ..ld4mrec.diffusion import NoiseSchedule, check_schedule
 from .base import config_get, general_recommender_base
 from .diffrec import DiffRecDenoiser, reverse_chain, snr_step_weight
 from .graph import info_nce_all, sparse_mm, symmetric_spmm
-from .keys import bool_key, int_key, int_list_key, real_key
+from .keys import GetView, bool_key, int_key, int_list_key, real_key
 from .modalities import item_modalities, require_modalities
 from .optimizer_state import optimizer_misfit
 from .rows import DeviceRows
@@ -68,33 +70,67 @@ def normalized_graph(users: torch.Tensor, items: torch.Tensor, n_users: int, n_i
     return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n), check_invariants=False).coalesce()
 
 
+def diffmm_keys(config, n_items: int | None = None) -> dict:
+    """DiffMM's keys, each checked (``rebuild_k`` against ``n_items`` once the data is known),
+    and its noise schedule: the model's attributes by name, and the layer sizes."""
+    if bool(config_get(config, "use_full_sampling", False)):
+        raise ConfigError("DiffMM trains on (user, positive, negative) triples: set use_full_sampling: False")
+    real = lambda key, default, **kw: real_key("DiffMM", config, key, default, **kw)  # noqa: E731
+    integer = lambda key, default, **kw: int_key("DiffMM", config, key, default, **kw)  # noqa: E731
+    keys = {
+        "dim": integer("embedding_size", 64, low=1),
+        "n_layers": integer("n_layers", 1, low=0),
+        "reg_weight": real("reg_weight", 1e-4, low=0),
+        "ssl_reg": real("ssl_reg", 0.01, low=0),
+        "temperature": real("temperature", 0.5, low=0, low_open=True),
+        "ris_lambda": real("ris_lambda", 0.5, low=0),
+        "ris_adj_lambda": real("ris_adj_lambda", 0.2, low=0),
+        "e_loss": real("e_loss", 0.1, low=0),
+        "keep_rate": real("keep_rate", 0.5, low=0, high=1, low_open=True),
+        "rebuild_k": integer("rebuild_k", 1, low=1, high=n_items),
+        "cl_method": integer("cl_method", 1, low=0, high=1),
+        "bpr_divisor": integer("train_batch_size", 1024, low=1),
+        "denoiser_batch_size": integer("denoiser_batch_size", 1024, low=1),
+        "denoiser_lr": real("denoiser_learning_rate", 0.001, low=0, low_open=True),
+        "steps": integer("steps", 5, low=2),
+        "dims": int_list_key("DiffMM", config, "dims", [1000]),
+        "step_emb_size": integer("step_emb_size", 10, low=1),
+        "dropout": real("dropout", 0.5, low=0, high=1, high_open=True),
+        "norm": bool_key("DiffMM", config, "norm", False),
+        "noise": [real(k, d, low=0) for k, d in (("noise_scale", 0.1), ("noise_min", 1e-4), ("noise_max", 0.02))],
+    }
+    try:
+        check_schedule(keys["steps"], *keys["noise"])
+    except ValueError as exc:
+        raise ConfigError(f"DiffMM schedule (noise_scale, noise_min, noise_max): {exc}") from None
+    return keys
+
+
 class DiffMM(general_recommender_base()):
+    @staticmethod
+    def check_settings(get: Callable[[str], Any]) -> None:
+        """DiffMM's keys, checked before any data is read."""
+        diffmm_keys(GetView(get))
+
     def __init__(self, config, dataloader):
         super().__init__(config, dataloader)
-        if bool(config_get(config, "use_full_sampling", False)):
-            raise ConfigError("DiffMM trains on (user, positive, negative) triples: set use_full_sampling: False")
-        real = lambda key, default, **kw: real_key("DiffMM", config, key, default, **kw)  # noqa: E731
-        integer = lambda key, default, **kw: int_key("DiffMM", config, key, default, **kw)  # noqa: E731
-        dim = integer("embedding_size", 64, low=1)
-        self.n_layers = integer("n_layers", 1, low=0)
-        self.reg_weight = real("reg_weight", 1e-4, low=0)
-        self.ssl_reg = real("ssl_reg", 0.01, low=0)
-        self.temperature = real("temperature", 0.5, low=0, low_open=True)
-        self.ris_lambda = real("ris_lambda", 0.5, low=0)
-        self.ris_adj_lambda = real("ris_adj_lambda", 0.2, low=0)
-        self.e_loss = real("e_loss", 0.1, low=0)
-        self.keep_rate = real("keep_rate", 0.5, low=0, high=1, low_open=True)
-        self.rebuild_k = integer("rebuild_k", 1, low=1, high=self.n_items)
-        self.cl_method = integer("cl_method", 1, low=0, high=1)
-        self.bpr_divisor = integer("train_batch_size", 1024, low=1)
-        self.denoiser_batch_size = integer("denoiser_batch_size", 1024, low=1)
-        self.denoiser_lr = real("denoiser_learning_rate", 0.001, low=0, low_open=True)
-        self.steps = integer("steps", 5, low=2)
-        dims = int_list_key("DiffMM", config, "dims", [1000])
-        step_emb_size = integer("step_emb_size", 10, low=1)
-        dropout = real("dropout", 0.5, low=0, high=1, high_open=True)
-        norm = bool_key("DiffMM", config, "norm", False)
-        noise = [real(k, d, low=0) for k, d in (("noise_scale", 0.1), ("noise_min", 1e-4), ("noise_max", 0.02))]
+        k = diffmm_keys(config, self.n_items)
+        self.n_layers = k["n_layers"]
+        self.reg_weight = k["reg_weight"]
+        self.ssl_reg = k["ssl_reg"]
+        self.temperature = k["temperature"]
+        self.ris_lambda = k["ris_lambda"]
+        self.ris_adj_lambda = k["ris_adj_lambda"]
+        self.e_loss = k["e_loss"]
+        self.keep_rate = k["keep_rate"]
+        self.rebuild_k = k["rebuild_k"]
+        self.cl_method = k["cl_method"]
+        self.bpr_divisor = k["bpr_divisor"]
+        self.denoiser_batch_size = k["denoiser_batch_size"]
+        self.denoiser_lr = k["denoiser_lr"]
+        self.steps = k["steps"]
+        dim, dims, step_emb_size, dropout, norm, noise = (k[n] for n in ("dim", "dims", "step_emb_size", "dropout",
+                                                                         "norm", "noise"))
 
         features = item_modalities(self, config, list(config_get(config, "extra_feature_files", []) or []))
         require_modalities(features, "DiffMM", config)
@@ -113,10 +149,7 @@ class DiffMM(general_recommender_base()):
         self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, dim)))
         self.modal_weight = nn.Parameter(torch.full((self.n_modalities,), 1.0 / self.n_modalities))
-        try:
-            self.schedule = NoiseSchedule(self.steps, *noise).to(self.device)
-        except ValueError as exc:
-            raise ConfigError(f"DiffMM schedule (noise_scale, noise_min, noise_max): {exc}") from None
+        self.schedule = NoiseSchedule(self.steps, *noise).to(self.device)
         self.denoisers = nn.ModuleList(DiffRecDenoiser(self.n_items, dims, step_emb_size, norm, dropout)
                                        for _ in features)
         # the generated graphs as buffers (entries kept by the epoch's edge dropout), so that a

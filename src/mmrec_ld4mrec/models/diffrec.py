@@ -16,6 +16,9 @@ DiffRec numbers steps 0..T-1; here step k of DiffRec is step k + 1 of the shared
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -23,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
-from ..ld4mrec.diffusion import NoiseSchedule, sinusoidal_step_embedding
+from ..ld4mrec.diffusion import NoiseSchedule, check_schedule, sinusoidal_step_embedding
 from ..ld4mrec.step_sampler import ImportanceStepSampler
 from .base import config_get, general_recommender_base
 from .rows import DeviceRows, batch_users
@@ -61,24 +64,10 @@ class DiffRec(general_recommender_base()):
     def __init__(self, config, dataloader):
         super().__init__(config, dataloader)
         get = lambda key, default: config_get(config, key, default)  # noqa: E731
+        self.check_settings(lambda key: config_get(config, key))
         dims = get("dims", [1000])
-        if not isinstance(dims, list) or not dims or any(not isinstance(d, int) or isinstance(d, bool) or d < 1
-                                                         for d in dims):
-            raise ConfigError(f"config key 'dims': expected a list of positive integers, got {dims!r}", key="dims")
         self.steps = int(get("steps", 100))
         self.sampling_steps = int(get("sampling_steps", 0))
-        if self.steps < 2:
-            raise ConfigError(f"config key 'steps': expected an integer >= 2, got {self.steps}", key="steps")
-        if not 0 <= self.sampling_steps <= self.steps:
-            raise ConfigError(f"config key 'sampling_steps': expected 0..steps ({self.steps}), got {self.sampling_steps}",
-                              key="sampling_steps")
-        for key, default in (("sampling_noise", False), ("reweight", True), ("norm", True)):
-            if not isinstance(get(key, default), bool):
-                raise ConfigError(f"config key '{key}': expected true or false, got {get(key, default)!r}", key=key)
-        history = get("history_num_per_term", 10)
-        if not isinstance(history, int) or isinstance(history, bool) or history < 1:
-            raise ConfigError(f"config key 'history_num_per_term': expected an integer >= 1, got {history!r}",
-                              key="history_num_per_term")
         self.sampling_noise = get("sampling_noise", False)
         self.reweight = get("reweight", True)
         self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
@@ -86,15 +75,39 @@ class DiffRec(general_recommender_base()):
         # On a GPU every op of a step has static shapes and no host wait (steps drawn by inverse
         # CDF), so the trainer can capture it as a CUDA graph; a CPU keeps torch.multinomial.
         self.static_batches = torch.device(self.device).type == "cuda"
-        try:
-            self.schedule = NoiseSchedule(self.steps, float(get("noise_scale", 0.1)), float(get("noise_min", 1e-4)),
-                                          float(get("noise_max", 0.02))).to(self.device)
-        except ValueError as exc:
-            raise ConfigError(f"DiffRec schedule: {exc}") from None
+        self.schedule = NoiseSchedule(self.steps, float(get("noise_scale", 0.1)), float(get("noise_min", 1e-4)),
+                                      float(get("noise_max", 0.02))).to(self.device)
         self.step_sampler = ImportanceStepSampler(self.steps, int(get("history_num_per_term", 10)))
         self.denoiser = DiffRecDenoiser(self.n_items, dims, int(get("step_emb_size", 10)), bool(get("norm", True)),
                                         float(get("dropout", 0.5)))
         self.to(self.device)
+
+    @staticmethod
+    def check_settings(get: Callable[[str], Any]) -> None:
+        """DiffRec's keys and its noise schedule, checked before any data is read."""
+        value = lambda key, default: default if get(key) is None else get(key)  # noqa: E731
+        dims = value("dims", [1000])
+        if not isinstance(dims, list) or not dims or any(not isinstance(d, int) or isinstance(d, bool) or d < 1
+                                                         for d in dims):
+            raise ConfigError(f"config key 'dims': expected a list of positive integers, got {dims!r}", key="dims")
+        steps, sampling_steps = int(value("steps", 100)), int(value("sampling_steps", 0))
+        if steps < 2:
+            raise ConfigError(f"config key 'steps': expected an integer >= 2, got {steps}", key="steps")
+        if not 0 <= sampling_steps <= steps:
+            raise ConfigError(f"config key 'sampling_steps': expected 0..steps ({steps}), got {sampling_steps}",
+                              key="sampling_steps")
+        for key, default in (("sampling_noise", False), ("reweight", True), ("norm", True)):
+            if not isinstance(value(key, default), bool):
+                raise ConfigError(f"config key '{key}': expected true or false, got {value(key, default)!r}", key=key)
+        history = value("history_num_per_term", 10)
+        if not isinstance(history, int) or isinstance(history, bool) or history < 1:
+            raise ConfigError(f"config key 'history_num_per_term': expected an integer >= 1, got {history!r}",
+                              key="history_num_per_term")
+        try:
+            check_schedule(steps, float(value("noise_scale", 0.1)), float(value("noise_min", 1e-4)),
+                           float(value("noise_max", 0.02)))
+        except ValueError as exc:
+            raise ConfigError(f"DiffRec schedule: {exc}") from None
 
     def calculate_loss(self, interaction) -> torch.Tensor:
         users = batch_users(interaction).to(self.device)

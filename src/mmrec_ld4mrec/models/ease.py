@@ -7,6 +7,9 @@ strength ``reg_weight`` is grid-searched on validation like any MMRec hyper-para
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -31,14 +34,21 @@ class EASE(general_recommender_base()):
 
     def __init__(self, config, dataloader):
         super().__init__(config, dataloader)
+        self.check_settings(lambda key: config_get(config, key))
         reg = config_get(config, "reg_weight", 250.0)
-        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg > 0:
-            raise ConfigError(f"config key 'reg_weight': expected a positive number, got {reg!r}", key="reg_weight")
         self.train_matrix = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         self.rows = DeviceRows(self.train_matrix, self.device)
         self.register_buffer("item_weights", torch.from_numpy(ease_weights(self.train_matrix, float(reg))))
         self.unused = nn.Parameter(torch.zeros(1))  # MMRec's trainer steps an optimizer
         self.to(self.device)
+
+    @staticmethod
+    def check_settings(get: Callable[[str], Any]) -> None:
+        """``reg_weight`` (lambda) is a positive number; checked before any data is read."""
+        reg = get("reg_weight")
+        reg = 250.0 if reg is None else reg
+        if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg > 0:
+            raise ConfigError(f"config key 'reg_weight': expected a positive number, got {reg!r}", key="reg_weight")
 
     def calculate_loss(self, interaction):
         return self.unused.sum() * 0.0

@@ -4,10 +4,23 @@ the key, what was expected and what it got (a list left by a grid included)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from numbers import Integral, Real
+from typing import Any
 
 from ..errors import ConfigError
 from .base import config_get
+
+
+class GetView:
+    """``get(key)`` (a grid point's value, None when absent) seen as the config mapping the
+    readers below take, so a model's ``check_settings(get)`` runs its own key checks."""
+
+    def __init__(self, get: Callable[[str], Any]):
+        self.get = get
+
+    def __getitem__(self, key: str) -> Any:
+        return self.get(key)
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:

@@ -34,6 +34,9 @@ divides the whole logit by its temperature; graphs are rebuilt once an epoch ove
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -43,7 +46,7 @@ from torch.nn import functional as F
 from ..errors import ConfigError
 from .base import config_get, general_recommender_base
 from .graph import info_nce, row_scaled, sparse_mm
-from .keys import int_key, real_key, real_list_key
+from .keys import GetView, int_key, real_key, real_list_key
 from .modalities import item_modalities, require_modalities
 from .optimizer_state import optimizer_misfit
 from .rows import DeviceRows
@@ -93,31 +96,60 @@ class ModalityAttention(nn.Module):
         return self.out(heads.permute(0, 2, 1, 3).reshape(n, m, self.heads * d)).mean(dim=1)
 
 
+def mmssl_keys(config) -> dict:
+    """MMSSL's keys, each checked: the model's attributes by name, and the layer sizes."""
+    if bool(config_get(config, "use_full_sampling", False)):
+        raise ConfigError("MMSSL trains on (user, positive, negative) triples: set use_full_sampling: False")
+    real = lambda key, default, **kw: real_key("MMSSL", config, key, default, **kw)  # noqa: E731
+    integer = lambda key, default, **kw: int_key("MMSSL", config, key, default, **kw)  # noqa: E731
+    keys = {
+        "dim": integer("embedding_size", 64, low=1),
+        "n_layers": integer("n_layers", 2, low=0),
+        "model_cat_rate": real("model_cat_rate", 0.55, low=0),
+        "id_cat_rate": real("id_cat_rate", 0.36, low=0),
+        "reg_weight": real("reg_weight", 1e-5, low=0),
+        "feat_reg_decay": real("feat_reg_decay", 1e-5, low=0),
+        "cl_rate": real("cl_rate", 0.03, low=0),
+        "temperature": real("temperature", 0.5, low=0, low_open=True),
+        "g_rate": real("G_rate", 0.0018, low=0),
+        "gp_weight": real("gp_weight", 0.3, low=0),
+        "real_data_tau": real("real_data_tau", 0.002, low=0, low_open=True),
+        "ui_pre_scale": real("ui_pre_scale", 100.0, low=0),
+        "log_log_scale": real("log_log_scale", 1e-5, low=0),
+        "d_lr": real("d_learning_rate", 3e-4, low=0, low_open=True),
+        "topk_rate": real("m_topk_rate", 0.01, low=0, high=1, low_open=True),
+        "heads": integer("head_num", 4, low=1),
+        "drop": real("drop_rate", 0.2, low=0, high=1, high_open=True),
+        "d_drops": real_list_key("MMSSL", config, "d_dropout", [0.31, 0.5], 2, 0.0, 1.0),
+    }
+    if keys["dim"] % keys["heads"]:
+        raise ConfigError(f"MMSSL: embedding_size ({keys['dim']}) must be divisible by head_num ({keys['heads']})")
+    return keys
+
+
 class MMSSL(general_recommender_base()):
+    @staticmethod
+    def check_settings(get: Callable[[str], Any]) -> None:
+        """MMSSL's keys, checked before any data is read."""
+        mmssl_keys(GetView(get))
+
     def __init__(self, config, dataloader):
         super().__init__(config, dataloader)
-        if bool(config_get(config, "use_full_sampling", False)):
-            raise ConfigError("MMSSL trains on (user, positive, negative) triples: set use_full_sampling: False")
-        real = lambda key, default, **kw: real_key("MMSSL", config, key, default, **kw)  # noqa: E731
-        integer = lambda key, default, **kw: int_key("MMSSL", config, key, default, **kw)  # noqa: E731
-        dim = integer("embedding_size", 64, low=1)
-        self.n_layers = integer("n_layers", 2, low=0)
-        self.model_cat_rate = real("model_cat_rate", 0.55, low=0)
-        self.id_cat_rate = real("id_cat_rate", 0.36, low=0)
-        self.reg_weight = real("reg_weight", 1e-5, low=0)
-        self.feat_reg_decay = real("feat_reg_decay", 1e-5, low=0)
-        self.cl_rate = real("cl_rate", 0.03, low=0)
-        self.temperature = real("temperature", 0.5, low=0, low_open=True)
-        self.g_rate = real("G_rate", 0.0018, low=0)
-        self.gp_weight = real("gp_weight", 0.3, low=0)
-        self.real_data_tau = real("real_data_tau", 0.002, low=0, low_open=True)
-        self.ui_pre_scale = real("ui_pre_scale", 100.0, low=0)
-        self.log_log_scale = real("log_log_scale", 1e-5, low=0)
-        self.d_lr = real("d_learning_rate", 3e-4, low=0, low_open=True)
-        topk_rate = real("m_topk_rate", 0.01, low=0, high=1, low_open=True)
-        heads = integer("head_num", 4, low=1)
-        drop = real("drop_rate", 0.2, low=0, high=1, high_open=True)
-        d_drops = real_list_key("MMSSL", config, "d_dropout", [0.31, 0.5], 2, 0.0, 1.0)
+        k = mmssl_keys(config)
+        self.n_layers = k["n_layers"]
+        self.model_cat_rate = k["model_cat_rate"]
+        self.id_cat_rate = k["id_cat_rate"]
+        self.reg_weight = k["reg_weight"]
+        self.feat_reg_decay = k["feat_reg_decay"]
+        self.cl_rate = k["cl_rate"]
+        self.temperature = k["temperature"]
+        self.g_rate = k["g_rate"]
+        self.gp_weight = k["gp_weight"]
+        self.real_data_tau = k["real_data_tau"]
+        self.ui_pre_scale = k["ui_pre_scale"]
+        self.log_log_scale = k["log_log_scale"]
+        self.d_lr = k["d_lr"]
+        dim, topk_rate, heads, drop, d_drops = (k[n] for n in ("dim", "topk_rate", "heads", "drop", "d_drops"))
         self.graph_topk = max(1, int(self.n_items * topk_rate))
 
         features = item_modalities(self, config, list(config_get(config, "extra_feature_files", []) or []))

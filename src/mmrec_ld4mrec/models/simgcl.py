@@ -10,6 +10,9 @@ layer-0 embeddings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -31,16 +34,24 @@ class SimGCL(general_recommender_base()):
         self.temperature = float(get("temperature", 0.2))
         self.reg_weight = float(get("reg_weight", 1e-4))
         dim = int(get("embedding_size", 64))
-        if self.n_layers < 1 or dim < 1 or self.temperature <= 0 or self.eps < 0:
-            raise ConfigError("SimGCL: n_layers and embedding_size must be >= 1, temperature > 0, eps >= 0 "
-                              f"(got {self.n_layers}, {dim}, {self.temperature}, {self.eps})")
-        if bool(get("use_full_sampling", False)):
-            raise ConfigError("SimGCL trains on (user, positive, negative) triples: set use_full_sampling: False")
+        self.check_settings(lambda key: config_get(config, key))
         X = sp.csr_matrix(dataloader.inter_matrix(form="csr"), dtype=np.float32)
         self.register_buffer("adjacency", bipartite_adjacency(X).to(self.device), persistent=False)
         self.user_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_users, dim)))
         self.item_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(self.n_items, dim)))
         self.to(self.device)
+
+    @staticmethod
+    def check_settings(get: Callable[[str], Any]) -> None:
+        """SimGCL's keys, checked before any data is read."""
+        value = lambda key, default: default if get(key) is None else get(key)  # noqa: E731
+        n_layers, dim = int(value("n_layers", 2)), int(value("embedding_size", 64))
+        temperature, eps = float(value("temperature", 0.2)), float(value("eps", 0.1))
+        if n_layers < 1 or dim < 1 or temperature <= 0 or eps < 0:
+            raise ConfigError("SimGCL: n_layers and embedding_size must be >= 1, temperature > 0, eps >= 0 "
+                              f"(got {n_layers}, {dim}, {temperature}, {eps})")
+        if bool(value("use_full_sampling", False)):
+            raise ConfigError("SimGCL trains on (user, positive, negative) triples: set use_full_sampling: False")
 
     def propagate(self, perturbed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         ego = torch.cat([self.user_embedding, self.item_embedding], dim=0)

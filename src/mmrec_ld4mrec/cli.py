@@ -210,7 +210,8 @@ def cmd_reproduce(args) -> int:
         if not args.snapshot_every >= 0:
             raise UserInputError(f"--snapshot-every expects seconds >= 0 (0: no snapshots), got {args.snapshot_every}")
         counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root, only_models=only,
-                           rerun_changed=args.rerun_changed, snapshot_every=args.snapshot_every)
+                           rerun_changed=args.rerun_changed, snapshot_every=args.snapshot_every,
+                           add_segments=_seed_list(args.add_segments, "--add-segments", exp))
     with Registry(results, readonly=True) as registry:  # reading only: another sweep may be running
         written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
     if counts:
@@ -228,6 +229,20 @@ def _check_report_apart(report: Path, exp, stores: dict) -> None:
     inputs.update({f"dataset {d}'s folder": Path(exp.data_path) / d for d in exp.datasets} if exp.data_path else {})
     check_apart(report, "--report", inputs)
     check_apart(report.with_suffix(""), f"--report {report}: its assets folder", inputs)
+
+
+def _seed_list(text: str | None, flag: str, exp) -> list[int] | None:
+    """``1,2`` as seeds of the experiment file; None when the flag is not given."""
+    if text is None:
+        return None
+    parts = [t.strip() for t in text.split(",")]
+    if not parts or not all(t.isascii() and t.isdigit() and len(t) < 10 for t in parts):
+        raise UserInputError(f"{flag}: expected comma-separated seeds such as 1 or 1,2, got {text!r:.60}")
+    seeds = [int(t) for t in parts]
+    unknown = [s for s in seeds if s not in exp.seeds]
+    if unknown:
+        raise UserInputError(f"{flag}: seed(s) {unknown} are not among the experiment's seeds {list(exp.seeds)}")
+    return seeds
 
 
 def _report_from_runs(args, exp) -> int:
@@ -483,6 +498,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--report-only", action="store_true", help="rebuild the report from the registry, run nothing")
     rep.add_argument("--runs", metavar="FILE", help="with --report-only: build the report from this `results export` "
                      "file (.jsonl or .csv) instead of a registry")
+    rep.add_argument("--add-segments", metavar="SEEDS",
+                     help="run only the finished main runs of these seeds (e.g. 1 or 1,2) whose records lack the "
+                          "beyond-accuracy figures and segments; their new records replace them")
     rep.add_argument("--rerun-changed", action="store_true", help="run again the finished runs whose recorded "
                      "settings today's config files no longer give (refused otherwise)")
     rep.add_argument("--snapshot-every", type=float, default=120.0, metavar="SECONDS",

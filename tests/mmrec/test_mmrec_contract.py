@@ -129,6 +129,16 @@ def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):
     for name in ("Recall@10", "Recall@20", "NDCG@10", "NDCG@20", "Precision@20", "MAP@20"):
         for split in ("valid", "test"):
             assert outs["standalone"][split][name] == pytest.approx(outs["mmrec"][split][name], abs=1e-4), name
+    # the beyond-accuracy figures and segments: from the lists MMRec's evaluator ranked, not from its logs
+    beyond = [f"{m}@{k}" for m in ("ItemCoverage", "GiniIndex", "AveragePopularity", "TailPercentage")
+              for k in (10, 20, 50)]
+    for split in ("valid", "test"):
+        assert {k: outs["mmrec"][split][k] for k in beyond} == pytest.approx(
+            {k: outs["standalone"][split][k] for k in beyond}, rel=1e-6)
+    flat = {engine: {(kind, name, key): value for kind, segments in out["segments"].items()
+                     for name, row in segments.items() for key, value in row.items()} for engine, out in outs.items()}
+    assert flat["mmrec"] == pytest.approx(flat["standalone"], rel=1e-6)
+    assert len(outs["mmrec"]["segments"]["user activity"]) >= 2
 
 
 def test_mmrec_runs_report_each_validation_and_stop_when_told(checkout):

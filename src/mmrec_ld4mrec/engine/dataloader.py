@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import torch
 
 from ..errors import DataError
+from .beyond_accuracy import training_context
 from .dataset import RecDataset
 from .snapshot import loader_orders, reordered
 
@@ -135,6 +136,8 @@ class EvalDataLoader:
         """The training items of every evaluation user, once, on the device; a batch slices them."""
         sub = train[self.eval_users].tocsr()
         sub.sort_indices()
+        # what the beyond-accuracy metrics and segments read
+        self.train_items, self.item_popularity = training_context(train, self.eval_users)
         self._mask_ptr = sub.indptr.astype(np.int64)
         self._mask_rows = torch.from_numpy(np.repeat(np.arange(len(self.eval_users)), np.diff(sub.indptr))).to(self.device)
         self._mask_cols = torch.from_numpy(sub.indices.astype(np.int64)).to(self.device)

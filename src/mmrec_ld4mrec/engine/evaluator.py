@@ -7,6 +7,7 @@ import contextlib
 import numpy as np
 import torch
 
+from .beyond_accuracy import BEYOND, beyond_accuracy_metrics
 from .dataloader import EvalDataLoader
 from .metrics import topk_metrics
 from .precision import precision_context
@@ -37,8 +38,12 @@ def hit_matrix(topk_index: np.ndarray, loader: EvalDataLoader, n_items: int) -> 
 
 
 def evaluate(model, loader: EvalDataLoader, config) -> tuple[dict[str, float], np.ndarray]:
-    """Metrics dict and the top-max(topk) ranking of every evaluation user."""
+    """Metrics dict (accuracy and beyond-accuracy, as ``config["metrics"]`` names them) and the
+    top-max(topk) ranking of every evaluation user."""
     topk = list(config["topk"])
+    metrics = list(config["metrics"])
     topk_index = rank_topk(model, loader, max(topk), config)
     hits = hit_matrix(topk_index, loader, model.n_items)
-    return topk_metrics(hits, loader.get_eval_len_list(), list(config["metrics"]), topk), topk_index
+    accuracy = [m for m in metrics if m.lower() not in BEYOND]
+    return {**topk_metrics(hits, loader.get_eval_len_list(), accuracy, topk),
+            **beyond_accuracy_metrics(topk_index, loader.train_items, loader.item_popularity, metrics, topk)}, topk_index

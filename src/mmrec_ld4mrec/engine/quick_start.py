@@ -20,6 +20,7 @@ from ..data.synthetic import ensure_synthetic
 from ..errors import ConfigError, UserInputError
 from ..files import check_output_folder
 from ..models import RETIRED_HINT, RETIRED_KEYS, get_model
+from .beyond_accuracy import SEGMENT_K, segment_metrics
 from .checkpoint import (
     CHECKPOINT_FILE,
     checkpoint_path,
@@ -183,6 +184,9 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
             if fit.best_state is not None:
                 model.load_state_dict(fit.best_state)
         more = after_fit(model, valid, test, config) if after_fit is not None and not payload else {}
+        if fit.test_topk is not None and fit.test_topk.shape[1] >= SEGMENT_K:
+            more["segments"] = segment_metrics(fit.test_topk, test.get_eval_items(), test.train_items,
+                                               test.item_popularity)
         kept[idx] = (fit, test.get_eval_users())
         return PointResult(point=point, best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, valid=fit.valid,
                            test=fit.test, train_seconds_per_epoch=fit.train_seconds_per_epoch,

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
+from ..engine.beyond_accuracy import BEYOND, SEGMENT_K, beyond_accuracy_metrics, segment_metrics, training_context
 from ..engine.config import check_plain_name, grid_points, hyper_parameter_list, read_yaml, validate_config
 from ..engine.quick_start import peak_rss_mb
 from ..engine.run_result import PointResult, RunResult, resumable, run_grid
@@ -61,6 +63,9 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     train = TrainDataLoader(config, train_ds, batch_size=config["train_batch_size"], shuffle=True)
     valid = EvalDataLoader(config, valid_ds, additional_dataset=train_ds, batch_size=config["eval_batch_size"])
     test = EvalDataLoader(config, test_ds, additional_dataset=train_ds, batch_size=config["eval_batch_size"])
+    train_matrix = sp.csr_matrix((np.ones(len(train_ds.df)), (train_ds.df[train_ds.uid_field].to_numpy(np.int64),
+                                                            train_ds.df[train_ds.iid_field].to_numpy(np.int64))),
+                                 shape=(dataset.get_user_num(), dataset.get_item_num()))
     keys = list(config["hyper_parameters"])
     if "seed" not in keys:
         keys = ["seed"] + keys
@@ -105,11 +110,20 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
                 torch.topk(model.full_sort_predict([users]), max(config["topk"]), dim=-1)
         inference = time.perf_counter() - start
         final = {k: (str(v) if isinstance(v, torch.device) else v) for k, v in config.final_config_dict.items()}
+        valid_metrics, test_metrics, extra = display_metrics(best_valid), display_metrics(best_test), {}
+        beyond = request.get("beyond_metrics") or []
+        for metrics, lists, loader in ((valid_metrics, trainer.best_valid_topk, valid),
+                                       (test_metrics, trainer.best_test_topk, test)):
+            if lists is not None:  # computed from the ranked lists MMRec's evaluator scored, as ours
+                train_items, popularity = training_context(train_matrix, loader.get_eval_users())
+                metrics.update(beyond_accuracy_metrics(lists, train_items, popularity, beyond, config["topk"]))
+                if loader is test and lists.shape[1] >= SEGMENT_K:
+                    extra["segments"] = segment_metrics(lists, loader.get_eval_items(), train_items, popularity)
         return PointResult(point=point, best_epoch=trainer.best_epoch, epochs_run=len(trainer.seconds),
-                           valid=display_metrics(best_valid), test=display_metrics(best_test),
+                           valid=valid_metrics, test=test_metrics,
                            train_seconds_per_epoch=float(np.mean(trainer.seconds)) if trainer.seconds else 0.0,
                            inference_seconds=inference, config=copy.deepcopy(final),
-                           resumed_from_epoch=int(saved["next_epoch"]) if saved is not None else None)
+                           resumed_from_epoch=int(saved["next_epoch"]) if saved is not None else None, extra=extra)
 
     valid_key = next(iter(display_metrics({config["valid_metric"].lower(): 0})))
     points_run = run_grid(points, fit_point, f"{request['model']} on {request['dataset']}")
@@ -273,7 +287,18 @@ def checked_request(mmrec_root: str | Path, model: str, dataset: str, config: di
     for key in ("topk", "metrics", "valid_metric"):  # normalised as the engine does (a scalar topk: a list)
         if key in request:
             request[key] = checked[key]
+    if "metrics" in request:  # MMRec's evaluator knows the accuracy metrics only: the driver adds the others
+        request["metrics"] = [m for m in request["metrics"] if m.lower() not in BEYOND]
     return request
+
+
+def beyond_requested(overrides: dict | None) -> list[str]:
+    """The beyond-accuracy metrics a run computes from MMRec's ranked lists: those its
+    ``metrics`` names, or all four when it names none (the standalone engine's default)."""
+    metrics = (overrides or {}).get("metrics")
+    if metrics is None:
+        return list(BEYOND.values())
+    return [BEYOND[m.lower()] for m in ([metrics] if isinstance(metrics, str) else metrics) if m.lower() in BEYOND]
 
 
 def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict | None = None,
@@ -285,10 +310,11 @@ def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict 
     standalone engine's; an exception it raises (a pruned trial) stops the run and propagates.
     ``snapshot``: a file the run saves its training state to and resumes from (``mmrec.resume``)."""
     root = check_checkout(Path(mmrec_root))
+    beyond = beyond_requested(config)
     config = checked_request(root, model, dataset, config)
     with tempfile.TemporaryDirectory() as tmp:
         out, progress = Path(tmp) / "result.json", Path(tmp) / "progress.jsonl"
-        request = {"model": model, "dataset": dataset, "config": config, "out": str(out)}
+        request = {"model": model, "dataset": dataset, "config": config, "out": str(out), "beyond_metrics": beyond}
         if snapshot is not None:
             request.update(snapshot=str(Path(snapshot).resolve()), snapshot_every=float(snapshot_every))
         if on_evaluation is not None:

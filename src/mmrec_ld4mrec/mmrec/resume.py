@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ..engine.checkpoint import dataset_fingerprint
 from ..engine.quick_start import feature_paths
@@ -71,7 +72,26 @@ def training_state(trainer, model, train, next_epoch: int) -> dict:
                         "best_test_upon_valid": {k: float(v) for k, v in trainer.best_test_upon_valid.items()},
                         "best_epoch": int(trainer.best_epoch)},
             "seconds": list(trainer.seconds), "reported": list(trainer.reported), "loader": _loader_state(train),
-            "rng": rng_state()}
+            "rng": rng_state(),
+            "best_topk": {split: None if lists is None else torch.from_numpy(np.asarray(lists, dtype=np.int64))
+                          for split, lists in (("valid", trainer.best_valid_topk), ("test", trainer.best_test_topk))}}
+
+
+def _topk_problem(saved: dict, trainer) -> str | None:
+    """The best epoch's ranked lists (a snapshot may lack them: the run then reports no
+    beyond-accuracy figures): integer item ids of the model, one list per validation user."""
+    lists = saved.get("best_topk", {"valid": None, "test": None})
+    if not isinstance(lists, dict) or set(lists) != {"valid", "test"}:
+        return "its 'best_topk' is not the valid and test lists a run records"
+    for split, value in lists.items():
+        if value is None:
+            continue
+        if not (isinstance(value, torch.Tensor) and value.dtype == torch.int64 and value.dim() == 2
+                and value.shape[1] == max(trainer.config["topk"])
+                and (split == "test" or value.shape[0] == len(trainer.valid_data.get_eval_users()))
+                and (value.numel() == 0 or (int(value.min()) >= 0 and int(value.max()) < trainer.model.n_items))):
+            return f"its 'best_topk.{split}' is not one ranked list of the model's items per user"
+    return None
 
 
 def snapshot_problem(saved: dict, trainer, train) -> str | None:
@@ -96,7 +116,7 @@ def snapshot_problem(saved: dict, trainer, train) -> str | None:
             not all(isinstance(line, str) for line in saved["reported"]):
         return "its epochs' seconds or validation lines are not what a run records"
     problem = loader_problem(saved["loader"], len(train.dataset_bk.df), train.all_uids, train.all_items)
-    return f"its training loader's orders {problem}" if problem else None
+    return f"its training loader's orders {problem}" if problem else _topk_problem(saved, trainer)
 
 
 def restore(saved: dict, trainer, model, train) -> None:
@@ -115,3 +135,6 @@ def restore(saved: dict, trainer, model, train) -> None:
     trainer.reported[:] = saved["reported"]
     _load_loader_state(train, saved["loader"])
     set_rng_state(saved["rng"])
+    lists = saved.get("best_topk") or {}
+    trainer.best_valid_topk, trainer.best_test_topk = (None if lists.get(split) is None else lists[split].numpy()
+                                                       for split in ("valid", "test"))

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import time
 
+import torch
+
 from ..engine.metrics import DISPLAY
 from .resume import training_state
 
@@ -29,8 +31,9 @@ def recording_trainer(base: type) -> type:
         """``base`` that records ``seconds`` (each epoch's training time, the model's
         ``pre_epoch_processing`` included, as MMRec times an epoch), ``reported`` (each
         validation as a JSON line, appended to the file ``progress`` too when given),
-        ``best_epoch`` (by early stopping's own rule), and saves ``snapshot`` when one is due
-        before an epoch starts (not the one the run starts or resumes at)."""
+        ``best_epoch`` (by early stopping's own rule), ``best_valid_topk`` / ``best_test_topk``
+        (the ranked lists of that epoch), and saves ``snapshot`` when one is due before an
+        epoch starts (not the one the run starts or resumes at)."""
 
         def __init__(self, config, model, valid_data, train_data, progress: str | None = None, snapshot=None):
             super().__init__(config, model, False)
@@ -51,6 +54,16 @@ def recording_trainer(base: type) -> type:
                 return out
 
             model.pre_epoch_processing = before_epoch
+            # the ranked lists MMRec's evaluator scores (training items masked), kept for the
+            # best epoch: the beyond-accuracy metrics and segments are computed from them
+            self.best_valid_topk = self.best_test_topk = self._last_topk = None
+            score_lists = self.evaluator.evaluate
+
+            def keeping_lists(batch_matrix_list, eval_data, *args, **kwargs):
+                self._last_topk = torch.cat(batch_matrix_list, dim=0).cpu().numpy()
+                return score_lists(batch_matrix_list, eval_data, *args, **kwargs)
+
+            self.evaluator.evaluate = keeping_lists
 
         def _save_if_due(self) -> None:
             epoch = len(self.seconds)  # one entry per finished epoch: the epoch about to start
@@ -73,11 +86,14 @@ def recording_trainer(base: type) -> type:
                 better = score > self.best_valid_score if self.valid_metric_bigger else score < self.best_valid_score
                 if better:  # early_stopping's rule: fit makes this epoch the best right after
                     self.best_epoch = epoch
+                    self.best_valid_topk = self._last_topk
                 line = json.dumps({"epoch": epoch, "valid": display_metrics(result)})
                 self.reported.append(line)
                 if self.progress:
                     with open(self.progress, "a", encoding="utf-8") as f:
                         f.write(line + "\n")
+            else:  # the test split, evaluated by fit only right after a better validation
+                self.best_test_topk = self._last_topk
             return score, result
 
     return RecordingTrainer

@@ -40,10 +40,11 @@ class Run(Protocol):
     label: str
 
 
-# Where a run happened, what the key already holds, or speed and logging alone: never a change
+# Where a run happened, what the key already holds, speed and logging alone, or which figures
+# are reported of its ranking (metrics: the chosen epoch hangs on valid_metric): never a change
 # of what it computes.
 NOT_SETTINGS = frozenset({"data_path", "device", "gpu_id", "use_gpu", "seed", "hyper_parameters", "inference_study",
-                          "eval_batch_size", "cuda_graphs", "test_history"})
+                          "eval_batch_size", "cuda_graphs", "test_history", "metrics"})
 LD4MREC_FAMILY = ("LD4MRec", "LD4MRecPaper")
 # LD4MRec keys that arrived with a value other than the behaviour before them: a record
 # without the key ran this (6dbd0e2: the SVD had q test vectors and 4 power iterations).

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import UserInputError
 from ..files import atomic_write, check_output_file, check_output_folder
-from . import figures, tables
+from . import figures, segment_tables, tables
 from .drift import changed_runs, describe
 from .experiment import Experiment, RunSpec
 from .registry import Registry
@@ -46,7 +46,8 @@ def accuracy_table(exp: Experiment, done: dict[str, dict], dataset: str) -> tabl
 # The report writer's mark in its assets folder: a folder that holds other files but not this
 # one is the user's, and the report never writes into it.
 REPORT_MARKER = ".mmrec-ld4mrec-report"
-OWN_FILES = ("table", "fig3-", "fig4-", "fig5-", "heatmap-", "tuning-budget.")  # the names the report writes
+# the names the report writes
+OWN_FILES = ("table", "fig3-", "fig4-", "fig5-", "heatmap-", "tuning-budget.", "beyond-", "segments-")
 
 
 def _check_assets_folder(assets: Path, what: str) -> None:
@@ -179,6 +180,7 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
                   tables.to_markdown(table, True)]
         lines += [f"- **{model}**: {note}" for model, note in exp.notes.items()] + [""] * bool(exp.notes)
         lines += [f"Files: `{stem}.md|csv|tex`.", ""]
+        lines += _beyond_sections(exp, done, dataset, put)
 
     if exp.profiles:
         budget = tables.budget_rows(exp.profiles)
@@ -259,6 +261,31 @@ def write_report(exp: Experiment, registry: Registry, md_path: Path, with_std: b
         if stale.is_file() and stale not in written and stale.name.startswith(OWN_FILES):
             stale.unlink()
     return written
+
+
+def _beyond_sections(exp: Experiment, done: dict[str, dict], dataset: str, put) -> list[str]:
+    """The beyond-accuracy table and the segment tables of ``dataset`` (docs/metrics.md)."""
+    runs = {model: _done(done, exp.main_runs(dataset, model)) for model in exp.models
+            if model not in exp.pending}
+    beyond = segment_tables.beyond_markdown(runs)
+    put(f"beyond-{dataset}.md", beyond)
+    lines = [f"## Beyond accuracy: {dataset}", "",
+             "Test split, K = 20, the same top-20 lists as Table 2's: the share of items recommended to "
+             "anyone (coverage), how unevenly the lists spread over items (Gini, 0 even to 1 on one item), the "
+             "mean training interactions of the items listed, and the share of listed items outside the 20 % "
+             "most-interacted (tail). Mean ± std over the seeds counted; definitions in docs/metrics.md.", "",
+             beyond, f"File: `beyond-{dataset}.md`.", ""]
+    for metric in segment_tables.SEGMENT_METRICS:
+        table = segment_tables.segment_markdown(runs, metric)
+        if not table:
+            continue
+        name = f"segments-{metric.split('@')[0].lower()}-{dataset}.md"
+        put(name, table)
+        lines += [f"## {metric} by segment: {dataset}", "",
+                  "Users by their training interactions, and test items by popularity (a user's figure in an "
+                  "item segment counts only the user's test items of that segment). Mean ± std over the seeds "
+                  "counted.", "", table, f"File: `{name}`.", ""]
+    return lines
 
 
 def _study_ran(exp: Experiment, study: str, dataset: str, runs: dict, done: dict[str, dict]) -> bool:

@@ -205,11 +205,14 @@ def _record(job: _Running, results: Path, context: dict) -> dict:
 
 def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | None = None,
               poll_seconds: float = 0.2, mmrec_root: str | None = None, only_models: list[str] | None = None,
-              rerun_changed: bool = False, snapshot_every: float = 120.0) -> dict:
+              rerun_changed: bool = False, snapshot_every: float = 120.0,
+              add_segments: list[int] | None = None) -> dict:
     """Run what the registry lacks (of ``only_models``' runs, when given); returns counts
     {total, skipped, done, failed}. Everything that can be checked is checked before the
     results folder is locked and touched. Runs save their training state every
-    ``snapshot_every`` seconds (0: never) and resume from it."""
+    ``snapshot_every`` seconds (0: never) and resume from it. ``add_segments``: run instead
+    only the finished main runs of these seeds whose records lack the beyond-accuracy figures
+    and segments (recorded before they existed, or imported); new records replace them."""
     stream = stream or sys.stderr
     if jobs < 1:
         raise UserInputError(f"--jobs: expected at least 1, got {jobs}")
@@ -225,7 +228,19 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
         prepare_datasets(exp, stream)
         check_runs(exp, [d for d in exp.datasets if d not in known])
         specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]
-        return _sweep(exp, results, specs, jobs, stream, poll_seconds, mmrec_root, rerun_changed, snapshot_every)
+        if add_segments:
+            specs = _without_segments(exp, results, specs, add_segments)
+        return _sweep(exp, results, specs, jobs, stream, poll_seconds, mmrec_root, rerun_changed, snapshot_every,
+                      rerun_finished=bool(add_segments))
+
+
+def _without_segments(exp: Experiment, results: Path, specs: list[RunSpec], seeds: list[int]) -> list[RunSpec]:
+    """The finished main runs among ``specs`` of ``seeds`` whose records lack the segments."""
+    main = {s.key for d in exp.datasets for m in exp.models for s in exp.main_runs(d, m)}
+    with Registry(results) as registry:
+        finished = registry.done()
+    return [s for s in specs if s.key in main and s.seed in seeds and s.key in finished
+            and not (finished[s.key].get("result") or {}).get("segments")]
 
 
 def _forget(job: _Running, results: Path) -> None:
@@ -235,7 +250,8 @@ def _forget(job: _Running, results: Path) -> None:
 
 
 def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stream: TextIO, poll_seconds: float,
-           mmrec_root: str | None, rerun_changed: bool = False, snapshot_every: float = 120.0) -> dict:
+           mmrec_root: str | None, rerun_changed: bool = False, snapshot_every: float = 120.0,
+           rerun_finished: bool = False) -> dict:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = {"experiment": exp.name, "jobs": jobs, "code": code_version(),
                "environment": {**environment(), "torch_threads": threads}}
@@ -252,7 +268,7 @@ def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stre
                 "To run them again with today's files, add --rerun-changed (their new records replace these). "
                 "To run the recorded settings instead, write them into the model's entry of the experiment file "
                 "(a new entry is a new key: its runs run again); another --results folder keeps this one as it is.")
-        rerun = {spec.key for spec, _ in changed}
+        rerun = {spec.key for spec, _ in changed} | ({s.key for s in specs} if rerun_finished else set())
         todo = deque(s for s in specs if s.key not in finished or s.key in rerun)
         counts["skipped"] = len(specs) - len(todo)
         print(f"{exp.name}: {len(specs)} runs, {counts['skipped']} already in {registry.path}, "

@@ -138,8 +138,8 @@ def _record_of_row(path: Path, line: int, row: dict, cpus: int | None = None) ->
         for split in ("valid", "test"):
             values = {c: _number(path, line, f"{split} {c}", row[f"{split} {c}"]) for c in COLUMNS}
             for c, v in values.items():
-                if v is not None and not 0.0 <= v <= 1.0:
-                    raise UserInputError(f"{path} line {line}: '{split} {c}' must be a metric in [0, 1], got {v!r}")
+                if v is not None and not _in_range(c, v):
+                    raise UserInputError(f"{path} line {line}: '{split} {c}' must be {_range_text(c)}, got {v!r}")
             result[split] = {c: v for c, v in values.items() if v is not None}
         for field, whole in (("best_epoch", True), ("epochs_run", True), ("train_seconds_per_epoch", False),
                              ("inference_seconds", False), ("peak_rss_mb", False), ("peak_gpu_mb", False)):
@@ -246,12 +246,23 @@ def records_from_jsonl(path: Path) -> list[dict]:
 
 
 def _metrics_problem(record: dict) -> str | None:
-    """A finished run's metrics are numbers in [0, 1] (NaN and values outside are no run's)."""
+    """A finished run's metrics are numbers in [0, 1], AveragePopularity a finite count >= 0
+    (NaN and values outside are no run's)."""
     for split in ("valid", "test"):
         for name, value in (record.get("result") or {}).get(split, {}).items():
-            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-                return f"'result.{split}.{name}' must be a metric in [0, 1], got {value!r:.40}"
+            if not (isinstance(value, (int, float)) and _in_range(name, value)):
+                return f"'result.{split}.{name}' must be {_range_text(name)}, got {value!r:.40}"
     return None
+
+
+def _in_range(name: str, value: float) -> bool:
+    if name.startswith("AveragePopularity@"):  # mean training interactions of the listed items
+        return math.isfinite(value) and value >= 0.0
+    return 0.0 <= value <= 1.0
+
+
+def _range_text(name: str) -> str:
+    return "a finite number >= 0" if name.startswith("AveragePopularity@") else "a metric in [0, 1]"
 
 
 def records_from_file(path: Path, cpus: int | None = None) -> list[dict]:

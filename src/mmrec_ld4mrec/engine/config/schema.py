@@ -11,6 +11,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ...files import check_path_name
+from ..beyond_accuracy import BEYOND
 from ..metrics import DISPLAY, METRICS
 
 
@@ -165,8 +166,10 @@ def _check_metrics(cfg: dict) -> list[str]:
     metrics = cfg["metrics"]
     if isinstance(metrics, str):
         metrics = [metrics]
-    known = list(DISPLAY.values())
-    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and m.lower() in METRICS for m in metrics):
+    known = [*DISPLAY.values(), *BEYOND.values()]
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) and (m.lower() in METRICS
+                                                                                       or m.lower() in BEYOND)
+                                                               for m in metrics):
         raise ConfigError(f"config key 'metrics': expected a non-empty list of some of {known}, got {_shown(cfg['metrics'])}",
                           key="metrics")
     _check_once("metrics", metrics, str.lower)
@@ -177,9 +180,10 @@ def _check_metrics(cfg: dict) -> list[str]:
 def _check_valid_metric(cfg: dict, metrics: list[str] | None, topk: list[int] | None) -> None:
     value = cfg["valid_metric"]
     match = re.fullmatch(r"\s*([A-Za-z]+)@(\d+)\s*", value) if isinstance(value, str) else None
-    names = [m.lower() for m in (metrics or [])]
+    names = [m.lower() for m in (metrics or []) if m.lower() in METRICS]  # chosen on accuracy, not on coverage
     if match is None or match.group(1).lower() not in names or (topk is not None and int(match.group(2)) not in topk):
-        options = f"METRIC one of metrics {metrics} and K one of topk {topk}" if metrics else "a known metric"
+        accuracy = [m for m in metrics or [] if m.lower() in METRICS]
+        options = f"METRIC one of the accuracy metrics {accuracy} and K one of topk {topk}" if metrics else "a known metric"
         raise ConfigError(f"config key 'valid_metric': expected METRIC@K with {options} (e.g. Recall@20), "
                           f"got {_shown(value)}", key="valid_metric")
     cfg["valid_metric"] = f"{DISPLAY[match.group(1).lower()]}@{int(match.group(2))}"

@@ -1,0 +1,70 @@
+"""The results page's beyond-accuracy table and segment table, from the runs' records: mean
+± sample std over the seeds that computed them, each row labelled with its seed count (runs
+from before these figures existed, or imported without them, are not counted)."""
+
+from __future__ import annotations
+
+import statistics
+
+BEYOND_COLUMNS = ("ItemCoverage@20", "GiniIndex@20", "AveragePopularity@20", "TailPercentage@20")
+SEGMENT_METRICS = ("Recall@20", "NDCG@20")
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def _seeds(records: list[dict]) -> str:
+    return ", ".join(str(r["spec"]["seed"]) for r in records)
+
+
+def beyond_markdown(runs_by_model: dict[str, list[dict]]) -> str:
+    """Model | seeds | the four beyond-accuracy figures at K = 20 (test split)."""
+    lines = ["| model | seeds | " + " | ".join(BEYOND_COLUMNS) + " |", "|---|---|" + "---|" * len(BEYOND_COLUMNS)]
+    for model, records in runs_by_model.items():
+        measured = [r for r in records if all(c in r["result"]["test"] for c in BEYOND_COLUMNS)]
+        if not measured:
+            lines.append(f"| {model} | none measured |" + " |" * len(BEYOND_COLUMNS))
+            continue
+        cells = [_mean_std([r["result"]["test"][c] for r in measured], 1 if c.startswith("Average") else 4)
+                 for c in BEYOND_COLUMNS]
+        lines.append(f"| {model} | {len(measured)} ({_seeds(measured)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def segment_layout(runs_by_model: dict[str, list[dict]]) -> list[tuple[str, str, int, int]]:
+    """(kind, segment, users, test items) of the dataset's segments, in the order the runs give
+    them (the split is one per dataset, so every run gives the same)."""
+    for records in runs_by_model.values():
+        for r in records:
+            segments = r["result"].get("segments")
+            if segments:
+                return [(kind, name, row["users"], row["test items"])
+                        for kind, rows in segments.items() for name, row in rows.items()]
+    return []
+
+
+def segment_markdown(runs_by_model: dict[str, list[dict]], metric: str) -> str:
+    """Model | seeds | ``metric`` in each segment; the header row gives users / test items."""
+    layout = segment_layout(runs_by_model)
+    if not layout:
+        return ""
+    header = [f"{'users with ' + name if kind == 'user activity' else name + ' items'} ({users} users, {items} test items)"
+              for kind, name, users, items in layout]
+    lines = ["| model | seeds | " + " | ".join(header) + " |", "|---|---|" + "---|" * len(layout)]
+    for model, records in runs_by_model.items():
+        measured = [r for r in records if r["result"].get("segments")]
+        if not measured:
+            lines.append(f"| {model} | none measured |" + " |" * len(layout))
+            continue
+        cells = []
+        for kind, name, _, _ in layout:
+            values = [r["result"]["segments"].get(kind, {}).get(name, {}).get(metric) for r in measured]
+            cells.append(_mean_std([v for v in values if v is not None], 4))
+        lines.append(f"| {model} | {len(measured)} ({_seeds(measured)}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -43,9 +43,10 @@ def _run_one(args, model: str, config: dict | None = None) -> dict:
 
         if not args.mmrec_root:
             raise UserInputError("--engine mmrec needs --mmrec-root PATH (an MMRec checkout)")
-        if getattr(args, "save", None) or getattr(args, "load", None):
-            raise UserInputError("--save/--load work with the standalone engine only")
-        return run_in_mmrec(args.mmrec_root, model, args.dataset, config)
+        if getattr(args, "load", None):
+            raise UserInputError("--load works with the standalone engine only (serve an MMRec checkpoint with "
+                                 "`recommend --engine mmrec`)")
+        return run_in_mmrec(args.mmrec_root, model, args.dataset, config, save_dir=getattr(args, "save", None))
     from .engine.quick_start import run
     from .study.inference_study import split_inference_study
 
@@ -112,6 +113,40 @@ def cmd_compare(args) -> int:
         write_json(args.out, {"dataset": args.dataset, "engine": args.engine, "table": table,
                                "results": [{k: v for k, v in r.items() if k != "history"} for r in results]})
         print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_recommend(args) -> int:
+    """``recommend``: top-K lists from a ``run --save`` checkpoint, with throughput and latency."""
+    from .engine.recommend import check_output as check_lists_output
+
+    out = Path(args.out)
+    check_lists_output(out)
+    check_output_file(out, "--out")
+    data_path = str(Path(args.data_path).resolve()) + "/" if args.data_path else None
+    check_apart(out, "--out", {"the dataset's folder": Path(args.data_path or "data") / args.dataset,
+                               "the --checkpoint": args.checkpoint})
+    for option, value in (("-k/--topk", args.topk), ("--batch-size", args.batch_size), ("--requests", args.requests)):
+        if value < (0 if option == "--requests" else 1):
+            raise UserInputError(f"{option}: expected an integer >= {0 if option == '--requests' else 1}, got {value}")
+    if args.engine == "mmrec":
+        from .mmrec.serving import recommend_in_mmrec
+
+        if not args.mmrec_root:
+            raise UserInputError("--engine mmrec needs --mmrec-root PATH (the MMRec checkout the model trained in)")
+        summary = recommend_in_mmrec(args.mmrec_root, args.checkpoint, args.dataset, data_path, args.users, args.topk,
+                                     args.batch_size, args.requests, out)
+    else:
+        from .engine.recommend import recommend_standalone
+
+        summary = recommend_standalone(args.checkpoint, args.dataset, data_path, args.users, args.topk,
+                                       args.batch_size, args.requests, out)
+    print(f"wrote the top-{summary['k']} items of {summary['users']} user(s) to {out}")
+    print(f"batch: {summary['users_per_second']:,.0f} users/s ({summary['users']} users in batches of "
+          f"{summary['batch_size']}, {summary['batch_seconds']:.3f} s)")
+    if summary["requests"]:
+        print(f"single user: p50 {summary['latency_p50_ms']:.2f} ms, p99 {summary['latency_p99_ms']:.2f} ms "
+              f"over {summary['requests']} requests")
     return 0
 
 
@@ -413,6 +448,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--load", metavar="DIR", help="evaluate a saved checkpoint instead of training")
     _engine_args(run)
     run.set_defaults(func=cmd_run)
+    rec = sub.add_parser("recommend", help="top-K items for users from a `run --save` checkpoint, with batch "
+                                           "throughput and single-user latency")
+    rec.add_argument("--checkpoint", required=True, metavar="DIR", help="a `run --save` folder (or its model.pt)")
+    rec.add_argument("-d", "--dataset", required=True, help="the dataset it was trained on")
+    rec.add_argument("--data-path", help="folder holding <dataset>/ (default: data_path of overall.yaml)")
+    rec.add_argument("--users", metavar="IDS|FILE",
+                     help="comma-separated user ids or a file of one per line (raw ids where `prepare` wrote id "
+                          "mappings); default: every user")
+    rec.add_argument("-k", "--topk", type=int, default=20, help="items per user (default 20)")
+    rec.add_argument("--out", required=True, help="FILE.csv (MMRec's top-K layout) or FILE.parquet")
+    rec.add_argument("--batch-size", type=int, default=4096, help="users ranked together (default 4096)")
+    rec.add_argument("--requests", type=int, default=200,
+                     help="single-user requests timed for the latency percentiles (default 200; 0: none)")
+    _engine_args(rec)
+    rec.set_defaults(func=cmd_recommend)
     compare = sub.add_parser("compare", help="run several models on the same split and seeds, one table")
     compare.add_argument("-d", "--dataset", required=True)
     compare.add_argument("-m", "--models", required=True, help="comma-separated, e.g. LD4MRec,MGCN,BM3")
@@ -526,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PATH_OPTIONS = ("out", "save", "load", "data_path", "report", "results", "mmrec_root", "src", "raw")
+PATH_OPTIONS = ("out", "save", "load", "data_path", "report", "results", "mmrec_root", "src", "raw", "checkpoint")
 
 
 def check_paths_given(args) -> None:

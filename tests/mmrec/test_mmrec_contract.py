@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -139,6 +140,27 @@ def test_standalone_and_mmrec_give_the_same_metrics(checkout, tmp_path):
                      for name, row in segments.items() for key, value in row.items()} for engine, out in outs.items()}
     assert flat["mmrec"] == pytest.approx(flat["standalone"], rel=1e-6)
     assert len(outs["mmrec"]["segments"]["user activity"]) >= 2
+
+
+def test_an_mmrec_checkpoint_serves_the_lists_mmrec_ranked(checkout, tmp_path):
+    """``run --engine mmrec --save`` keeps the best epoch's weights (MMRec keeps none);
+    ``recommend --engine mmrec`` serves them with MMRec's own model class: the test users get
+    the top-50 lists MMRec's evaluator ranked at that epoch."""
+    proc = _cli("run", "-m", "LightGCN", "-d", "synthetic", "--engine", "mmrec", "--mmrec-root", str(checkout),
+                "--set", "epochs=3", "n_layers=2", "reg_weight=0.001", "train_batch_size=8192",
+                "--save", str(tmp_path / "ck"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranked = pd.read_csv(next((tmp_path / "ck").glob("*.csv")), sep="\t")
+    (tmp_path / "users.txt").write_text("\n".join(map(str, ranked["id"])) + "\n")
+    proc = _cli("recommend", "--checkpoint", str(tmp_path / "ck"), "-d", "synthetic", "--engine", "mmrec",
+                "--mmrec-root", str(checkout), "--users", str(tmp_path / "users.txt"), "-k", "50",
+                "--out", str(tmp_path / "top.csv"), "--requests", "10")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert pd.read_csv(tmp_path / "top.csv", sep="\t").equals(ranked)
+    assert "users/s" in proc.stdout and "over 10 requests" in proc.stdout
+    proc = _cli("recommend", "--checkpoint", str(tmp_path / "ck"), "-d", "synthetic", "--out", str(tmp_path / "x.csv"),
+                "--data-path", str(checkout / "data"))
+    assert proc.returncode == 2 and "trained in MMRec's pipeline" in proc.stderr
 
 
 def test_mmrec_runs_report_each_validation_and_stop_when_told(checkout):

@@ -45,10 +45,7 @@ def checkpoint_path(folder: Path) -> Path:
     return Path(folder) / CHECKPOINT_FILE if Path(folder).is_dir() else Path(folder)
 
 
-def load_checkpoint(folder: Path, fingerprint: str, dataset_name: str, model_name: str | None = None) -> dict:
-    """A checkpoint written by ``run --save``, refused (one line naming the file) when it is not
-    one, when another model made it (checked first), or when it was trained on other data."""
-    path = checkpoint_path(folder)
+def _read(path: Path) -> dict:
     if not path.is_file():
         raise UserInputError(f"{path}: checkpoint not found")
     try:
@@ -57,6 +54,25 @@ def load_checkpoint(folder: Path, fingerprint: str, dataset_name: str, model_nam
         raise UserInputError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(payload, dict) or "dataset_fingerprint" not in payload:
         raise UserInputError(f"{path}: not a checkpoint written by mmrec-ld4mrec")
+    return payload
+
+
+def checkpoint_model(path: Path) -> tuple[str, str]:
+    """(model, engine) a checkpoint names, read before the data it was trained on is loaded;
+    engine is ``standalone`` or ``mmrec`` (a model trained in MMRec's pipeline)."""
+    payload = _read(path)
+    model, engine = payload.get("model"), payload.get("engine", "standalone")
+    if not isinstance(model, str) or not model or engine not in ("standalone", "mmrec"):
+        raise UserInputError(f"{path}: does not say which model and engine made it; "
+                             "not a checkpoint written by mmrec-ld4mrec run --save")
+    return model, engine
+
+
+def load_checkpoint(folder: Path, fingerprint: str, dataset_name: str, model_name: str | None = None) -> dict:
+    """A checkpoint written by ``run --save``, refused (one line naming the file) when it is not
+    one, when another model made it (checked first), or when it was trained on other data."""
+    path = checkpoint_path(folder)
+    payload = _read(path)
     if model_name is not None:
         made_by = payload.get("model")
         if not isinstance(made_by, str):

@@ -23,6 +23,7 @@ from ..models import RETIRED_HINT, RETIRED_KEYS, get_model
 from .beyond_accuracy import SEGMENT_K, segment_metrics
 from .checkpoint import (
     CHECKPOINT_FILE,
+    checkpoint_model,
     checkpoint_path,
     dataset_fingerprint,
     load_checkpoint,
@@ -127,19 +128,7 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
     points = grid(config)
     payload = load_checkpoint(Path(load_dir), fingerprint, dataset_name, model_name) if load_dir else None
     if payload:
-        retired = {k: v for k, v in payload["config"].items() if k in RETIRED_KEYS and v != RETIRED_KEYS[k]}
-        if retired:  # a checkpoint trained with an option the model no longer has would rank differently
-            key = next(iter(retired))
-            raise ConfigError(f"{checkpoint_path(Path(load_dir))}: trained with {key}={retired[key]!r}, which this "
-                              f"version cannot compute; {RETIRED_HINT}", key=key)
-        for key, value in payload["config"].items():
-            if key in config and key not in _MACHINE_KEYS:
-                config[key] = value
-        try:
-            config.validate()
-        except ConfigError as exc:
-            raise ConfigError(f"{checkpoint_path(Path(load_dir))}: its stored config is not valid here: {exc}",
-                              key=exc.key) from None
+        apply_checkpoint_config(config, payload, checkpoint_path(Path(load_dir)))
         points = [{k: config[k] for k in config["hyper_parameters"]}]
     if max(config["topk"]) > dataset.get_item_num():
         raise ConfigError(f"config key 'topk': {max(config['topk'])} exceeds the number of items "
@@ -211,6 +200,45 @@ def run(model_name: str, dataset_name: str, config_dict: dict | None = None, sav
         save_topk_csv(Path(save_dir), model_name, dataset_name, best_idx, test_users,
                       fit.test_topk[:, :50])
     return result.to_dict()
+
+
+def apply_checkpoint_config(config: Config, payload: dict, path: Path) -> None:
+    """The settings a checkpoint was trained with (not this machine's), checked as any run's."""
+    retired = {k: v for k, v in payload["config"].items() if k in RETIRED_KEYS and v != RETIRED_KEYS[k]}
+    if retired:  # a checkpoint trained with an option the model no longer has would rank differently
+        key = next(iter(retired))
+        raise ConfigError(f"{path}: trained with {key}={retired[key]!r}, which this version cannot compute; "
+                          f"{RETIRED_HINT}", key=key)
+    for key, value in payload["config"].items():
+        if key in config and key not in _MACHINE_KEYS:
+            config[key] = value
+    try:
+        config.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: its stored config is not valid here: {exc}", key=exc.key) from None
+
+
+def trained_model(load_dir: str | Path, dataset_name: str, config_dict: dict | None = None):
+    """(model, config, training split) of a checkpoint written by ``run --save``, on
+    ``dataset_name``: the model it names, its stored settings, its weights; refused (one line)
+    when it is not one or was trained on other data."""
+    path = checkpoint_path(Path(load_dir))
+    model_name, engine = checkpoint_model(path)
+    if engine != "standalone":
+        raise UserInputError(f"{path}: trained in MMRec's pipeline ({model_name}); serve it with --engine mmrec "
+                             "--mmrec-root PATH")
+    config, model_cls = checked_config(model_name, dataset_name, config_dict)
+    if dataset_name == "synthetic":
+        ensure_synthetic(Path(str(config["data_path"]) + dataset_name))
+    dataset = RecDataset(config)
+    train_ds, _, _ = dataset.split()
+    payload = load_checkpoint(path, dataset_fingerprint(dataset, feature_paths(config)), dataset_name, model_name)
+    apply_checkpoint_config(config, payload, path)
+    init_seed(int(config["seed"]))
+    train = TrainDataLoader(config, train_ds, int(config["train_batch_size"]), shuffle=False)
+    model = model_cls(config, train).to(config["device"])
+    load_state(model, payload["state_dict"], path, model_name)
+    return model, config, train_ds
 
 
 def _snapshot_identity(config: Config, fingerprint: str) -> str:

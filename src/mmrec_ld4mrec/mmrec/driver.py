@@ -27,8 +27,9 @@ import scipy.sparse as sp
 import torch
 
 from ..engine.beyond_accuracy import BEYOND, SEGMENT_K, beyond_accuracy_metrics, segment_metrics, training_context
+from ..engine.checkpoint import CHECKPOINT_FILE, dataset_fingerprint, save_checkpoint, save_topk_csv
 from ..engine.config import check_plain_name, grid_points, hyper_parameter_list, read_yaml, validate_config
-from ..engine.quick_start import peak_rss_mb
+from ..engine.quick_start import feature_paths, peak_rss_mb
 from ..engine.run_result import PointResult, RunResult, resumable, run_grid
 from ..engine.snapshot import Snapshot, SnapshotUnusable
 from ..errors import ConfigError, UserInputError
@@ -86,6 +87,7 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
         for key, value in point.items():
             config[key] = value
         model, trainer = fresh_trainer()
+        trainer.keep_best_state = bool(request.get("save"))
         saved = None if snapshot is None else snapshot.load(
             model, trainer.optimizer, SNAPSHOT_KEYS, check=lambda payload: snapshot_problem(payload, trainer, train))
         if saved is not None:
@@ -95,6 +97,7 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
             except SnapshotUnusable:  # set aside part-way through its restore: a fresh model, from epoch 0
                 saved = None
                 model, trainer = fresh_trainer()
+                trainer.keep_best_state = bool(request.get("save"))
         if saved is not None:
             if request.get("progress"):  # the parent passes them to its pruner again, in order
                 Path(request["progress"]).write_text("".join(line + "\n" for line in trainer.reported), encoding="utf-8")
@@ -119,6 +122,7 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
                 metrics.update(beyond_accuracy_metrics(lists, train_items, popularity, beyond, config["topk"]))
                 if loader is test and lists.shape[1] >= SEGMENT_K:
                     extra["segments"] = segment_metrics(lists, loader.get_eval_items(), train_items, popularity)
+        kept[idx] = (trainer.best_state, trainer.best_test_topk, trainer.best_epoch)
         return PointResult(point=point, best_epoch=trainer.best_epoch, epochs_run=len(trainer.seconds),
                            valid=valid_metrics, test=test_metrics,
                            train_seconds_per_epoch=float(np.mean(trainer.seconds)) if trainer.seconds else 0.0,
@@ -126,8 +130,21 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
                            resumed_from_epoch=int(saved["next_epoch"]) if saved is not None else None, extra=extra)
 
     valid_key = next(iter(display_metrics({config["valid_metric"].lower(): 0})))
+    kept: dict[int, tuple] = {}
     points_run = run_grid(points, fit_point, f"{request['model']} on {request['dataset']}")
-    return RunResult(request["model"], request["dataset"], valid_key, points_run, peak_rss_mb(), engine="mmrec").to_dict()
+    result = RunResult(request["model"], request["dataset"], valid_key, points_run, peak_rss_mb(), engine="mmrec")
+    if request.get("save"):
+        best_idx = points_run.index(result.best)
+        state, test_topk, best_epoch = kept[best_idx]
+        if state is not None:
+            save_checkpoint(Path(request["save"]), state, result.best.config,
+                            dataset_fingerprint(dataset, feature_paths(config)),
+                            {"model": request["model"], "dataset": request["dataset"], "best_epoch": best_epoch,
+                             "engine": "mmrec"})
+        if test_topk is not None:
+            save_topk_csv(Path(request["save"]), request["model"], request["dataset"], best_idx,
+                          np.asarray(test.get_eval_users()), test_topk[:, :50])
+    return result.to_dict()
 
 
 def child_environment() -> dict[str, str]:
@@ -303,13 +320,19 @@ def beyond_requested(overrides: dict | None) -> list[str]:
 
 def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict | None = None,
                  timeout: float | None = None, on_evaluation: Callable[[int, dict], None] | None = None,
-                 snapshot: str | Path | None = None, snapshot_every: float = 60.0) -> dict:
+                 snapshot: str | Path | None = None, snapshot_every: float = 60.0,
+                 save_dir: str | Path | None = None) -> dict:
     """Run ``model`` on ``dataset`` inside the checkout; returns the result dict. Every value is
     checked first (:func:`checked_request`): a bad one is refused in one line, before MMRec starts.
     ``on_evaluation(epoch, valid_metrics)`` is called after each of MMRec's validations, as the
     standalone engine's; an exception it raises (a pruned trial) stops the run and propagates.
-    ``snapshot``: a file the run saves its training state to and resumes from (``mmrec.resume``)."""
+    ``snapshot``: a file the run saves its training state to and resumes from (``mmrec.resume``).
+    ``save_dir``: keep the best grid point's best-epoch weights there (``run --save``; ``recommend``
+    serves them) with the test users' top-50 CSV."""
     root = check_checkout(Path(mmrec_root))
+    if save_dir is not None and (Path(save_dir) / CHECKPOINT_FILE).exists():
+        raise UserInputError(f"{Path(save_dir) / CHECKPOINT_FILE}: a checkpoint is already there; choose another "
+                             "--save folder (nothing was overwritten)")
     beyond = beyond_requested(config)
     config = checked_request(root, model, dataset, config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -317,6 +340,9 @@ def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict 
         request = {"model": model, "dataset": dataset, "config": config, "out": str(out), "beyond_metrics": beyond}
         if snapshot is not None:
             request.update(snapshot=str(Path(snapshot).resolve()), snapshot_every=float(snapshot_every))
+        if save_dir is not None:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+            request["save"] = str(Path(save_dir).resolve())
         if on_evaluation is not None:
             request["progress"] = str(progress)
         proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.mmrec.driver", json.dumps(request)],

@@ -57,6 +57,7 @@ def recording_trainer(base: type) -> type:
             # the ranked lists MMRec's evaluator scores (training items masked), kept for the
             # best epoch: the beyond-accuracy metrics and segments are computed from them
             self.best_valid_topk = self.best_test_topk = self._last_topk = None
+            self.keep_best_state, self.best_state = False, None
             score_lists = self.evaluator.evaluate
 
             def keeping_lists(batch_matrix_list, eval_data, *args, **kwargs):
@@ -87,6 +88,8 @@ def recording_trainer(base: type) -> type:
                 if better:  # early_stopping's rule: fit makes this epoch the best right after
                     self.best_epoch = epoch
                     self.best_valid_topk = self._last_topk
+                    if self.keep_best_state:  # for `run --save`: MMRec keeps no weights of its own
+                        self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
                 line = json.dumps({"epoch": epoch, "valid": display_metrics(result)})
                 self.reported.append(line)
                 if self.progress:

@@ -240,3 +240,59 @@ def test_findings_quotes_the_pages_own_test_figures():
     for row, r20 in re.findall(r'"(LD4MRec[\w-]*)": Recall@20\s+(0\.\d{4} ± 0\.\d{4})', text.replace("\n", " ")):
         assert re.sub(r"</?u>|\*\*", "", page[row][2]) == r20, row
     assert re.search(r'"LD4MRec-defaults": Recall@20', text.replace("\n", " "))
+
+
+def _with_segments(record: dict, coverage: float, recall_tail: float) -> dict:
+    record = json.loads(json.dumps(record))
+    record["result"]["test"].update({"ItemCoverage@20": coverage, "GiniIndex@20": 0.5, "AveragePopularity@20": 12.0,
+                                     "TailPercentage@20": 0.25})
+    row = {"users": 10, "test items": 12, "Recall@20": recall_tail, "NDCG@20": 0.1}
+    record["result"]["segments"] = {"user activity": {"1-3": dict(row), "4+": {**row, "users": 5, "test items": 9}},
+                                    "test item popularity": {"head 20%": dict(row), "tail 80%": dict(row)}}
+    return record
+
+
+def test_the_beyond_accuracy_and_segment_tables_count_the_seeds_that_measured_them(bench, tmp_path):
+    """Seeds 1 and 2 of EASE measured (mean ± std), seed 1 of Pop only (its value, labelled 1
+    seed), EASE-shipped none (its runs predate the figures)."""
+    exp, runs = bench
+    records = [json.loads(line) for line in runs.read_text().splitlines()]
+    for r in records:
+        if r["spec"]["model"] == "EASE" and r["spec"]["overrides"] == {"reg_weight": 77.0}:
+            r.update(_with_segments(r, 0.2 + r["spec"]["seed"] / 10, 0.3))
+        elif r["spec"]["model"] == "Pop" and r["spec"]["seed"] == 1:
+            r.update(_with_segments(r, 0.05, 0.0))
+    runs.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    page = tmp_path / "site" / "bench.md"
+    assert main(["reproduce", str(exp), "--report-only", "--std", "--runs", str(runs), "--report", str(page)]) == 0
+    text = page.read_text()
+    assert "| EASE | 2 (1, 2) | 0.3500 ± 0.0707 | 0.5000 ± 0.0000 | 12.0 ± 0.0 | 0.2500 ± 0.0000 |" in text
+    assert "| Pop | 1 (1) | 0.0500 | 0.5000 | 12.0 | 0.2500 |" in text
+    assert "| EASE-shipped | none measured |" in text
+    assert "users with 1-3 (10 users, 12 test items) | users with 4+ (5 users, 9 test items) | head 20% items" in text
+    assert "| Pop | 1 (1) | 0.0000 | 0.0000 | 0.0000 | 0.0000 |" in text  # its Recall@20 by segment
+    assert (page.with_suffix("") / "beyond-synthetic.md").is_file()
+    assert (page.with_suffix("") / "segments-recall-synthetic.md").is_file()
+
+
+def test_add_segments_reruns_only_seed_1_of_runs_recorded_without_them(tmp_path, data_path, capsys):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: seg\ndatasets: [synthetic]\nseeds: [1, 2]\ndata_path: {data_path}/\n"
+                   "models:\n  Pop: {}\n  EASE: {reg_weight: 250.0, hyper_parameters: []}\n")
+    old = [_record("Pop", s, {}, 0.1) for s in (1, 2)]  # recorded before the figures existed
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text("".join(json.dumps(r) + "\n" for r in old))
+    results = tmp_path / "R"
+    assert main(["results", "import", str(runs), "--results", str(results)]) == 0
+    assert main(["reproduce", str(exp), "--results", str(results), "--add-segments", "1"]) == 0
+    from mmrec_ld4mrec.study.registry import Registry
+
+    with Registry(results, readonly=True) as registry:
+        done = registry.done()
+    seed1, seed2 = (done[RunSpec("synthetic", "Pop", s, {}).key] for s in (1, 2))
+    assert seed1["result"]["segments"]["test item popularity"] and "ItemCoverage@20" in seed1["result"]["test"]
+    assert seed2 == json.loads(json.dumps(old[1])) | {k: seed2[k] for k in seed2 if k not in old[1]}
+    assert "segments" not in seed2["result"]
+    assert not any(r["spec"]["model"] == "EASE" for r in done.values())  # the missing runs did not run
+    assert main(["reproduce", str(exp), "--results", str(results), "--add-segments", "3"]) == 2
+    assert "not among the experiment's seeds" in capsys.readouterr().err

@@ -282,9 +282,10 @@ def _beyond_sections(exp: Experiment, done: dict[str, dict], dataset: str, put) 
         name = f"segments-{metric.split('@')[0].lower()}-{dataset}.md"
         put(name, table)
         lines += [f"## {metric} by segment: {dataset}", "",
-                  "Users by their training interactions, and test items by popularity (a user's figure in an "
-                  "item segment counts only the user's test items of that segment). Mean ± std over the seeds "
-                  "counted.", "", table, f"File: `{name}`.", ""]
+                  "Users by their training interactions (bins 1-3, 4-7, 8-15, 16+, or the quartiles where one "
+                  "of those holds under 1 % of the test users), and test items by popularity (a user's figure "
+                  "in an item segment counts only the user's test items of that segment). Mean ± std over the "
+                  "seeds counted.", "", table, f"File: `{name}`.", ""]
     return lines
 
 

@@ -4,6 +4,7 @@ from before these figures existed, or imported without them, are not counted).""
 
 from __future__ import annotations
 
+import re
 import statistics
 
 BEYOND_COLUMNS = ("ItemCoverage@20", "GiniIndex@20", "AveragePopularity@20", "TailPercentage@20")
@@ -37,15 +38,25 @@ def beyond_markdown(runs_by_model: dict[str, list[dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+KINDS = ("user activity", "test item popularity")
+
+
+def _order(kind: str, name: str) -> tuple:
+    """User bins by their first count ("1-3" before "16+"), item segments head before tail."""
+    digits = re.match(r"\d+", name)
+    return (KINDS.index(kind) if kind in KINDS else len(KINDS), int(digits.group()) if digits else 0, name)
+
+
 def segment_layout(runs_by_model: dict[str, list[dict]]) -> list[tuple[str, str, int, int]]:
-    """(kind, segment, users, test items) of the dataset's segments, in the order the runs give
-    them (the split is one per dataset, so every run gives the same)."""
+    """(kind, segment, users, test items) of the dataset's segments (the split is one per
+    dataset, so every run gives the same): user activity bins in order, then head and tail."""
     for records in runs_by_model.values():
         for r in records:
             segments = r["result"].get("segments")
             if segments:
-                return [(kind, name, row["users"], row["test items"])
-                        for kind, rows in segments.items() for name, row in rows.items()]
+                return sorted(((kind, name, row["users"], row["test items"])
+                               for kind, rows in segments.items() for name, row in rows.items()),
+                              key=lambda entry: _order(entry[0], entry[1]))
     return []
 
 

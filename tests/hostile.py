@@ -72,3 +72,22 @@ def wait_for(condition, seconds: float = 120.0, what: str = "") -> None:
         if time.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def tamper_snapshot(file: Path, what: str) -> None:
+    """Damage a saved snapshot as the issue's reproducers did: an optimizer state of another
+    shape (a fused Adam step would write past it), an epoch far beyond the run, the Python
+    random generator cut short."""
+    import torch
+
+    payload = torch.load(file, weights_only=True)
+    if what == "optimizer of another shape":
+        payload["optimizer"]["state"] = {0: {"step": torch.tensor(1.0), "exp_avg": torch.zeros(2),
+                                             "exp_avg_sq": torch.zeros(2)}}
+    elif what == "next_epoch far beyond":
+        payload["next_epoch"] = 10 ** 9
+    elif what == "RNG cut short":
+        payload["rng"]["python"][1] = payload["rng"]["python"][1][:10]
+    else:
+        raise ValueError(what)
+    torch.save(payload, file)

@@ -19,6 +19,7 @@ import yaml
 from mmrec_ld4mrec.engine.config import YAML_LOADER
 
 from ..conftest import SHARED
+from ..hostile import tamper_snapshot
 
 BUNDLE = SHARED / "mmrec" / "MMRec-e775373.bundle"
 MMREC_ROOT = os.environ.get("MMREC_ROOT") or (str(BUNDLE) if BUNDLE.is_file() else None)
@@ -314,17 +315,15 @@ def test_an_mmrec_snapshot_that_cannot_be_this_runs_is_set_aside_and_the_run_sta
     with pytest.raises(Stop):
         run_in_mmrec(checkout, "LightGCN", "synthetic", config, on_evaluation=stop_at_1, snapshot=file,
                      snapshot_every=0)
-    payload = torch.load(file, weights_only=True)
-    if what == "optimizer":
-        payload["optimizer"]["state"] = {0: {"step": torch.tensor(1.0), "exp_avg": torch.zeros(2),
-                                             "exp_avg_sq": torch.zeros(2)}}
-    elif what == "next_epoch":
-        payload["next_epoch"] = 10 ** 9
-    elif what == "best_topk":  # the best epoch's lists: items the model does not have
-        payload["best_topk"]["valid"] = torch.full_like(payload["best_topk"]["valid"], 10 ** 6)
+    if what in ("optimizer", "next_epoch"):
+        tamper_snapshot(file, {"optimizer": "optimizer of another shape", "next_epoch": "next_epoch far beyond"}[what])
     else:
-        payload["trainer"]["cur_step"] = -4
-    torch.save(payload, file)
+        payload = torch.load(file, weights_only=True)
+        if what == "best_topk":  # the best epoch's lists: items the model does not have
+            payload["best_topk"]["valid"] = torch.full_like(payload["best_topk"]["valid"], 10 ** 6)
+        else:
+            payload["trainer"]["cur_step"] = -4
+        torch.save(payload, file)
     resumed = run_in_mmrec(checkout, "LightGCN", "synthetic", config, snapshot=file, snapshot_every=0)
     assert "resumed_from_epoch" not in resumed
     _assert_same_run(resumed, whole)

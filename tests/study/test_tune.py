@@ -30,6 +30,8 @@ from mmrec_ld4mrec.study.tune import (
     tuning_seeds,
 )
 
+from ..hostile import tamper_snapshot
+
 ROOT = Path(__file__).resolve().parents[2]
 OURS = sorted(p.stem for p in (ROOT / "configs" / "model").glob("*.yaml") if p.stem != "Pop")
 
@@ -351,7 +353,10 @@ def test_a_stopped_trial_resumes_from_its_snapshot_and_finished_trials_leave_non
     assert stopped.user_attrs["wall_seconds"] >= 0  # the stopped attempt's time counts in the budget table
 
 
-def test_a_real_trial_stopped_mid_run_resumes_with_the_value_of_one_never_stopped(tmp_path, data_path, caplog):
+@pytest.fixture
+def stoppable_study(tmp_path, data_path):
+    """(request(name, snapshots), a run that Ctrl-C stops at epoch 2) for a one-trial LD4MRec
+    study of the learning rate, 4 epochs."""
     from mmrec_ld4mrec.engine.quick_start import run as engine_run
 
     fixed = {"data_path": f"{data_path}/", "epochs": 4, "stopping_step": 100, "embedding_size": 64, "hidden_size": 32,
@@ -369,6 +374,11 @@ def test_a_real_trial_stopped_mid_run_resumes_with_the_value_of_one_never_stoppe
                 raise KeyboardInterrupt
         return engine_run(model, dataset, config, on_evaluation=stop, snapshot=snapshot, snapshot_every=0)
 
+    return request, stopped_at_epoch_2
+
+
+def test_a_real_trial_stopped_mid_run_resumes_with_the_value_of_one_never_stopped(stoppable_study, caplog):
+    request, stopped_at_epoch_2 = stoppable_study
     caplog.set_level(logging.INFO, logger="mmrec_ld4mrec")
     never_stopped = tune(request("whole", snapshots=False)).best_trial
     with pytest.raises(KeyboardInterrupt):
@@ -430,44 +440,18 @@ def test_a_file_that_is_not_a_profile_is_refused_naming_it(tmp_path, data_path, 
 
 @pytest.mark.parametrize("tamper", ["optimizer of another shape", "next_epoch far beyond", "RNG cut short"])
 def test_a_trial_whose_snapshot_is_damaged_runs_again_from_epoch_0_to_the_value_of_one_never_stopped(
-        tmp_path, data_path, caplog, tamper):
+        stoppable_study, tmp_path, caplog, tamper):
     """The issue's trial level: a stopped trial's snapshot that cannot be restored (an optimizer
     state a fused step would write past, a counter out of range, a generator cut short) is set
     aside; the trial is neither failed nor queued forever: it runs from epoch 0 and completes
     with the value of a trial never stopped."""
-    import torch
-
-    from mmrec_ld4mrec.engine.quick_start import run as engine_run
-
-    fixed = {"data_path": f"{data_path}/", "epochs": 4, "stopping_step": 100, "embedding_size": 64, "hidden_size": 32,
-             "svd_rank": 16}
-    space = [Dimension("learning_rate", "log_float", 1e-4, 1e-2)]
-
-    def request(name: str, snapshots: bool) -> TuneRequest:
-        return TuneRequest(model="LD4MRec", dataset="synthetic", trials=1, storage=f"sqlite:///{tmp_path / 's.db'}",
-                           study_name=name, settings=fixed, seeds=[1001], space=space, sampler_seed=3,
-                           snapshot_dir=str(tmp_path / "snapshots") if snapshots else None, snapshot_every=0)
-
-    def stopped_at_epoch_2(model, dataset, config, on_evaluation=None, snapshot=None):
-        def stop(epoch, valid):
-            if epoch == 2:
-                raise KeyboardInterrupt
-        return engine_run(model, dataset, config, on_evaluation=stop, snapshot=snapshot, snapshot_every=0)
-
+    request, stopped_at_epoch_2 = stoppable_study
     caplog.set_level(logging.INFO, logger="mmrec_ld4mrec")
     never_stopped = tune(request("whole", snapshots=False)).best_trial
     with pytest.raises(KeyboardInterrupt):
         tune(request("stopped", snapshots=True), run_fn=stopped_at_epoch_2)
     [file] = [p for p in (tmp_path / "snapshots").rglob("*") if p.is_file()]
-    payload = torch.load(file, weights_only=True)
-    if tamper == "optimizer of another shape":
-        payload["optimizer"]["state"] = {0: {"step": torch.tensor(1.0), "exp_avg": torch.zeros(2),
-                                             "exp_avg_sq": torch.zeros(2)}}
-    elif tamper == "next_epoch far beyond":
-        payload["next_epoch"] = 10 ** 9
-    else:
-        payload["rng"]["python"][1] = payload["rng"]["python"][1][:10]
-    torch.save(payload, file)
+    tamper_snapshot(file, tamper)
     study = tune(request("stopped", snapshots=True))
     trials = study.get_trials()
     # trial 0 is the one Ctrl-C stopped; its retry (not a second failure, as before) completes

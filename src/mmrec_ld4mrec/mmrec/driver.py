@@ -353,13 +353,19 @@ def run_in_mmrec(mmrec_root: str | Path, model: str, dataset: str, config: dict 
         return json.loads(out.read_text())
 
 
-if __name__ == "__main__":
+def child_main(child: Callable[[dict], dict], out_key: str) -> None:
+    """The body of a process inside MMRec's src folder: ``child`` on the JSON request of argv[1],
+    its result written to the request's ``out_key`` file; a bad input one ``error:`` line, exit 2."""
     die_with_parent()
     sys.path.insert(0, os.getcwd())
     req = json.loads(sys.argv[1])
     try:
-        result = _child(req)
+        result = child(req)
     except UserInputError as exc:  # one line naming the file, not MMRec's traceback
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    Path(req["out"]).write_text(json.dumps(result, indent=2, default=float))
+    Path(req[out_key]).write_text(json.dumps(result, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    child_main(_child, "out")

@@ -6,7 +6,6 @@ standalone engine's (``engine.recommend``)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -15,8 +14,7 @@ from pathlib import Path
 from ..engine.checkpoint import checkpoint_model, checkpoint_path, dataset_fingerprint, load_checkpoint, load_state
 from ..engine.recommend import users_file
 from ..errors import UserInputError
-from ..files import die_with_parent
-from .driver import child_environment
+from .driver import child_environment, child_main
 from .overlay import check_checkout
 
 MACHINE_KEYS = {"data_path", "device", "gpu_id", "use_gpu", "eval_batch_size", "model", "dataset"}
@@ -96,12 +94,4 @@ def recommend_in_mmrec(mmrec_root: str | Path, checkpoint: str | Path, dataset: 
 
 
 if __name__ == "__main__":
-    die_with_parent()
-    sys.path.insert(0, os.getcwd())
-    req = json.loads(sys.argv[1])
-    try:
-        summary = _child(req)
-    except UserInputError as exc:  # one line naming the file, not MMRec's traceback
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    Path(req["summary"]).write_text(json.dumps(summary))
+    child_main(_child, "summary")

@@ -46,7 +46,7 @@ from ..ld4mrec.diffusion import NoiseSchedule, check_schedule
 from .base import config_get, general_recommender_base
 from .diffrec import DiffRecDenoiser, reverse_chain, snr_step_weight
 from .graph import info_nce_all, sparse_mm, symmetric_spmm
-from .keys import GetView, bool_key, int_key, int_list_key, real_key
+from .keys import GetView, bool_key, int_list_key, triple_trained_keys
 from .modalities import item_modalities, require_modalities
 from .optimizer_state import optimizer_misfit
 from .rows import DeviceRows
@@ -73,10 +73,7 @@ def normalized_graph(users: torch.Tensor, items: torch.Tensor, n_users: int, n_i
 def diffmm_keys(config, n_items: int | None = None) -> dict:
     """DiffMM's keys, each checked (``rebuild_k`` against ``n_items`` once the data is known),
     and its noise schedule: the model's attributes by name, and the layer sizes."""
-    if bool(config_get(config, "use_full_sampling", False)):
-        raise ConfigError("DiffMM trains on (user, positive, negative) triples: set use_full_sampling: False")
-    real = lambda key, default, **kw: real_key("DiffMM", config, key, default, **kw)  # noqa: E731
-    integer = lambda key, default, **kw: int_key("DiffMM", config, key, default, **kw)  # noqa: E731
+    real, integer = triple_trained_keys("DiffMM", config)
     keys = {
         "dim": integer("embedding_size", 64, low=1),
         "n_layers": integer("n_layers", 1, low=0),

@@ -83,3 +83,18 @@ def real_list_key(model: str, config, key: str, default: list[float], length: in
         raise ConfigError(f"{model}: config key {key!r}: expected {length} numbers in "
                           f"{_interval(low, high, False, high_open)}, got {value!r}", key=key)
     return [float(v) for v in value]
+
+
+def triple_trained_keys(model: str, config) -> tuple[Callable[..., float], Callable[..., int]]:
+    """(real, integer) readers of ``model``'s keys, after refusing full sampling: the model
+    trains on (user, positive, negative) triples."""
+    if bool(config_get(config, "use_full_sampling", False)):
+        raise ConfigError(f"{model} trains on (user, positive, negative) triples: set use_full_sampling: False")
+
+    def real(key: str, default: float, **kw) -> float:
+        return real_key(model, config, key, default, **kw)
+
+    def integer(key: str, default: int, **kw) -> int:
+        return int_key(model, config, key, default, **kw)
+
+    return real, integer

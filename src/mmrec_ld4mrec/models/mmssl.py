@@ -46,7 +46,7 @@ from torch.nn import functional as F
 from ..errors import ConfigError
 from .base import config_get, general_recommender_base
 from .graph import info_nce, row_scaled, sparse_mm
-from .keys import GetView, int_key, real_key, real_list_key
+from .keys import GetView, real_list_key, triple_trained_keys
 from .modalities import item_modalities, require_modalities
 from .optimizer_state import optimizer_misfit
 from .rows import DeviceRows
@@ -98,10 +98,7 @@ class ModalityAttention(nn.Module):
 
 def mmssl_keys(config) -> dict:
     """MMSSL's keys, each checked: the model's attributes by name, and the layer sizes."""
-    if bool(config_get(config, "use_full_sampling", False)):
-        raise ConfigError("MMSSL trains on (user, positive, negative) triples: set use_full_sampling: False")
-    real = lambda key, default, **kw: real_key("MMSSL", config, key, default, **kw)  # noqa: E731
-    integer = lambda key, default, **kw: int_key("MMSSL", config, key, default, **kw)  # noqa: E731
+    real, integer = triple_trained_keys("MMSSL", config)
     keys = {
         "dim": integer("embedding_size", 64, low=1),
         "n_layers": integer("n_layers", 2, low=0),

@@ -5,7 +5,7 @@
 # single-user requests (p50 / p99 latency), one model after the other on one quiet machine.
 # The checkpoints are taken after one training epoch (EASE has none): serving cost depends on
 # the architecture and sizes, not on the weights' values.
-#   DATA=D MMREC_ROOT=M OUT=/tmp/serve bash experiments/recommend-speed.sh
+#   DATA=D MMREC_ROOT=M OUT=serve bash experiments/recommend-speed.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:?set DATA to the folder holding tiktok/}; OUT=${OUT:?set OUT to a scratch folder}

@@ -24,13 +24,18 @@ def _seeds(records: list[dict]) -> str:
     return ", ".join(str(r["spec"]["seed"]) for r in records)
 
 
+def _none(records: list[dict]) -> str:
+    """A row without figures: no runs yet, or runs recorded before the figures existed."""
+    return "none measured" if records else "no runs yet"
+
+
 def beyond_markdown(runs_by_model: dict[str, list[dict]]) -> str:
     """Model | seeds | the four beyond-accuracy figures at K = 20 (test split)."""
     lines = ["| model | seeds | " + " | ".join(BEYOND_COLUMNS) + " |", "|---|---|" + "---|" * len(BEYOND_COLUMNS)]
     for model, records in runs_by_model.items():
         measured = [r for r in records if all(c in r["result"]["test"] for c in BEYOND_COLUMNS)]
         if not measured:
-            lines.append(f"| {model} | none measured |" + " |" * len(BEYOND_COLUMNS))
+            lines.append(f"| {model} | {_none(records)} |" + " |" * len(BEYOND_COLUMNS))
             continue
         cells = [_mean_std([r["result"]["test"][c] for r in measured], 1 if c.startswith("Average") else 4)
                  for c in BEYOND_COLUMNS]
@@ -71,7 +76,7 @@ def segment_markdown(runs_by_model: dict[str, list[dict]], metric: str) -> str:
     for model, records in runs_by_model.items():
         measured = [r for r in records if r["result"].get("segments")]
         if not measured:
-            lines.append(f"| {model} | none measured |" + " |" * len(layout))
+            lines.append(f"| {model} | {_none(records)} |" + " |" * len(layout))
             continue
         cells = []
         for kind, name, _, _ in layout:

@@ -159,9 +159,16 @@ def test_an_mmrec_checkpoint_serves_the_lists_mmrec_ranked(checkout, tmp_path):
     ``recommend --engine mmrec`` serves them with MMRec's own model class: the test users get
     the top-50 lists MMRec's evaluator ranked at that epoch."""
     proc = _cli("run", "-m", "LightGCN", "-d", "synthetic", "--engine", "mmrec", "--mmrec-root", str(checkout),
-                "--set", "epochs=3", "n_layers=2", "reg_weight=0.001", "train_batch_size=8192",
-                "--save", str(tmp_path / "ck"))
+                "--set", "epochs=8", "learning_rate=0.05", "n_layers=2", "reg_weight=0.001", "train_batch_size=8192",
+                "stopping_step=100", "--save", str(tmp_path / "ck"), "--out", str(tmp_path / "run.json"))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "run.json").read_text())
+    # MMRec evaluates the test split after every validation: the lists kept are the best epoch's,
+    # not the last one's, so the segments add up to the test Recall@20 MMRec reports
+    assert result["best_epoch"] < result["epochs_run"] - 1
+    bins = result["segments"]["user activity"].values()
+    weighted = sum(b["users"] * b["Recall@20"] for b in bins) / sum(b["users"] for b in bins)
+    assert weighted == pytest.approx(result["test"]["Recall@20"], abs=1e-4)
     ranked = pd.read_csv(next((tmp_path / "ck").glob("*.csv")), sep="\t")
     (tmp_path / "users.txt").write_text("\n".join(map(str, ranked["id"])) + "\n")
     proc = _cli("recommend", "--checkpoint", str(tmp_path / "ck"), "-d", "synthetic", "--engine", "mmrec",

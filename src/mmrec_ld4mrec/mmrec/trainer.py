@@ -58,6 +58,7 @@ def recording_trainer(base: type) -> type:
             # best epoch: the beyond-accuracy metrics and segments are computed from them
             self.best_valid_topk = self.best_test_topk = self._last_topk = None
             self.keep_best_state, self.best_state = False, None
+            self._valid_improved = False
             score_lists = self.evaluator.evaluate
 
             def keeping_lists(batch_matrix_list, eval_data, *args, **kwargs):
@@ -85,6 +86,7 @@ def recording_trainer(base: type) -> type:
             if valid_data is self.valid_data:  # fit calls this for the test split too
                 epoch = len(self.seconds) - 1
                 better = score > self.best_valid_score if self.valid_metric_bigger else score < self.best_valid_score
+                self._valid_improved = better
                 if better:  # early_stopping's rule: fit makes this epoch the best right after
                     self.best_epoch = epoch
                     self.best_valid_topk = self._last_topk
@@ -95,7 +97,7 @@ def recording_trainer(base: type) -> type:
                 if self.progress:
                     with open(self.progress, "a", encoding="utf-8") as f:
                         f.write(line + "\n")
-            else:  # the test split, evaluated by fit only right after a better validation
+            elif self._valid_improved:  # fit evaluates the test split after every validation: keep the best one's
                 self.best_test_topk = self._last_topk
             return score, result
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Serving speed on TikTok (docs/speed.md#serving-top-k-lists): LD4MRec as configs/model/LD4MRec.yaml
 # ships, MGCN (MMRec's, its equal-budget profile) and EASE (its profile), each saved by `run --save`
-# and served by `recommend`: every user's top 20 in batches of 4096 (throughput) and 100
+# and served by `recommend`: every user's top 20 in batches of 4096 (throughput) and 1000
 # single-user requests (p50 / p99 latency), one model after the other on one quiet machine.
 # The checkpoints are taken after one training epoch (EASE has none): serving cost depends on
 # the architecture and sizes, not on the weights' values.
@@ -21,7 +21,7 @@ mkdir -p "$OUT"
 serve() {
   local model=$1; shift
   echo "== $model"
-  mmrec-ld4mrec recommend --checkpoint "$OUT/$model" -d tiktok --data-path "$DATA" -k 20 --requests 100 \
+  mmrec-ld4mrec recommend --checkpoint "$OUT/$model" -d tiktok --data-path "$DATA" -k 20 --requests 1000 \
     --out "$OUT/$model-top20.csv" "$@"
 }
 serve LD4MRec

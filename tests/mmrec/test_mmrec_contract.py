@@ -180,6 +180,10 @@ def test_an_mmrec_checkpoint_serves_the_lists_mmrec_ranked(checkout, tmp_path):
     proc = _cli("recommend", "--checkpoint", str(tmp_path / "ck"), "-d", "synthetic", "--out", str(tmp_path / "x.csv"),
                 "--data-path", str(checkout / "data"))
     assert proc.returncode == 2 and "trained in MMRec's pipeline" in proc.stderr
+    proc = _cli("recommend", "--checkpoint", str(tmp_path / "ck"), "-d", "tiktok", "--engine", "mmrec",
+                "--mmrec-root", str(checkout), "--out", str(tmp_path / "x.csv"))
+    assert proc.returncode == 2 and "trained on dataset 'synthetic', not 'tiktok'" in proc.stderr
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_mmrec_runs_report_each_validation_and_stop_when_told(checkout):

@@ -11,6 +11,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from ..engine.checkpoint import checkpoint_model, checkpoint_path, dataset_fingerprint, load_checkpoint, load_state
 from ..engine.recommend import users_file
 from ..errors import UserInputError
@@ -75,6 +77,10 @@ def recommend_in_mmrec(mmrec_root: str | Path, checkpoint: str | Path, dataset: 
     model, engine = checkpoint_model(path)
     if engine != "mmrec":
         raise UserInputError(f"{path}: trained by the standalone engine ({model}); serve it without --engine mmrec")
+    trained_on = torch.load(path, map_location="cpu", weights_only=True).get("dataset")
+    if trained_on != dataset:  # its stored config holds that dataset's files: refused before MMRec reads them
+        raise UserInputError(f"{path}: refusing to load: it was trained on dataset {str(trained_on)[:80]!r}, "
+                             f"not {dataset!r}")
     with tempfile.TemporaryDirectory() as tmp:
         summary_file = Path(tmp) / "summary.json"
         request = {"model": model, "dataset": dataset, "checkpoint": str(path), "data_path": data_path,

@@ -39,9 +39,11 @@ SEGMENT_K = 20
 def training_context(train: sp.spmatrix, eval_users: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """From the training matrix [users, items]: each evaluation user's training items (what
     the ranking masks) and each item's training interactions (phi, its popularity)."""
-    train = sp.csr_matrix(train, copy=True)
-    train.sum_duplicates()
-    train.data[:] = 1
+    train = sp.csr_matrix(train)
+    if not train.has_canonical_format or (train.data != 1).any():  # copied only when not already 0/1 pairs
+        train = train.copy()
+        train.sum_duplicates()
+        train.data[:] = 1
     sub = train[np.asarray(eval_users)].tocsr()
     sub.sort_indices()
     popularity = np.asarray(train.sum(axis=0)).ravel().astype(np.int64)

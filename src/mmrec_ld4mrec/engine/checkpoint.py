@@ -57,15 +57,16 @@ def _read(path: Path) -> dict:
     return payload
 
 
-def checkpoint_model(path: Path) -> tuple[str, str]:
-    """(model, engine) a checkpoint names, read before the data it was trained on is loaded;
-    engine is ``standalone`` or ``mmrec`` (a model trained in MMRec's pipeline)."""
+def checkpoint_model(path: Path) -> tuple[str, str, str | None]:
+    """(model, engine, dataset) a checkpoint names, read before the data it was trained on is
+    loaded; engine is ``standalone`` or ``mmrec`` (a model trained in MMRec's pipeline)."""
     payload = _read(path)
     model, engine = payload.get("model"), payload.get("engine", "standalone")
     if not isinstance(model, str) or not model or engine not in ("standalone", "mmrec"):
         raise UserInputError(f"{path}: does not say which model and engine made it; "
                              "not a checkpoint written by mmrec-ld4mrec run --save")
-    return model, engine
+    dataset = payload.get("dataset")
+    return model, engine, dataset if isinstance(dataset, str) else None
 
 
 def load_checkpoint(folder: Path, fingerprint: str, dataset_name: str, model_name: str | None = None) -> dict:

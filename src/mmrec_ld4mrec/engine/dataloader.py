@@ -23,7 +23,9 @@ from .dataset import RecDataset
 from .snapshot import loader_orders, reordered
 
 
-def _matrix(ds: RecDataset, form: str = "coo"):
+def interaction_matrix(ds: RecDataset, form: str = "coo"):
+    """A split's (user, item) pairs as a 0/1 matrix [users, items]; ``ds`` may be MMRec's
+    ``RecDataset`` too (the same fields)."""
     df = ds.df
     m = sp.coo_matrix((np.ones(len(df), dtype=np.float32), (df[ds.uid_field].to_numpy(), df[ds.iid_field].to_numpy())),
                       shape=(ds.get_user_num(), ds.get_item_num()))
@@ -42,7 +44,7 @@ class TrainDataLoader:
         self.config, self.dataset, self.batch_size, self.shuffle = config, dataset, batch_size, shuffle
         self.device = config["device"]
         self.use_full_sampling = bool(config["use_full_sampling"])
-        self._csr = _matrix(dataset, "csr")
+        self._csr = interaction_matrix(dataset, "csr")
         self._original_df = dataset.df
         self.all_uids = np.unique(dataset.df[dataset.uid_field].to_numpy())
         # negatives come from the items seen in training, as in MMRec
@@ -70,7 +72,7 @@ class TrainDataLoader:
         self.all_items = state["items"].tolist()
 
     def inter_matrix(self, form: str = "coo", value_field=None):
-        return _matrix(self.dataset, form)
+        return interaction_matrix(self.dataset, form)
 
     def __len__(self) -> int:
         n = len(self.all_uids) if self.use_full_sampling else len(self.dataset)
@@ -130,7 +132,7 @@ class EvalDataLoader:
         users = df[eval_dataset.uid_field].to_numpy()
         self.eval_users, starts = np.unique(users, return_index=True)
         self.eval_items = np.split(df[eval_dataset.iid_field].to_numpy(), starts[1:])
-        self._set_masks(_matrix(train_dataset, "csr"))
+        self._set_masks(interaction_matrix(train_dataset, "csr"))
 
     def _set_masks(self, train) -> None:
         """The training items of every evaluation user, once, on the device; a batch slices them."""
@@ -150,7 +152,7 @@ class EvalDataLoader:
         loader.device, loader.batch_size = config["device"], batch_size
         loader.eval_users = np.arange(train_dataset.get_user_num())
         loader.eval_items = [np.empty(0, dtype=np.int64)] * len(loader.eval_users)
-        loader._set_masks(_matrix(train_dataset, "csr"))
+        loader._set_masks(interaction_matrix(train_dataset, "csr"))
         return loader
 
     def get_eval_users(self) -> np.ndarray:

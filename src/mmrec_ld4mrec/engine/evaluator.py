@@ -22,10 +22,19 @@ def rank_topk(model, loader: EvalDataLoader, k: int, config=None) -> np.ndarray:
     for users, mask_index in loader:
         with precision_context(config) if config is not None else contextlib.nullcontext():
             scores = model.full_sort_predict([users])
-        scores = scores.float()
-        scores[mask_index[0], mask_index[1]] = -1e10
-        chunks.append(torch.topk(scores, k, dim=-1).indices.cpu().numpy())
+        chunks.append(masked_topk(scores, mask_index[0], mask_index[1], k).cpu().numpy())
     return np.concatenate(chunks, axis=0)
+
+
+MASKED = -1e10  # a training item's score: ranked below every other item
+
+
+def masked_topk(scores: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, k: int) -> torch.Tensor:
+    """The top-``k`` item ids of each row of ``scores`` once the (row, item) pairs given (the
+    users' training items) are masked: the evaluation's ranking, and ``recommend``'s."""
+    scores = scores.float()
+    scores[rows, cols] = MASKED
+    return torch.topk(scores, k, dim=-1).indices
 
 
 def hit_matrix(topk_index: np.ndarray, loader: EvalDataLoader, n_items: int) -> np.ndarray:

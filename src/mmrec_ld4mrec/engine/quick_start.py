@@ -223,7 +223,7 @@ def trained_model(load_dir: str | Path, dataset_name: str, config_dict: dict | N
     ``dataset_name``: the model it names, its stored settings, its weights; refused (one line)
     when it is not one or was trained on other data."""
     path = checkpoint_path(Path(load_dir))
-    model_name, engine = checkpoint_model(path)
+    model_name, engine, _ = checkpoint_model(path)
     if engine != "standalone":
         raise UserInputError(f"{path}: trained in MMRec's pipeline ({model_name}); serve it with --engine mmrec "
                              "--mmrec-root PATH")

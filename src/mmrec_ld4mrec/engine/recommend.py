@@ -24,8 +24,8 @@ import torch
 from ..data.layout import MAPPING_FILES
 from ..errors import UserInputError
 from ..files import atomic_write
+from .evaluator import masked_topk
 
-MASKED = -1e10  # the evaluation's score for a training item
 WARM_UP = 5  # requests before the timed ones (first calls allocate and compile)
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
@@ -50,11 +50,9 @@ class Served:
 def _ranked(model, users: torch.Tensor, train: sp.csr_matrix, k: int, scoring) -> torch.Tensor:
     with scoring():
         scores = model.full_sort_predict([users])
-    scores = scores.float()
     sub = train[users.cpu().numpy()]
     rows = torch.from_numpy(np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))).to(scores.device)
-    scores[rows, torch.from_numpy(sub.indices.astype(np.int64)).to(scores.device)] = MASKED
-    return torch.topk(scores, k, dim=-1).indices
+    return masked_topk(scores, rows, torch.from_numpy(sub.indices.astype(np.int64)).to(scores.device), k)
 
 
 @torch.no_grad()
@@ -166,20 +164,28 @@ def write_lists(path: Path, served: Served, mappings: tuple[pd.Series, pd.Series
         atomic_write(Path(path), lambda tmp: frame.to_csv(tmp, sep="\t", index=False))
 
 
+def serve_to_file(model, train: sp.csr_matrix, dataset_folder: Path, users: str | None, k: int, batch_size: int,
+                  requests: int, out: Path, device: str | torch.device = "cpu",
+                  scoring: Callable[[], contextlib.AbstractContextManager] | None = None) -> dict:
+    """``recommend`` once a model is loaded (either engine): check K, resolve ``--users`` (raw
+    ids where ``dataset_folder`` has prepare's mappings), serve, write ``out``; the timings."""
+    n_users, n_items = train.shape
+    if k > n_items:
+        raise UserInputError(f"-k/--topk: {k} is more than the {n_items} items of '{Path(dataset_folder).name}'")
+    mappings = id_mappings(dataset_folder)
+    ids = requested_users(users, n_users, mappings[0] if mappings else None)
+    served = serve(model, train, ids, k, batch_size, requests, device, scoring)
+    write_lists(out, served, mappings)
+    return served.summary()
+
+
 def recommend_standalone(checkpoint: str | Path, dataset: str, data_path: str | None, users: str | None, k: int,
                          batch_size: int, requests: int, out: Path) -> dict:
     """Load a standalone checkpoint on ``dataset``, serve ``users`` and write their lists to ``out``."""
-    from .dataloader import _matrix
+    from .dataloader import interaction_matrix
     from .precision import precision_context
     from .quick_start import trained_model
 
     model, config, train_ds = trained_model(checkpoint, dataset, {"data_path": data_path} if data_path else None)
-    n_items = train_ds.get_item_num()
-    if k > n_items:
-        raise UserInputError(f"-k/--topk: {k} is more than the {n_items} items of '{dataset}'")
-    mappings = id_mappings(Path(str(config["data_path"])) / dataset)
-    ids = requested_users(users, train_ds.get_user_num(), mappings[0] if mappings else None)
-    served = serve(model, _matrix(train_ds, "csr"), ids, k, batch_size, requests, config["device"],
-                   scoring=lambda: precision_context(config))
-    write_lists(out, served, mappings)
-    return served.summary()
+    return serve_to_file(model, interaction_matrix(train_ds, "csr"), Path(str(config["data_path"])) / dataset, users,
+                         k, batch_size, requests, out, config["device"], scoring=lambda: precision_context(config))

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from ..engine.beyond_accuracy import BEYOND, SEGMENT_K, beyond_accuracy_metrics, segment_metrics, training_context
 from ..engine.checkpoint import CHECKPOINT_FILE, dataset_fingerprint, save_checkpoint, save_topk_csv
 from ..engine.config import check_plain_name, grid_points, hyper_parameter_list, read_yaml, validate_config
+from ..engine.dataloader import interaction_matrix
 from ..engine.quick_start import feature_paths, peak_rss_mb
 from ..engine.run_result import PointResult, RunResult, resumable, run_grid
 from ..engine.snapshot import Snapshot, SnapshotUnusable
@@ -64,9 +64,7 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     train = TrainDataLoader(config, train_ds, batch_size=config["train_batch_size"], shuffle=True)
     valid = EvalDataLoader(config, valid_ds, additional_dataset=train_ds, batch_size=config["eval_batch_size"])
     test = EvalDataLoader(config, test_ds, additional_dataset=train_ds, batch_size=config["eval_batch_size"])
-    train_matrix = sp.csr_matrix((np.ones(len(train_ds.df)), (train_ds.df[train_ds.uid_field].to_numpy(np.int64),
-                                                            train_ds.df[train_ds.iid_field].to_numpy(np.int64))),
-                                 shape=(dataset.get_user_num(), dataset.get_item_num()))
+    train_matrix = interaction_matrix(train_ds, "csr")
     keys = list(config["hyper_parameters"])
     if "seed" not in keys:
         keys = ["seed"] + keys

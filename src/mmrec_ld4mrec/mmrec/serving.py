@@ -23,12 +23,9 @@ MACHINE_KEYS = {"data_path", "device", "gpu_id", "use_gpu", "eval_batch_size", "
 
 
 def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
-    import numpy as np
-    import scipy.sparse as sp
-    import torch
-
+    from ..engine.dataloader import interaction_matrix
     from ..engine.quick_start import feature_paths
-    from ..engine.recommend import id_mappings, requested_users, serve, write_lists
+    from ..engine.recommend import serve_to_file
     from .cache_files import guard_torch_files
     from .shims import apply as apply_shims
 
@@ -52,21 +49,13 @@ def _child(request: dict) -> dict:  # runs inside <mmrec_root>/src
     train_ds, _, _ = dataset.split()
     for part in (dataset, train_ds):
         str(part)  # sets inter_num, which MMRec's dataloaders read (as driver._child)
-    n_users, n_items = dataset.get_user_num(), dataset.get_item_num()
-    if request["k"] > n_items:
-        raise UserInputError(f"-k/--topk: {request['k']} is more than the {n_items} items of '{request['dataset']}'")
     init_seed(config["seed"])
     train = TrainDataLoader(config, train_ds, batch_size=config["train_batch_size"], shuffle=False)
     model = mmrec_model(config["model"])(config, train).to(config["device"])
     load_state(model, payload["state_dict"], path, request["model"])
-    mappings = id_mappings(Path(config["data_path"]) / request["dataset"])
-    users = requested_users(request["users"], n_users, mappings[0] if mappings else None)
-    df = train_ds.df
-    matrix = sp.csr_matrix((np.ones(len(df)), (df[train_ds.uid_field].to_numpy(np.int64),
-                                                df[train_ds.iid_field].to_numpy(np.int64))), shape=(n_users, n_items))
-    served = serve(model, matrix, users, request["k"], request["batch_size"], request["requests"], config["device"])
-    write_lists(Path(request["out"]), served, mappings)
-    return served.summary()
+    return serve_to_file(model, interaction_matrix(train_ds, "csr"), Path(config["data_path"]) / request["dataset"],
+                         request["users"], request["k"], request["batch_size"], request["requests"],
+                         Path(request["out"]), config["device"])
 
 
 def recommend_in_mmrec(mmrec_root: str | Path, checkpoint: str | Path, dataset: str, data_path: str | None,
@@ -74,10 +63,9 @@ def recommend_in_mmrec(mmrec_root: str | Path, checkpoint: str | Path, dataset: 
     """Serve an MMRec-engine checkpoint inside ``mmrec_root``; returns the timing summary."""
     root = check_checkout(Path(mmrec_root))
     path = checkpoint_path(Path(checkpoint)).resolve()
-    model, engine = checkpoint_model(path)
+    model, engine, trained_on = checkpoint_model(path)
     if engine != "mmrec":
         raise UserInputError(f"{path}: trained by the standalone engine ({model}); serve it without --engine mmrec")
-    trained_on = torch.load(path, map_location="cpu", weights_only=True).get("dataset")
     if trained_on != dataset:  # its stored config holds that dataset's files: refused before MMRec reads them
         raise UserInputError(f"{path}: refusing to load: it was trained on dataset {str(trained_on)[:80]!r}, "
                              f"not {dataset!r}")

@@ -108,3 +108,12 @@ def test_the_lists_are_never_written_over_the_dataset(saved, data_path, capsys):
     target = data_path / "synthetic" / "top.csv"
     assert_clean_error(_recommend(ck, data_path, target, capsys=capsys), "--out", "dataset's folder")
     assert not target.exists()
+
+
+def test_a_long_list_of_ids_is_read_as_ids_not_taken_for_a_file_name(saved, data_path, tmp_path, capsys):
+    """Seen while working: a comma list longer than a file name may be made `Path.is_file` raise."""
+    ck, _ = saved
+    ids = ",".join(map(str, range(1000)))
+    outcome = _recommend(ck, data_path, tmp_path / "long.csv", "--users", ids, "--requests", "0", capsys=capsys)
+    assert outcome.code == 0, outcome.err
+    assert pd.read_csv(tmp_path / "long.csv", sep="\t")["id"].tolist() == list(range(1000))

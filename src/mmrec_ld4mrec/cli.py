@@ -240,13 +240,15 @@ def cmd_reproduce(args) -> int:
     exp = resolve_data_path(exp, results, args.data_path)
     _check_report_apart(report, exp, {"the registry": results / "registry.lmdb", "the sweep's lock": results / ".lock"})
     counts = None
+    if args.report_only and args.ray is not None:
+        raise UserInputError("--ray runs the sweep's runs on a cluster; --report-only runs nothing: give one of them")
     if not args.report_only:
         only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
         if not args.snapshot_every >= 0:
             raise UserInputError(f"--snapshot-every expects seconds >= 0 (0: no snapshots), got {args.snapshot_every}")
-        counts = reproduce(exp, results, jobs=args.jobs, mmrec_root=args.mmrec_root, only_models=only,
+        counts = reproduce(exp, results, jobs=1 if args.jobs is None else args.jobs, mmrec_root=args.mmrec_root, only_models=only,
                            rerun_changed=args.rerun_changed, snapshot_every=args.snapshot_every,
-                           add_segments=_seed_list(args.add_segments, "--add-segments", exp))
+                           add_segments=_seed_list(args.add_segments, "--add-segments", exp), ray=_ray_options(args))
     with Registry(results, readonly=True) as registry:  # reading only: another sweep may be running
         written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
     if counts:
@@ -254,6 +256,22 @@ def cmd_reproduce(args) -> int:
               f"{counts['failed']} failed")
     print(f"wrote {report} and {len(written) - 1} table/figure file(s) in {report.with_suffix('')}/")
     return 1 if counts and counts["failed"] else 0
+
+
+def _ray_options(args):
+    """``--ray [ADDRESS]`` and what each run asks of the cluster; None for a local sweep."""
+    if args.ray is None:
+        for flag, value in (("--cpus-per-run", args.cpus_per_run), ("--gpus-per-run", args.gpus_per_run)):
+            if value is not None:
+                raise UserInputError(f"{flag} is what each run asks of a Ray cluster: give it with --ray")
+        return None
+    if args.jobs is not None:
+        raise UserInputError("--jobs sets how many local processes run at once; with --ray the cluster places "
+                             "the runs: give --cpus-per-run / --gpus-per-run instead")
+    from .study.ray_runs import RayOptions
+
+    return RayOptions(address=args.ray or None, cpus=1.0 if args.cpus_per_run is None else args.cpus_per_run,
+                      gpus=args.gpus_per_run)
 
 
 def _check_report_apart(report: Path, exp, stores: dict) -> None:
@@ -538,7 +556,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="run an experiment file (resumable) and build its tables and figures")
     rep.add_argument("experiment", help="experiment YAML (see experiments/)")
     rep.add_argument("--results", help="results folder holding the registry (default: results/<name>)")
-    rep.add_argument("--jobs", type=int, default=1, help="runs in parallel, each in its own process")
+    rep.add_argument("--jobs", type=int, help="runs in parallel, each in its own process (default 1)")
+    rep.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                     help="run each run as a task on a Ray cluster: HOST:PORT of its head, or none for $RAY_ADDRESS, "
+                          "else the cluster `ray start` began here, else a new local one (docs/reproduce.md)")
+    rep.add_argument("--cpus-per-run", type=float, metavar="N", help="with --ray: CPUs each run asks for (default 1)")
+    rep.add_argument("--gpus-per-run", type=float, metavar="N",
+                     help="with --ray: GPUs each run asks for (default 1 when the cluster has GPUs, else 0)")
     rep.add_argument("--data-path", help="folder holding <dataset>/ (default: the file's data_path, else RESULTS/data)")
     rep.add_argument("--report", help="report Markdown path (default: RESULTS/report.md; assets beside it)")
     rep.add_argument("--mmrec-root", metavar="PATH", help="MMRec checkout for models with engine: mmrec "

@@ -20,14 +20,11 @@ import errno
 import fcntl
 import json
 import os
-import subprocess
 import sys
-import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -40,11 +37,10 @@ from ..files import check_output_folder
 from ..mmrec.overlay import check_checkout
 from .drift import changed_runs, describe
 from .experiment import Experiment, RunSpec, check_runs, dataset_config_known
+from .ray_runs import RayOptions
 from .registry import Registry, code_version, environment, jsonable, record_problem
+from .runners import Finished, LocalRunner, Runner, now
 
-LOG_DIR = "logs"
-WORK_DIR = "work"
-SNAPSHOT_DIR = "snapshots"  # a run's training state while it runs (engine.snapshot): a stopped sweep resumes it
 LOCK_FILE = ".lock"
 
 
@@ -122,19 +118,6 @@ def prepare_datasets(exp: Experiment, log: TextIO) -> None:
         (prepare_diffmm if how["source"] == "diffmm" else prepare_diffrec)(Path(how["src"]), folder, False)
 
 
-@dataclass
-class _Running:
-    spec: RunSpec
-    proc: subprocess.Popen
-    out: Path
-    log: Path
-    started: str
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -159,60 +142,39 @@ def check_mmrec(exp: Experiment, mmrec_root: str | None, models: list[str]) -> s
     return str(root)
 
 
-def _start(spec: RunSpec, exp: Experiment, results: Path, threads: int, mmrec_root: str | None,
-           snapshot_every: float = 120.0) -> _Running:
-    work, logs = results / WORK_DIR, results / LOG_DIR
-    work.mkdir(parents=True, exist_ok=True)
-    logs.mkdir(parents=True, exist_ok=True)
-    spec_file, out = work / f"{spec.key}.spec.json", work / f"{spec.key}.out.json"
-    out.unlink(missing_ok=True)
-    config = {**spec.overrides, "seed": spec.seed, "data_path": exp.data_path}
-    snapshot = results / SNAPSHOT_DIR / f"{spec.key}.snapshot" if snapshot_every else None  # outside work/,
-    # which a stopped sweep clears
-    spec_file.write_text(json.dumps({"model": spec.model, "dataset": spec.dataset, "config": config,
-                                     "threads": threads, "mmrec_root": mmrec_root,
-                                     "snapshot": str(snapshot) if snapshot else None, "snapshot_every": snapshot_every}),
-                         encoding="utf-8")
-    log = logs / f"{spec.key}.log"
-    with open(log, "w", encoding="utf-8") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "mmrec_ld4mrec.study.run_worker", str(spec_file), str(out)],
-                                stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    return _Running(spec, proc, out, log, _now())
-
-
-def _record(job: _Running, results: Path, context: dict) -> dict:
-    try:
-        outcome = json.loads(job.out.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        outcome = None
-    if not isinstance(outcome, dict) or outcome.get("status") not in ("done", "failed"):
-        outcome = {"status": "failed", "error": f"the run's process ended with code {job.proc.returncode} "
-                                                f"and no result (killed, or out of memory?)"}
-    record = {"key": job.spec.key, "label": job.spec.label, "spec": job.spec.to_dict(), **context,
-              "status": outcome["status"], "started_at": job.started, "finished_at": _now(),
-              "wall_seconds": outcome.get("wall_seconds"), "log": str(job.log.relative_to(results))}
+def _record(run: Finished, results: Path, context: dict) -> dict:
+    """The registry record of a run that ended: the sweep's ``context``, then what the runner and
+    the run's own process know (where it ran, the code that ran it); a result the tables could
+    not read is stored as a failure."""
+    outcome = run.outcome
+    record = {"key": run.spec.key, "label": run.spec.label, "spec": run.spec.to_dict(), **context, **run.fields,
+              **{k: outcome[k] for k in ("environment", "code") if isinstance(outcome.get(k), dict)},
+              "status": outcome["status"], "started_at": run.started, "finished_at": now(),
+              "wall_seconds": outcome.get("wall_seconds"), "log": str(run.log.relative_to(results))}
     if outcome["status"] == "done":
         record["result"] = outcome.get("result")
-        problem = record_problem(json.loads(json.dumps(record, default=jsonable)), job.spec.key)
+        problem = record_problem(json.loads(json.dumps(record, default=jsonable)), run.spec.key)
         if problem:  # never store what the tables could not read
             record.update(status="failed", error=f"the run's result is not usable: {problem}")
             del record["result"]
     if record["status"] == "failed":
         record.setdefault("error", str(outcome.get("error", "")))
-        record["log_tail"] = _log_tail(job.log)
+        record["log_tail"] = _log_tail(results / record["log"])
     return record
 
 
 def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | None = None,
               poll_seconds: float = 0.2, mmrec_root: str | None = None, only_models: list[str] | None = None,
               rerun_changed: bool = False, snapshot_every: float = 120.0,
-              add_segments: list[int] | None = None) -> dict:
+              add_segments: list[int] | None = None, ray: RayOptions | None = None) -> dict:
     """Run what the registry lacks (of ``only_models``' runs, when given); returns counts
     {total, skipped, done, failed}. Everything that can be checked is checked before the
     results folder is locked and touched. Runs save their training state every
     ``snapshot_every`` seconds (0: never) and resume from it. ``add_segments``: run instead
     only the finished main runs of these seeds whose records lack the beyond-accuracy figures
-    and segments (recorded before they existed, or imported); new records replace them."""
+    and segments (recorded before they existed, or imported); new records replace them.
+    ``ray``: run each run as a task on a Ray cluster (:mod:`.ray_runs`) instead of ``jobs``
+    local processes; the registry stays here."""
     stream = stream or sys.stderr
     if jobs < 1:
         raise UserInputError(f"--jobs: expected at least 1, got {jobs}")
@@ -224,14 +186,19 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
     check_output_folder(results, "--results")
     known = [d for d in exp.datasets if dataset_config_known(exp, d)]
     check_runs(exp, known)
+    if ray:
+        ray.check()
     with sweep_lock(results):
         prepare_datasets(exp, stream)
         check_runs(exp, [d for d in exp.datasets if d not in known])
         specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]
         if add_segments:
             specs = _without_segments(exp, results, specs, add_segments)
-        return _sweep(exp, results, specs, jobs, stream, poll_seconds, mmrec_root, rerun_changed, snapshot_every,
-                      rerun_finished=bool(add_segments))
+        if ray:
+            with ray.runner(exp, results, mmrec_root, snapshot_every, stream) as runner:
+                return _sweep(exp, results, specs, runner, stream, rerun_changed, rerun_finished=bool(add_segments))
+        runner = LocalRunner(results, exp.data_path, jobs, mmrec_root, snapshot_every, poll_seconds)
+        return _sweep(exp, results, specs, runner, stream, rerun_changed, rerun_finished=bool(add_segments))
 
 
 def _without_segments(exp: Experiment, results: Path, specs: list[RunSpec], seeds: list[int]) -> list[RunSpec]:
@@ -243,18 +210,9 @@ def _without_segments(exp: Experiment, results: Path, specs: list[RunSpec], seed
             and not (finished[s.key].get("result") or {}).get("segments")]
 
 
-def _forget(job: _Running, results: Path) -> None:
-    job.out.unlink(missing_ok=True)
-    job.out.with_suffix(".tmp").unlink(missing_ok=True)
-    (results / WORK_DIR / f"{job.spec.key}.spec.json").unlink(missing_ok=True)
-
-
-def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stream: TextIO, poll_seconds: float,
-           mmrec_root: str | None, rerun_changed: bool = False, snapshot_every: float = 120.0,
-           rerun_finished: bool = False) -> dict:
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    context = {"experiment": exp.name, "jobs": jobs, "code": code_version(),
-               "environment": {**environment(), "torch_threads": threads}}
+def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], runner: Runner, stream: TextIO,
+           rerun_changed: bool = False, rerun_finished: bool = False) -> dict:
+    context = {"experiment": exp.name, "code": code_version(), "environment": environment()}
     counts = {"total": len(specs), "skipped": 0, "done": 0, "failed": 0}
     with Registry(results) as registry:
         finished = registry.done()
@@ -272,25 +230,21 @@ def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stre
         todo = deque(s for s in specs if s.key not in finished or s.key in rerun)
         counts["skipped"] = len(specs) - len(todo)
         print(f"{exp.name}: {len(specs)} runs, {counts['skipped']} already in {registry.path}, "
-              f"{len(todo)} to run with {jobs} job(s)", file=stream)
+              f"{len(todo)} to run {runner.describe()}", file=stream)
         # tqdm's rate counts only runs past ``initial``, so skipped runs do not make the estimate optimistic.
         # Off a terminal (logs, CI) the bar is off and each finished run is one plain line.
         tty = hasattr(stream, "isatty") and stream.isatty()
         progress = tqdm(total=len(specs), initial=counts["skipped"], unit="run", file=stream, dynamic_ncols=True,
                         disable=not tty)
-        running: list[_Running] = []
         try:
-            while todo or running:
-                while todo and len(running) < jobs:
-                    running.append(_start(todo.popleft(), exp, results, threads, mmrec_root, snapshot_every))
-                time.sleep(poll_seconds)
-                for job in [j for j in running if j.proc.poll() is not None]:
-                    running.remove(job)
-                    record = _record(job, results, context)
+            while todo or runner.busy():
+                while todo and runner.has_room():
+                    runner.start(todo.popleft())
+                for run in runner.wait():
+                    record = _record(run, results, context)
                     registry.put(record)
                     counts[record["status"]] += 1
-                    _forget(job, results)
-                    note = f"{record['status']}: {job.spec.label}"
+                    note = f"{record['status']}: {run.spec.label}"
                     if record["status"] == "failed":
                         note += f" ({record['error'][:200]})"
                     finished_count = counts["skipped"] + counts["done"] + counts["failed"]
@@ -298,14 +252,5 @@ def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], jobs: int, stre
                     progress.update(1)
         finally:
             progress.close()
-            for job in running:  # interrupted: unfinished runs leave no record and rerun next time
-                job.proc.kill()
-                job.proc.wait()
-                _forget(job, results)
-            work = results / WORK_DIR
-            if work.is_dir():
-                for leftover in [*work.glob("*.json"), *work.glob("*.tmp")]:  # a run interrupted while being started
-                    leftover.unlink(missing_ok=True)
-                if not any(work.iterdir()):
-                    work.rmdir()
+            runner.stop()
     return counts

@@ -3,8 +3,9 @@
 A fresh process per run keeps peak memory a per-run number and a crash (or an out-of-memory
 kill) confined to that run. The spec file holds ``{model, dataset, config, threads}`` (and
 ``mmrec_root`` for a config with ``engine: mmrec``, and ``snapshot``: the file the run saves
-its training state to, so that a run stopped with its sweep resumes, ``engine.snapshot``); the outcome is
-written to OUT.json by rename, so the sweep reads either a whole file or none.
+its training state to, so that a run stopped with its sweep resumes, ``engine.snapshot``); the outcome,
+with where the run ran (``environment``) and the code that ran it, is written to OUT.json by
+rename, so the sweep reads either a whole file or none.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ..engine.quick_start import run
 from ..files import die_with_parent
 from ..mmrec.driver import run_in_mmrec
 from .inference_study import split_inference_study
-from .registry import jsonable
+from .registry import code_version, environment, jsonable
 
 
 def main(argv: list[str]) -> int:
@@ -50,6 +51,7 @@ def main(argv: list[str]) -> int:
         outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         code = 1
     outcome["wall_seconds"] = time.time() - start
+    outcome.update(environment=environment(), code=code_version())
     tmp = out_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(outcome, default=jsonable), encoding="utf-8")
     os.replace(tmp, out_path)

@@ -1,6 +1,7 @@
 """A real Ray cluster on this machine for the tests: ``ray start --head`` and worker nodes, each
-``ray start --block`` in a process group of its own, ended by killing the groups (``ray stop``
-would end every Ray process of the machine, a user's cluster included)."""
+``ray start --block`` in a process group of its own with its raylet, ended by killing the
+groups (``ray stop`` would end every Ray process of the machine, a user's cluster included).
+A node's Ray workers have groups of their own and end when their raylet does."""
 
 from __future__ import annotations
 

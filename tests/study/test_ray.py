@@ -16,6 +16,7 @@ import pytest
 
 from mmrec_ld4mrec.cli import main
 from mmrec_ld4mrec.study.ray_node import run_on_node, scratch_root
+from mmrec_ld4mrec.study.ray_runs import sweep_id
 from mmrec_ld4mrec.study.registry import Registry
 
 from .ray_cluster import local_cluster
@@ -76,17 +77,45 @@ def test_tiny_on_a_ray_cluster_gives_the_runs_and_metrics_of_a_local_sweep(clust
     assert "13 of 13 finished" in (remote / "report.md").read_text()
 
 
-def _ray_workers_running_a_run() -> list[int]:
-    """The Ray worker processes that run a sweep's task (Ray names them after the function)."""
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def _runs_of(sweep: str = "") -> list[int]:
+    """The processes running a run of ``sweep`` (any sweep: "") on a node: they run in the
+    node's folder for the sweep."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::run_on_node"):
-                    found.append(int(entry.name))
+                cmdline = (entry / "cmdline").read_bytes()
             except OSError:
-                pass
+                continue
+            if b"mmrec_ld4mrec.study.run_worker" in cmdline and f"mmrec-ld4mrec-ray/runs/{sweep}".encode() in cmdline:
+                found.append(int(entry.name))
     return found
+
+
+def _ray_workers_running_a_run(sweep: str = "") -> list[int]:
+    """The Ray worker processes whose task runs a run of ``sweep``: the runs' parents."""
+    workers = []
+    for pid in _runs_of(sweep):
+        try:
+            parent = _parent(pid)
+            if Path(f"/proc/{parent}/cmdline").read_bytes().startswith(b"ray::"):
+                workers.append(parent)
+        except (OSError, ValueError, IndexError):
+            pass
+    return workers
+
+
+def _wait_for_a_snapshot(results: Path) -> Path:
+    """The node's snapshot folder of the sweep into ``results``, once its run saved its state."""
+    snapshots = scratch_root() / "snapshots" / sweep_id(results)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(snapshots.glob("*.snapshot")):
+        time.sleep(0.1)
+    return snapshots
 
 
 def _long_run(tmp_path: Path, seeds: str, epochs: int) -> Path:
@@ -103,10 +132,8 @@ def test_a_run_whose_worker_process_is_killed_is_run_again_and_recorded_once(clu
     sweep = subprocess.Popen(_cli("reproduce", str(exp), "--results", str(results), "--data-path", str(data_path),
                                   "--ray", cluster, "--snapshot-every", "0.2"),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((scratch_root() / "snapshots").rglob("*.snapshot")):
-        time.sleep(0.1)  # the run is under way: it saved its state at least once
-    workers = _ray_workers_running_a_run()
+    snapshots = _wait_for_a_snapshot(results)  # the run is under way: it saved its state at least once
+    workers = _ray_workers_running_a_run(sweep_id(results))
     assert len(workers) == 1, workers
     os.kill(workers[0], signal.SIGKILL)
     output, _ = sweep.communicate(timeout=300)
@@ -119,8 +146,8 @@ def test_a_run_whose_worker_process_is_killed_is_run_again_and_recorded_once(clu
     log = (results / record["log"]).read_text()
     assert log.startswith("attempt 1 of 3 lost: WorkerCrashedError") and "attempt 2 of 3 on node" in log
     assert "resuming from" in log and record["result"]["resumed_from_epoch"] >= 1  # from the first one's snapshot
-    assert not list((scratch_root() / "snapshots").rglob("*.snapshot"))  # a finished run leaves none
-    assert not list((scratch_root() / "runs").rglob("*.json"))  # nor its files, the lost attempt's included
+    assert not list(snapshots.glob("*.snapshot"))  # a finished run leaves none
+    assert not list((scratch_root() / "runs" / sweep_id(results)).rglob("*"))  # nor its files, the lost attempt's
 
     # the run that was killed and resumed scores as one never stopped
     whole = tmp_path / "whole"
@@ -128,6 +155,26 @@ def test_a_run_whose_worker_process_is_killed_is_run_again_and_recorded_once(clu
                  "--snapshot-every", "0"]) == 0
     [never_stopped] = _records(whole).values()
     assert _what_a_run_measured(record) == _what_a_run_measured(never_stopped)
+
+
+@pytest.mark.slow
+def test_a_run_whose_node_is_lost_runs_again_on_another_node(tmp_path, data_path):
+    exp = _long_run(tmp_path, "1", epochs=150)
+    results = tmp_path / "r"
+    with local_cluster(workers=2, cpus_per_worker=1) as address:  # its own: one node goes down
+        sweep = subprocess.Popen(_cli("reproduce", str(exp), "--results", str(results), "--data-path",
+                                      str(data_path), "--ray", address, "--snapshot-every", "0.2"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _wait_for_a_snapshot(results)
+        [run] = _runs_of(sweep_id(results))
+        node = os.getpgid(_parent(_parent(run)))  # the run's worker's raylet: its node's `ray start` group
+        os.killpg(node, signal.SIGKILL)
+        output, _ = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, output
+    [record] = _records(results).values()
+    assert record["status"] == "done" and record["attempts"] == 2, output
+    assert output.count("lost: LD4MRec@synthetic seed 1 (NodeDiedError") == 1, output
+    assert output.count("done: LD4MRec@synthetic seed 1") == 1
 
 
 @pytest.mark.slow
@@ -149,9 +196,9 @@ def test_a_driver_stopped_with_ctrl_c_and_restarted_repeats_no_finished_run(clus
     assert 1 <= len(before) < 4 and all(r["status"] == "done" for r in before.values()), output
     logs_before = {k: (results / r["log"]).stat().st_mtime_ns for k, r in before.items()}
     deadline = time.time() + 30
-    while _ray_workers_running_a_run() and time.time() < deadline:
+    while _ray_workers_running_a_run(sweep_id(results)) and time.time() < deadline:
         time.sleep(0.2)
-    assert not _ray_workers_running_a_run()  # the runs in flight were cancelled with the driver
+    assert not _ray_workers_running_a_run(sweep_id(results))  # the runs in flight were cancelled with the driver
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stdout + again.stderr

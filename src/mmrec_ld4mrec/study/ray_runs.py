@@ -86,6 +86,12 @@ class RayOptions:
                 ray.shutdown()
 
 
+def sweep_id(results: Path) -> str:
+    """The name under which the nodes keep a sweep's run files and snapshots: the driver's host
+    and results folder, so that two sweeps never share them."""
+    return hashlib.sha1(f"{socket.gethostname()}:{results.resolve()}".encode()).hexdigest()[:12]
+
+
 def pack_folder(folder: Path) -> bytes:
     """``folder`` as an uncompressed tar holding ``<name>/...``: its regular files in sorted order,
     without times or owners, so that the same content packs to the same bytes (and digest)."""
@@ -133,7 +139,7 @@ class RayRunner:
                                  "lower --cpus-per-run or --gpus-per-run, or add a node")
         self.jobs_on = {n["NodeID"]: _concurrency(n, self.cpus, self.gpus) for n in nodes}
         self.code = code_version()
-        self.sweep = hashlib.sha1(f"{socket.gethostname()}:{results.resolve()}".encode()).hexdigest()[:12]
+        self.sweep = sweep_id(results)
         self.task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0, max_calls=1)(run_on_node)
         self.where = f"{len(nodes)} node(s), {sum(n['Resources'].get('CPU', 0) for n in nodes):g} CPUs, " \
                      f"{sum(n['Resources'].get('GPU', 0) for n in nodes):g} GPUs"

@@ -1,8 +1,9 @@
 """Run an experiment file into the results registry, resuming where an earlier sweep stopped.
 
 Every run the experiment needs (:meth:`Experiment.all_runs`) that the registry does not hold
-as finished is started in its own process (``run_worker``), ``jobs`` at a time; each outcome,
-finished or failed, is committed to the registry as it arrives. A run that failed before is
+as finished is started in its own process (``run_worker``): ``jobs`` at a time on this machine
+(:mod:`.runners`), or as tasks on a Ray cluster (``--ray``, :mod:`.ray_runs`). Each outcome,
+finished or failed, is committed to the registry here, by this process alone, as it arrives. A run that failed before is
 tried again; a finished one is never recomputed. A run stopped with its sweep (Ctrl-C, a
 killed process) resumes at its last saved epoch (``RESULTS/snapshots``, ``engine.snapshot``).
 The tables and figures are then rebuilt from the registry (:mod:`.report`).

@@ -80,7 +80,9 @@ class RayOptions:
                 raise UserInputError(f"--ray {where}: cannot start or reach a Ray cluster there "
                                      f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
         try:
-            yield RayRunner(ray, self, exp, results, mmrec_root, snapshot_every, stream)
+            runner = RayRunner(ray, self, exp, results, mmrec_root, snapshot_every, stream)
+            runner.keep_connection = connected_before
+            yield runner
         finally:
             if not connected_before:
                 ray.shutdown()
@@ -155,6 +157,7 @@ class RayRunner:
                 print(f"{name}: read at {folder} on every node ({size / 2**20:.0f} MiB, above the "
                       f"{options.ship_limit / 2**20:.0f} MiB shipped); that path must be on every node", file=stream)
         self.pending: dict[object, _Task] = {}
+        self.keep_connection = False
 
     def describe(self) -> str:
         each = f"{self.cpus:g} CPU(s)" + (f" and {self.gpus:g} GPU(s)" if self.gpus else "")
@@ -203,8 +206,13 @@ class RayRunner:
         return finished
 
     def stop(self) -> None:
-        for ref in self.pending:  # interrupted: unfinished runs leave no record and rerun next time
-            self.ray.cancel(ref, force=True)
+        """Interrupted: the unfinished runs leave no record and run next time. They end with the
+        driver's connection (Ray ends a finished job's workers, and a run's process ends with its
+        worker); ``ray.cancel(force=True)`` is not used, as it can race a task that is completing
+        and abort the driver. A caller that keeps its connection has them cancelled instead."""
+        if self.keep_connection:
+            for ref in self.pending:
+                self.ray.cancel(ref)
         self.pending.clear()
 
     def _log(self, task: _Task, text: str, host: str | None) -> Path:

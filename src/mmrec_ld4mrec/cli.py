@@ -240,7 +240,8 @@ def cmd_reproduce(args) -> int:
     exp = resolve_data_path(exp, results, args.data_path)
     _check_report_apart(report, exp, {"the registry": results / "registry.lmdb", "the sweep's lock": results / ".lock"})
     counts = None
-    if args.report_only and args.ray is not None:
+    ray = _ray_options(args)
+    if args.report_only and ray:
         raise UserInputError("--ray runs the sweep's runs on a cluster; --report-only runs nothing: give one of them")
     if not args.report_only:
         only = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
@@ -248,7 +249,7 @@ def cmd_reproduce(args) -> int:
             raise UserInputError(f"--snapshot-every expects seconds >= 0 (0: no snapshots), got {args.snapshot_every}")
         counts = reproduce(exp, results, jobs=1 if args.jobs is None else args.jobs, mmrec_root=args.mmrec_root, only_models=only,
                            rerun_changed=args.rerun_changed, snapshot_every=args.snapshot_every,
-                           add_segments=_seed_list(args.add_segments, "--add-segments", exp), ray=_ray_options(args))
+                           add_segments=_seed_list(args.add_segments, "--add-segments", exp), ray=ray)
     with Registry(results, readonly=True) as registry:  # reading only: another sweep may be running
         written = write_report(exp, registry, report, with_std=args.std, command=" ".join(["mmrec-ld4mrec", *sys.argv[1:]]))
     if counts:

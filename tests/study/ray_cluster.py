@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -40,12 +41,19 @@ def _start(args: list[str], log: Path, env: dict, groups: list[subprocess.Popen]
         time.sleep(0.2)
 
 
+@dataclass
+class Cluster:
+    address: str
+    tmp: Path  # the nodes' TMPDIR: their scratch folders (ray_node.scratch_root) lie below it, removed with them
+
+
 @contextmanager
-def local_cluster(workers: int = 2, cpus_per_worker: int = 1) -> Iterator[str]:
-    """A head node with no CPUs (it places, never runs) and ``workers`` nodes; yields its address."""
+def local_cluster(workers: int = 2, cpus_per_worker: int = 1) -> Iterator[Cluster]:
+    """A head node with no CPUs (it places, never runs) and ``workers`` nodes."""
     port = _free_port()
     scratch = Path(tempfile.mkdtemp(prefix="ray-"))  # short: Ray's socket paths must stay under 108 bytes
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    (scratch / "tmp").mkdir()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "TMPDIR": str(scratch / "tmp")}
     common = ["--object-store-memory", str(100 << 20), "--disable-usage-stats", "--temp-dir", str(scratch / "t")]
     groups: list[subprocess.Popen] = []
     try:
@@ -54,7 +62,7 @@ def local_cluster(workers: int = 2, cpus_per_worker: int = 1) -> Iterator[str]:
         for i in range(workers):
             _start(["--address", f"127.0.0.1:{port}", "--num-cpus", str(cpus_per_worker), *common],
                    scratch / f"worker{i}.log", env, groups)
-        yield f"127.0.0.1:{port}"
+        yield Cluster(f"127.0.0.1:{port}", scratch / "tmp")
     finally:
         for proc in reversed(groups):
             try:

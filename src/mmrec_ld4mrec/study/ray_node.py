@@ -28,11 +28,6 @@ from pathlib import Path
 LOG_LIMIT = 4 << 20  # the last 4 MiB of a run's log come back to the driver
 
 
-class RunProcessLost(RuntimeError):
-    """The run's process ended without an outcome (killed, out of memory): the driver submits
-    the run again, as it does when Ray loses the task's worker or node."""
-
-
 def scratch_root() -> Path:
     return Path(tempfile.gettempdir()) / "mmrec-ld4mrec-ray"
 
@@ -46,7 +41,8 @@ def unpack_dataset(blob: bytes, digest: str) -> str:
         staging = Path(tempfile.mkdtemp(prefix=f".{digest}.", dir=target.parent))
         try:
             with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-                tar.extractall(staging, filter="data")
+                # the driver packed plain files only; the "data" filter, where Python has it, checks anyway
+                tar.extractall(staging, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
             os.rename(staging, target)  # whole or not at all; a run that unpacked it first wins
         except OSError:
             if not target.is_dir():
@@ -76,7 +72,10 @@ def _node_id() -> str | None:
 
 
 def run_on_node(payload: dict, key: str, sweep: str, digest: str | None, blob: bytes | None) -> dict:
-    """Run ``payload`` (``run_worker``'s spec) here; returns {outcome, log, started, host}.
+    """Run ``payload`` (``run_worker``'s spec) here; returns {outcome, log, started, host, node},
+    or, when the run's process ended without an outcome (killed, out of memory), {lost: why,
+    log, ...} instead of the outcome: the driver then submits the run again, as it does when
+    Ray loses the task's worker or node.
     ``blob``: the dataset folder shipped through the object store (``digest`` names it), else
     the dataset is read at ``payload``'s data_path. ``sweep`` keeps apart the snapshots of
     sweeps into different results folders."""
@@ -106,7 +105,7 @@ def run_on_node(payload: dict, key: str, sweep: str, digest: str | None, blob: b
         try:
             outcome = json.loads(out.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise RunProcessLost(f"the run's process ended with code {code} on node {reply['host']}") from None
+            return {**reply, "lost": f"the run's process ended with code {code} and no result"}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return {**reply, "outcome": outcome}

@@ -19,6 +19,7 @@ import hashlib
 import io
 import logging
 import math
+import os
 import socket
 import tarfile
 from collections.abc import Iterator
@@ -30,16 +31,17 @@ from typing import TextIO
 from ..errors import UserInputError
 from ..files import atomic_write
 from .experiment import Experiment, RunSpec
-from .ray_node import RunProcessLost, run_on_node
+from .ray_node import run_on_node
 from .registry import code_version
 from .runners import LOG_DIR, Finished, now, run_payload
 
-INSTALL = "pip install 'mmrec-ld4mrec[ray]'"
+INSTALL = "pip install -e '.[ray]' in this package's checkout (or pip install 'mmrec-ld4mrec[ray]')"
 SHIP_LIMIT = 64 << 20
 ATTEMPTS = 3
 
 
-def import_ray():
+def import_ray():  # -> the ray module
+    """Ray, or a one-line error saying how to install it."""
     try:
         import ray
     except ImportError:
@@ -60,11 +62,13 @@ class RayOptions:
     ship_limit: int = SHIP_LIMIT
 
     def check(self) -> None:
+        """Ray is installed and each run asks for what Ray can grant (steps of 0.0001)."""
         import_ray()
-        if not (self.cpus > 0 and math.isfinite(self.cpus)):
-            raise UserInputError(f"--cpus-per-run: expected a number of CPUs above 0, got {self.cpus}")
-        if self.gpus is not None and not (self.gpus >= 0 and math.isfinite(self.gpus)):
-            raise UserInputError(f"--gpus-per-run: expected a number of GPUs of at least 0, got {self.gpus}")
+        if not (self.cpus > 0 and math.isfinite(self.cpus) and round(self.cpus, 4) == self.cpus):
+            raise UserInputError(f"--cpus-per-run: expected a number of CPUs above 0 in steps of 0.0001, got {self.cpus}")
+        if self.gpus is not None and not (self.gpus >= 0 and math.isfinite(self.gpus) and round(self.gpus, 4) == self.gpus):
+            raise UserInputError(f"--gpus-per-run: expected a number of GPUs of at least 0 in steps of 0.0001, "
+                                 f"got {self.gpus}")
 
     @contextmanager
     def runner(self, exp: Experiment, results: Path, mmrec_root: str | None, snapshot_every: float,
@@ -94,26 +98,27 @@ def sweep_id(results: Path) -> str:
     return hashlib.sha1(f"{socket.gethostname()}:{results.resolve()}".encode()).hexdigest()[:12]
 
 
+def dataset_files(folder: Path) -> list[Path]:
+    """The files of a dataset folder, links followed (as a run reads them), in sorted order."""
+    return sorted(Path(root, name) for root, _, names in os.walk(folder, followlinks=True) for name in names
+                  if Path(root, name).is_file())
+
+
 def pack_folder(folder: Path) -> bytes:
-    """``folder`` as an uncompressed tar holding ``<name>/...``: its regular files in sorted order,
-    without times or owners, so that the same content packs to the same bytes (and digest)."""
+    """``folder`` as an uncompressed tar holding ``<name>/...``: its files (linked ones as the
+    files they link to) without times or owners, so that the same content packs to the same
+    bytes (and digest)."""
 
     def plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
         return info
 
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT, dereference=True) as tar:
         tar.add(folder, arcname=folder.name, filter=plain, recursive=False)
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                tar.add(path, arcname=str(Path(folder.name) / path.relative_to(folder)), filter=plain,
-                        recursive=False)
+        for path in dataset_files(folder):
+            tar.add(path, arcname=str(Path(folder.name) / path.relative_to(folder)), filter=plain, recursive=False)
     return buffer.getvalue()
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 @dataclass
@@ -148,7 +153,7 @@ class RayRunner:
         self.shipped: dict[str, tuple[str, object]] = {}
         for name in exp.datasets:
             folder = Path(exp.data_path) / name
-            size = _folder_bytes(folder)
+            size = sum(p.stat().st_size for p in dataset_files(folder))
             if size <= options.ship_limit:
                 blob = pack_folder(folder)
                 self.shipped[name] = (hashlib.sha256(blob).hexdigest()[:16], ray.put(blob))
@@ -170,8 +175,8 @@ class RayRunner:
         return bool(self.pending)
 
     def start(self, spec: RunSpec, attempt: int = 1, lost: list[str] | None = None) -> None:
-        payload = run_payload(spec, self.exp.data_path, max(1, int(self.cpus)), self.mmrec_root, None,
-                              self.snapshot_every)
+        payload = {**run_payload(spec, self.exp.data_path, max(1, int(self.cpus)), self.mmrec_root, None,
+                                 self.snapshot_every), "code": self.code}  # a node of another version refuses it
         digest, blob = self.shipped.get(spec.dataset, (None, None))
         ref = self.task.remote(payload, spec.key, self.sweep, digest, blob)
         self.pending[ref] = _Task(spec, attempt, lost or [])
@@ -185,24 +190,20 @@ class RayRunner:
             task = self.pending.pop(ref)
             try:
                 reply = self.ray.get(ref)
-            except self.ray.exceptions.RayTaskError as exc:
-                if not isinstance(exc.cause, RunProcessLost):
-                    finished.append(self._failed(task, f"the run's task failed on its node: {exc.cause!r}"))
-                    continue
-                why = str(exc.cause)
-            except self.ray.exceptions.TaskCancelledError:
+            except self.ray.exceptions.RayTaskError as exc:  # the task itself failed: running it again would too
+                finished.append(self._failed(task, f"the run's task failed on its node: {exc.cause!r}"))
                 continue
-            except self.ray.exceptions.RayError as exc:  # the worker or its node was lost
-                why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            else:
+            except self.ray.exceptions.RayError as exc:  # the worker or its node was lost, or the task cancelled
+                reply = {"lost": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+            if "lost" not in reply:
                 finished.append(self._finished(task, reply))
-                continue
-            if task.attempt < ATTEMPTS:
-                print(f"lost: {task.spec.label} ({why[:200]}); submitted again, attempt {task.attempt + 1} of "
-                      f"{ATTEMPTS}", file=self.stream)
-                self.start(task.spec, task.attempt + 1, [*task.lost, why])
+            elif task.attempt < ATTEMPTS:
+                print(f"lost: {task.spec.label} ({reply['lost'][:200]}); submitted again, attempt {task.attempt + 1} "
+                      f"of {ATTEMPTS}", file=self.stream)
+                self.start(task.spec, task.attempt + 1, [*task.lost, reply["lost"]])
             else:
-                finished.append(self._failed(task, f"lost {ATTEMPTS} times: {'; '.join([*task.lost, why])[:2000]}"))
+                error = f"lost {ATTEMPTS} times: {'; '.join([*task.lost, reply['lost']])[:2000]}"
+                finished.append(self._failed(task, error, reply.get("log", ""), reply.get("host")))
         return finished
 
     def stop(self) -> None:
@@ -230,22 +231,13 @@ class RayRunner:
         return {"jobs": self.jobs_on.get(node or "", 1), "node": host, "attempts": task.attempt, "runner": "ray"}
 
     def _finished(self, task: _Task, reply: dict) -> Finished:
-        outcome = reply["outcome"]
-        code = outcome.get("code") if isinstance(outcome.get("code"), dict) else {}
-        mine = (self.code.get("package"), self.code.get("commit"))
-        theirs = (code.get("package"), code.get("commit"))
-        if theirs[0] and (theirs[0] != mine[0] or (mine[1] and theirs[1] and theirs[1] != mine[1])):
-            outcome = {**outcome, "status": "failed",
-                       "error": f"node {reply.get('host')} runs mmrec-ld4mrec {theirs[0]} (commit {theirs[1]}), the "
-                                f"driver {mine[0]} (commit {mine[1]}): install the same version on every node"}
-            outcome.pop("result", None)
         log = self._log(task, reply.get("log", ""), reply.get("host"))
-        return Finished(task.spec, outcome, reply.get("started") or "", log,
+        return Finished(task.spec, reply["outcome"], reply.get("started") or now(), log,
                         self._fields(task, reply.get("host"), reply.get("node")))
 
-    def _failed(self, task: _Task, error: str) -> Finished:
-        return Finished(task.spec, {"status": "failed", "error": error}, now(), self._log(task, "", None),
-                        self._fields(task, None, None))
+    def _failed(self, task: _Task, error: str, log: str = "", host: str | None = None) -> Finished:
+        return Finished(task.spec, {"status": "failed", "error": error}, now(), self._log(task, log, host),
+                        self._fields(task, host, None))
 
 
 def _resources(node: dict) -> str:

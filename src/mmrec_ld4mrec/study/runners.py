@@ -119,7 +119,8 @@ class LocalRunner:
         finished = []
         for job in ended:
             self.running.remove(job)
-            finished.append(Finished(job.spec, self._outcome(job), job.started, job.log, {"jobs": self.jobs}))
+            finished.append(Finished(job.spec, self._outcome(job), job.started, job.log,
+                                     {"jobs": self.jobs, "runner": "local"}))
             self._forget(job)
         return finished
 

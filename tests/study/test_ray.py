@@ -174,6 +174,27 @@ def test_a_run_whose_worker_process_is_killed_is_run_again_and_recorded_once(clu
 
 
 @pytest.mark.slow
+def test_a_run_lost_three_times_is_recorded_failed_once_with_why(cluster, tmp_path, data_path):
+    exp = _long_run(tmp_path, "1", epochs=150)
+    results = tmp_path / "r"
+    sweep = subprocess.Popen(_cli("reproduce", str(exp), "--results", str(results), "--data-path", str(data_path),
+                                  "--ray", cluster.address), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed: set[int] = set()
+    deadline = time.time() + 120
+    while sweep.poll() is None and time.time() < deadline:
+        for pid in set(_runs_of(sweep_id(results))) - killed:
+            os.kill(pid, signal.SIGKILL)
+            killed.add(pid)
+        time.sleep(0.05)
+    output, _ = sweep.communicate(timeout=60)
+    assert sweep.returncode == 1 and len(killed) == 3, output
+    [record] = _records(results).values()
+    assert record["status"] == "failed" and record["attempts"] == 3
+    assert record["error"].startswith("lost 3 times: the run's process ended with code -9 and no result; ")
+    assert output.count("failed: LD4MRec@synthetic seed 1") == 1 and output.count("lost: ") == 2
+
+
+@pytest.mark.slow
 def test_a_run_whose_node_is_lost_runs_again_on_another_node(tmp_path, data_path):
     exp = _long_run(tmp_path, "1", epochs=150)
     results = tmp_path / "r"

@@ -5,12 +5,12 @@ and GPUs; Ray places it on a node of the cluster. The outcome and the log come b
 driver, which writes the record and the log as a local sweep does: the registry has one
 writer, on one machine, and nothing about it changes. A run whose process, worker or node is
 lost is submitted again, up to :data:`ATTEMPTS` attempts in all, and recorded once, when it
-ends. Stopping the driver (Ctrl-C) cancels the runs in flight; they leave no record, and the
-next sweep skips what finished.
+ends. Stopping the driver (Ctrl-C) ends the runs in flight with its connection; they leave no
+record, and the next sweep skips what finished.
 
 A dataset folder up to :data:`SHIP_LIMIT` bytes travels through Ray's object store, once per
 sweep and node; a larger one is read at the data path on every node, which must then be a
-path every node sees (docs/reproduce.md). Ray is optional: ``pip install 'mmrec-ld4mrec[ray]'``.
+path every node sees (docs/reproduce.md). Ray is optional: the ``ray`` extra (:data:`INSTALL`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from ..errors import UserInputError
 from ..files import atomic_write
 from .experiment import Experiment, RunSpec
 from .ray_node import run_on_node
-from .registry import code_version
 from .runners import LOG_DIR, Finished, now, run_payload
 
 INSTALL = "pip install -e '.[ray]' in this package's checkout (or pip install 'mmrec-ld4mrec[ray]')"
@@ -72,8 +71,9 @@ class RayOptions:
 
     @contextmanager
     def runner(self, exp: Experiment, results: Path, mmrec_root: str | None, snapshot_every: float,
-               stream: TextIO) -> Iterator[RayRunner]:
-        """Connected to the cluster for the sweep's lifetime (left connected if the caller was)."""
+               stream: TextIO, code: dict) -> Iterator[RayRunner]:
+        """Connected to the cluster for the sweep's lifetime (left connected if the caller was);
+        ``code``: the driver's version, which every node must run."""
         ray = import_ray()
         connected_before = ray.is_initialized()
         if not connected_before:
@@ -84,7 +84,7 @@ class RayOptions:
                 raise UserInputError(f"--ray {where}: cannot start or reach a Ray cluster there "
                                      f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
         try:
-            runner = RayRunner(ray, self, exp, results, mmrec_root, snapshot_every, stream)
+            runner = RayRunner(ray, self, exp, results, mmrec_root, snapshot_every, stream, code)
             runner.keep_connection = connected_before
             yield runner
         finally:
@@ -132,7 +132,7 @@ class RayRunner:
     """Submits each run as a Ray task and collects the ones that end (see the module's text)."""
 
     def __init__(self, ray, options: RayOptions, exp: Experiment, results: Path, mmrec_root: str | None,
-                 snapshot_every: float, stream: TextIO, poll_seconds: float = 1.0):
+                 snapshot_every: float, stream: TextIO, code: dict, poll_seconds: float = 1.0):
         self.ray, self.exp, self.results, self.stream = ray, exp, results, stream
         self.mmrec_root, self.snapshot_every, self.poll_seconds = mmrec_root, snapshot_every, poll_seconds
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -145,7 +145,7 @@ class RayRunner:
                                  f"one run (nodes: {', '.join(_resources(n) for n in nodes) or 'none'}); "
                                  "lower --cpus-per-run or --gpus-per-run, or add a node")
         self.jobs_on = {n["NodeID"]: _concurrency(n, self.cpus, self.gpus) for n in nodes}
-        self.code = code_version()
+        self.code = code
         self.sweep = sweep_id(results)
         self.task = ray.remote(num_cpus=self.cpus, num_gpus=self.gpus, max_retries=0, max_calls=1)(run_on_node)
         self.where = f"{len(nodes)} node(s), {sum(n['Resources'].get('CPU', 0) for n in nodes):g} CPUs, " \
@@ -248,5 +248,7 @@ def _resources(node: dict) -> str:
 def _concurrency(node: dict, cpus: float, gpus: float) -> int:
     """How many runs the node holds at once: they share its machine (the cost table's "parallel jobs")."""
     r = node.get("Resources", {})
-    by_cpu = int(r.get("CPU", 0) // cpus) if cpus else 0
-    return max(1, min(by_cpu, int(r.get("GPU", 0) // gpus)) if gpus else by_cpu)
+    held = int(r.get("CPU", 0) // cpus)
+    if gpus:
+        held = min(held, int(r.get("GPU", 0) // gpus))
+    return max(1, held)

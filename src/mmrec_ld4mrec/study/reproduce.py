@@ -24,7 +24,7 @@ import os
 import sys
 from collections import deque
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
@@ -195,11 +195,11 @@ def reproduce(exp: Experiment, results: Path, jobs: int = 1, stream: TextIO | No
         specs = [s for s in exp.all_runs() if not only_models or s.model in only_models]
         if add_segments:
             specs = _without_segments(exp, results, specs, add_segments)
-        if ray:
-            with ray.runner(exp, results, mmrec_root, snapshot_every, stream) as runner:
-                return _sweep(exp, results, specs, runner, stream, rerun_changed, rerun_finished=bool(add_segments))
-        runner = LocalRunner(results, exp.data_path, jobs, mmrec_root, snapshot_every, poll_seconds)
-        return _sweep(exp, results, specs, runner, stream, rerun_changed, rerun_finished=bool(add_segments))
+        code = code_version()
+        runners = ray.runner(exp, results, mmrec_root, snapshot_every, stream, code) if ray else \
+            nullcontext(LocalRunner(results, exp.data_path, jobs, mmrec_root, snapshot_every, poll_seconds))
+        with runners as runner:
+            return _sweep(exp, results, specs, runner, stream, code, rerun_changed, rerun_finished=bool(add_segments))
 
 
 def _without_segments(exp: Experiment, results: Path, specs: list[RunSpec], seeds: list[int]) -> list[RunSpec]:
@@ -211,9 +211,9 @@ def _without_segments(exp: Experiment, results: Path, specs: list[RunSpec], seed
             and not (finished[s.key].get("result") or {}).get("segments")]
 
 
-def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], runner: Runner, stream: TextIO,
+def _sweep(exp: Experiment, results: Path, specs: list[RunSpec], runner: Runner, stream: TextIO, code: dict,
            rerun_changed: bool = False, rerun_finished: bool = False) -> dict:
-    context = {"experiment": exp.name, "code": code_version(), "environment": environment()}
+    context = {"experiment": exp.name, "code": code, "environment": environment()}
     counts = {"total": len(specs), "skipped": 0, "done": 0, "failed": 0}
     with Registry(results) as registry:
         finished = registry.done()

@@ -31,11 +31,6 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def lost_outcome(why: str) -> dict:
-    """The outcome of a run whose process ended without writing one."""
-    return {"status": "failed", "error": f"{why} and no result (killed, or out of memory?)"}
-
-
 @dataclass
 class Finished:
     spec: RunSpec
@@ -46,17 +41,23 @@ class Finished:
 
 
 class Runner(Protocol):
-    def describe(self) -> str: ...
+    def describe(self) -> str:
+        """Where the runs go, for the sweep's opening line ("with 2 job(s)")."""
 
-    def has_room(self) -> bool: ...
+    def has_room(self) -> bool:
+        """Whether another run can be started now."""
 
-    def start(self, spec: RunSpec) -> None: ...
+    def start(self, spec: RunSpec) -> None:
+        """Start ``spec``'s run."""
 
-    def busy(self) -> bool: ...
+    def busy(self) -> bool:
+        """Whether a started run has not ended yet."""
 
-    def wait(self) -> list[Finished]: ...
+    def wait(self) -> list[Finished]:
+        """The runs that ended since the last call, after waiting a moment for one."""
 
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """End the unfinished runs, leaving no trace of them (also after the last run)."""
 
 
 def run_payload(spec: RunSpec, data_path: str, threads: int, mmrec_root: str | None, snapshot: str | None,
@@ -144,7 +145,8 @@ class LocalRunner:
         except (OSError, ValueError):
             outcome = None
         if not isinstance(outcome, dict) or outcome.get("status") not in ("done", "failed"):
-            return lost_outcome(f"the run's process ended with code {job.proc.returncode}")
+            return {"status": "failed", "error": f"the run's process ended with code {job.proc.returncode} "
+                                                 "and no result (killed, or out of memory?)"}
         return outcome
 
     def _forget(self, job: _Process) -> None:

@@ -230,6 +230,10 @@ def cmd_reproduce(args) -> int:
     from .study.report import check_report_path, write_report
     from .study.reproduce import reproduce, resolve_data_path
 
+    if args.experiment is None and args.ray and Path(args.ray).suffix in (".yaml", ".yml"):
+        args.experiment, args.ray = args.ray, ""  # `reproduce --ray EXP.yaml`: --ray took the file for its address
+    if args.experiment is None:
+        raise UserInputError("reproduce: give the experiment file (e.g. experiments/tiny.yaml)")
     exp = load_experiment(Path(args.experiment))
     if args.runs:
         return _report_from_runs(args, exp)
@@ -555,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="measure the first model once at this shape, e.g. 1371980x105542 (full H&M), fast generator")
     bench.set_defaults(func=cmd_bench)
     rep = sub.add_parser("reproduce", help="run an experiment file (resumable) and build its tables and figures")
-    rep.add_argument("experiment", help="experiment YAML (see experiments/)")
+    rep.add_argument("experiment", nargs="?", help="experiment YAML (see experiments/)")
     rep.add_argument("--results", help="results folder holding the registry (default: results/<name>)")
     rep.add_argument("--jobs", type=int, help="runs in parallel, each in its own process (default 1)")
     rep.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",

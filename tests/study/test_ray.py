@@ -312,7 +312,12 @@ def test_ray_options_need_ray_and_go_with_it(tmp_path, data_path, capsys, monkey
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err
         assert needle in err and "Traceback" not in err, err
+    assert main(["reproduce", "--results", str(tmp_path / "r")]) == 2
+    assert "reproduce: give the experiment file" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "ray", None)  # as without the extra: `import ray` fails
+    # `--ray EXP.yaml` (the flag before the file) is --ray without an address, not a cluster named tiny.yaml
+    assert main(["reproduce", "--ray", tiny, "--results", str(tmp_path / "r"), "--data-path", str(data_path)]) == 2
+    assert "--ray needs Ray" in capsys.readouterr().err
     assert main([*base, "--ray"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["error: --ray needs Ray, which is not installed: pip install -e '.[ray]' "
